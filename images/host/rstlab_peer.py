@@ -1,0 +1,552 @@
+#!/usr/bin/env python3
+"""RST Lab peer agent: holds TCP sockets by name and makes socket calls on command.
+
+Standard library only; runs as the main process of every lab host container:
+
+    python3 rstlab_peer.py agent --host NAME
+
+Protocol (JSON lines; stdout carries protocol lines only, diagnostics go to stderr):
+
+* At start: {"event": "ready", "host": NAME, "t": <time.time()>, "pid": PID}
+* Command on stdin: {"id": 7, "call": "connect", "args": {...}}. Each command runs
+  in its own thread, so a blocking call never holds up the others.
+* Exactly one answer per command:
+      {"id", "host", "call", "sock", "args", "start", "end",
+       "ok", "result", "errno", "error"}
+  "start"/"end" are time.time() taken immediately before the first and after the
+  last syscall the command made (or around the whole command if it made none).
+  "errno" is the kernel's errno name (errno.errorcode), "error" its text. A bad
+  command (unknown call, missing or unknown args) answers ok=false, errno=null.
+  Python-level socket timeouts are never used: sockets stay in blocking mode,
+  so SO_RCVTIMEO/SO_SNDTIMEO and the kernel's own timers decide.
+* {"call": "quit"} is answered, then the process exits at once with status 0,
+  as it does on EOF on stdin and on SIGTERM. Sockets are not closed one by one:
+  the kernel closes whatever is still open when the process exits.
+
+Calls and args (defaults after "="); "sock" names a socket in the agent's table:
+  socket      {sock}                    new unconnected IPv4 TCP socket
+  setsockopt  {sock, option, value}     option: see SOCKOPTS below
+  listen      {sock, port, addr="0.0.0.0", backlog=16}  -> {"addr"}
+  accept      {sock, as}                stores the connection as "as" -> {"peer", "local"}
+  connect     {sock, host, port, nonblocking=false, timeout=null} -> {"local", "peer"}
+              nonblocking: O_NONBLOCK connect, poll for POLLOUT up to timeout s,
+              then SO_ERROR; a poll timeout answers ok=false, errno=null,
+              result "poll-timeout" and leaves the socket open.
+  send        {sock, bytes, repeat=1, interval=0.0, byte="x", keep_going=false,
+               sigpipe=false} -> list of per-send() records
+  recv        {sock, bytes=65536, exact=false} -> {"received", "eof"}
+  shutdown    {sock, how="RDWR"}        how: RD, WR or RDWR
+  close       {sock}
+  sleep       {seconds}
+  shell       {cmd, timeout=30}         /bin/sh -c -> {"rc", "signal", "stdout", "stderr"}
+  exec        {argv, default_sigpipe=false, timeout=30} -> same as shell
+  counters    {}                        Tcp* and TcpExt* counters, named as nstat does
+  sockets     {}                        the table: {name: {"fd", "local", "peer"}}
+
+One-shot writer (a C-like program for SIGPIPE scenarios):
+
+    python3 rstlab_peer.py writer --host H --port P [--bytes 5000] [--count 50]
+        [--interval 0.05] [--default-sigpipe] [--keep-going]
+
+connects (blocking), then makes `count` plain send() calls (no MSG_NOSIGNAL),
+printing one JSON line per call; exits 0 at the end or at the first error
+(unless --keep-going). With --default-sigpipe, SIGPIPE is at SIG_DFL, so a send
+that gets EPIPE kills the process with signal 13, like a C program. Linux
+reports the first send after a RST as ECONNRESET (no signal) and only later
+ones as EPIPE, so being killed needs --keep-going.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class BadCommand(Exception):
+    """The command cannot be carried out as given (answers errno=null)."""
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it is not simply ok=true with a result."""
+
+    result: Any
+    ok: bool
+    errno: str | None = None
+    error: str | None = None
+
+
+class Clock:
+    """Runs syscalls, keeping the start of the first and the end of the last."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.end: float | None = None
+        self.last = (0.0, 0.0)
+
+    def __call__(self, fn: Callable, *args: Any) -> Any:
+        t0 = time.time()
+        try:
+            return fn(*args)
+        finally:
+            t1 = time.time()
+            self.last = (t0, t1)
+            if self.start is None:
+                self.start = t0
+            self.end = t1
+
+
+def errname(exc: OSError) -> str | None:
+    """The kernel's name for an OSError's errno (EAI_* for resolver errors)."""
+    if isinstance(exc, socket.gaierror):
+        return next((n for n in dir(socket) if n.startswith("EAI_")
+                     and getattr(socket, n) == exc.errno), None)
+    return errno.errorcode.get(exc.errno) if exc.errno else None
+
+
+def errtext(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def addr_of(getter: Callable) -> list | None:
+    """getsockname/getpeername as [ip, port], or None when there is none."""
+    try:
+        return list(getter())[:2]
+    except OSError:
+        return None
+
+
+class Table:
+    """Sockets by name.
+
+    Every socket ever created is also kept in `_keep`: a socket object that is
+    garbage-collected closes its descriptor, which would put a FIN on the wire.
+    """
+
+    def __init__(self) -> None:
+        self._socks: dict[str, socket.socket] = {}
+        self._keep: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> socket.socket:
+        with self._lock:
+            if name not in self._socks:
+                raise BadCommand(f"no socket named {name!r}")
+            return self._socks[name]
+
+    def add(self, name: str, sock: socket.socket) -> None:
+        with self._lock:
+            self._keep.append(sock)
+            if name in self._socks:
+                raise BadCommand(f"socket name {name!r} already in use")
+            self._socks[name] = sock
+
+    def get_or_create(self, name: str) -> socket.socket:
+        with self._lock:
+            if name not in self._socks:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self._keep.append(sock)
+                self._socks[name] = sock
+            return self._socks[name]
+
+    def check_free(self, name: str) -> None:
+        with self._lock:
+            if name in self._socks:
+                raise BadCommand(f"socket name {name!r} already in use")
+
+    def pop(self, name: str) -> socket.socket:
+        with self._lock:
+            if name not in self._socks:
+                raise BadCommand(f"no socket named {name!r}")
+            return self._socks.pop(name)
+
+    def snapshot(self) -> dict[str, socket.socket]:
+        with self._lock:
+            return dict(self._socks)
+
+
+TABLE = Table()
+
+
+# ---------------------------------------------------------------- socket options
+
+def _timeval(seconds: float) -> bytes:
+    sec = int(seconds)
+    return struct.pack("@ll", sec, int(round((seconds - sec) * 1_000_000)))
+
+
+def _linger(value: list) -> bytes:
+    onoff, seconds = value
+    return struct.pack("@ii", int(onoff), int(seconds))
+
+
+_SOL, _TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
+SOCKOPTS: dict[str, tuple[int, int, Callable[[Any], Any]]] = {
+    "SO_LINGER": (_SOL, socket.SO_LINGER, _linger),
+    "SO_RCVTIMEO": (_SOL, socket.SO_RCVTIMEO, _timeval),
+    "SO_SNDTIMEO": (_SOL, socket.SO_SNDTIMEO, _timeval),
+    "SO_KEEPALIVE": (_SOL, socket.SO_KEEPALIVE, int),
+    "SO_RCVBUF": (_SOL, socket.SO_RCVBUF, int),
+    "SO_SNDBUF": (_SOL, socket.SO_SNDBUF, int),
+    "SO_REUSEADDR": (_SOL, socket.SO_REUSEADDR, int),
+    "TCP_NODELAY": (_TCP, socket.TCP_NODELAY, int),
+    "TCP_KEEPIDLE": (_TCP, socket.TCP_KEEPIDLE, int),
+    "TCP_KEEPINTVL": (_TCP, socket.TCP_KEEPINTVL, int),
+    "TCP_KEEPCNT": (_TCP, socket.TCP_KEEPCNT, int),
+    "TCP_USER_TIMEOUT": (_TCP, getattr(socket, "TCP_USER_TIMEOUT", 18), int),
+}
+
+SHUT = {"RD": socket.SHUT_RD, "WR": socket.SHUT_WR, "RDWR": socket.SHUT_RDWR}
+
+
+# ---------------------------------------------------------------------- calls
+# Each takes the command's Clock and its args as keyword arguments, so missing
+# or unknown args fail as a TypeError (a bad command), never as a crash.
+
+def call_socket(clock: Clock, *, sock: str) -> None:
+    TABLE.add(sock, socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+
+def call_setsockopt(clock: Clock, *, sock: str, option: str, value: Any) -> None:
+    if option not in SOCKOPTS:
+        raise BadCommand(f"unknown option {option!r}; known: {', '.join(SOCKOPTS)}")
+    level, name, encode = SOCKOPTS[option]
+    s = TABLE.get(sock)
+    clock(s.setsockopt, level, name, encode(value))
+
+
+def call_listen(clock: Clock, *, sock: str, port: int, addr: str = "0.0.0.0",
+                backlog: int = 16) -> dict:
+    s = TABLE.get_or_create(sock)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    clock(s.bind, (addr, int(port)))
+    clock(s.listen, int(backlog))
+    return {"addr": addr_of(s.getsockname)}
+
+
+def call_accept(clock: Clock, *, sock: str, as_: str) -> dict:
+    listener = TABLE.get(sock)
+    TABLE.check_free(as_)
+    conn, _ = clock(listener.accept)
+    TABLE.add(as_, conn)
+    return {"peer": addr_of(conn.getpeername), "local": addr_of(conn.getsockname)}
+
+
+def _connect_nonblocking(clock: Clock, s: socket.socket, addr: tuple,
+                         timeout: float | None) -> Reply | None:
+    s.setblocking(False)
+    try:
+        err = clock(s.connect_ex, addr)
+        if err == errno.EINPROGRESS:
+            poller = select.poll()
+            poller.register(s, select.POLLOUT)
+            ms = None if timeout is None else max(0, int(float(timeout) * 1000))
+            if not clock(poller.poll, ms):
+                return Reply("poll-timeout", False, None,
+                             f"not connected after {timeout} s (socket left open)")
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+        return None
+    finally:
+        s.setblocking(True)
+
+
+def call_connect(clock: Clock, *, sock: str, host: str, port: int,
+                 nonblocking: bool = False, timeout: float | None = None) -> Any:
+    addr = (socket.gethostbyname(host), int(port))
+    s = TABLE.get_or_create(sock)
+    if nonblocking:
+        gave_up = _connect_nonblocking(clock, s, addr, timeout)
+        if gave_up:
+            return gave_up
+    else:
+        clock(s.connect, addr)  # blocking socket: one plain connect() syscall
+    return {"local": addr_of(s.getsockname), "peer": addr_of(s.getpeername)}
+
+
+def call_send(clock: Clock, *, sock: str, bytes: int, repeat: int = 1,
+              interval: float = 0.0, byte: str = "x", keep_going: bool = False,
+              sigpipe: bool = False) -> Reply:
+    s = TABLE.get(sock)
+    payload = byte.encode("latin-1") * int(bytes)
+    flags = 0 if sigpipe else socket.MSG_NOSIGNAL
+    records: list[dict] = []
+    first: dict | None = None
+    for i in range(int(repeat)):
+        if i and interval:
+            time.sleep(float(interval))
+        try:
+            sent = clock(s.send, payload, flags)
+            rec = {"t": clock.last[0], "end": clock.last[1], "ok": True, "sent": sent}
+        except OSError as exc:
+            rec = {"t": clock.last[0], "end": clock.last[1], "ok": False,
+                   "errno": errname(exc), "error": errtext(exc)}
+            first = first or rec
+        records.append(rec)
+        if not rec["ok"] and not keep_going:
+            break
+    return Reply(records, records[-1]["ok"] if records else True,
+                 first and first["errno"], first and first["error"])
+
+
+def call_recv(clock: Clock, *, sock: str, bytes: int = 65536, exact: bool = False) -> Any:
+    s = TABLE.get(sock)
+    want, total, eof = int(bytes), 0, False
+    while True:
+        try:
+            data = clock(s.recv, want - total if exact else want)
+        except OSError as exc:
+            if not total:
+                raise
+            return Reply({"received": total, "eof": False}, False, errname(exc), errtext(exc))
+        total += len(data)
+        eof = not data
+        if not exact or eof or total >= want:
+            return {"received": total, "eof": eof}
+
+
+def call_shutdown(clock: Clock, *, sock: str, how: str = "RDWR") -> None:
+    if how not in SHUT:
+        raise BadCommand(f"how must be one of {', '.join(SHUT)}")
+    clock(TABLE.get(sock).shutdown, SHUT[how])
+
+
+def call_close(clock: Clock, *, sock: str) -> None:
+    clock(TABLE.pop(sock).close)
+
+
+def call_sleep(clock: Clock, *, seconds: float) -> None:
+    time.sleep(float(seconds))
+
+
+def _run(clock: Clock, argv: list, timeout: float, restore_signals: bool) -> Reply:
+    """Runs a child with stdin on /dev/null (never the agent's command pipe)."""
+    try:
+        proc = clock(lambda: subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=float(timeout),
+            restore_signals=restore_signals))
+    except subprocess.TimeoutExpired as exc:
+        result = {"rc": None, "signal": None, "stdout": _text(exc.stdout),
+                  "stderr": _text(exc.stderr)}
+        return Reply(result, False, None, f"killed after the {timeout} s timeout")
+    rc = proc.returncode
+    sig = signal.Signals(-rc).name if rc < 0 else None
+    result = {"rc": rc, "signal": sig, "stdout": _text(proc.stdout),
+              "stderr": _text(proc.stderr)}
+    error = None if rc == 0 else (f"killed by {sig}" if sig else f"exit status {rc}")
+    return Reply(result, rc == 0, None, error)
+
+
+def _text(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+def call_shell(clock: Clock, *, cmd: str, timeout: float = 30) -> Reply:
+    return _run(clock, ["/bin/sh", "-c", cmd], timeout, restore_signals=True)
+
+
+def call_exec(clock: Clock, *, argv: list, default_sigpipe: bool = False,
+              timeout: float = 30) -> Reply:
+    if not isinstance(argv, list) or not argv:
+        raise BadCommand("argv must be a non-empty list of strings")
+    # restore_signals=False: the child inherits the agent's ignored SIGPIPE.
+    return _run(clock, [str(a) for a in argv], timeout, restore_signals=bool(default_sigpipe))
+
+
+def _proc_counters(path: str, wanted: set[str]) -> dict[str, int]:
+    """Header/value line pairs of /proc/net/{snmp,netstat} as nstat names them."""
+    out: dict[str, int] = {}
+    headers: dict[str, list[str]] = {}
+    with open(path) as f:
+        for line in f:
+            prefix, _, rest = line.partition(":")
+            if prefix not in wanted:
+                continue
+            if prefix not in headers:
+                headers[prefix] = rest.split()
+            else:
+                out.update((prefix + k, int(v))
+                           for k, v in zip(headers.pop(prefix), rest.split()))
+    return out
+
+
+def call_counters(clock: Clock) -> dict[str, int]:
+    return {**_proc_counters("/proc/net/snmp", {"Tcp"}),
+            **_proc_counters("/proc/net/netstat", {"TcpExt"})}
+
+
+def call_sockets(clock: Clock) -> dict:
+    return {name: {"fd": s.fileno(), "local": addr_of(s.getsockname),
+                   "peer": addr_of(s.getpeername)}
+            for name, s in TABLE.snapshot().items()}
+
+
+CALLS: dict[str, Callable[..., Any]] = {
+    "socket": call_socket,
+    "setsockopt": call_setsockopt,
+    "listen": call_listen,
+    "accept": call_accept,
+    "connect": call_connect,
+    "send": call_send,
+    "recv": call_recv,
+    "shutdown": call_shutdown,
+    "close": call_close,
+    "sleep": call_sleep,
+    "shell": call_shell,
+    "exec": call_exec,
+    "counters": call_counters,
+    "sockets": call_sockets,
+}
+
+
+# ---------------------------------------------------------------------- agent
+
+class Agent:
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._out = threading.Lock()
+
+    def emit(self, obj: dict) -> None:
+        line = json.dumps(obj, default=str) + "\n"
+        with self._out:
+            try:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            except (OSError, ValueError):  # the orchestrator is gone
+                os._exit(0)
+
+    def answer(self, cmd: dict) -> dict:
+        args = cmd.get("args")
+        args = {} if args is None else args
+        call = cmd.get("call")
+        ans = {"id": cmd.get("id"), "host": self.host, "call": call,
+               "sock": args.get("sock") if isinstance(args, dict) else None,
+               "args": args, "start": None, "end": None, "ok": False,
+               "result": None, "errno": None, "error": None}
+        clock = Clock()
+        t0 = time.time()
+        try:
+            if call not in CALLS:
+                raise BadCommand(f"unknown call {call!r}; known: {', '.join(CALLS)}, quit")
+            if not isinstance(args, dict):
+                raise BadCommand("args must be an object")
+            kwargs = {("as_" if k == "as" else k): v for k, v in args.items()}
+            result = CALLS[call](clock, **kwargs)
+            if isinstance(result, Reply):
+                ans.update(ok=result.ok, result=result.result, errno=result.errno,
+                           error=result.error)
+            else:
+                ans.update(ok=True, result=result)
+        except OSError as exc:
+            ans.update(errno=errname(exc), error=errtext(exc))
+        except BadCommand as exc:
+            ans["error"] = str(exc)
+        except Exception as exc:  # bad args (TypeError, ValueError, ...)
+            ans["error"] = f"{type(exc).__name__}: {exc}".replace("'as_'", "'as'")
+        t1 = time.time()
+        ans["start"] = clock.start if clock.start is not None else t0
+        ans["end"] = clock.end if clock.end is not None else t1
+        return ans
+
+    def handle_line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            return
+        try:
+            cmd = json.loads(text)
+            if not isinstance(cmd, dict):
+                raise ValueError("a command must be a JSON object")
+        except ValueError as exc:
+            self.emit({"id": None, "host": self.host, "call": None, "sock": None,
+                       "args": None, "start": time.time(), "end": time.time(),
+                       "ok": False, "result": None, "errno": None,
+                       "error": f"bad command line: {exc}"})
+            return
+        if cmd.get("call") == "quit":
+            now = time.time()
+            self.emit({"id": cmd.get("id"), "host": self.host, "call": "quit",
+                       "sock": None, "args": cmd.get("args"), "start": now, "end": now,
+                       "ok": True, "result": None, "errno": None, "error": None})
+            os._exit(0)
+        threading.Thread(target=lambda: self.emit(self.answer(cmd)), daemon=True).start()
+
+    def run(self) -> None:
+        self.emit({"event": "ready", "host": self.host, "t": time.time(), "pid": os.getpid()})
+        for raw in sys.stdin.buffer:
+            self.handle_line(raw)
+        os._exit(0)  # EOF: leave the sockets as they are; the kernel closes them
+
+
+# --------------------------------------------------------------------- writer
+
+def writer(opts: argparse.Namespace) -> int:
+    if opts.default_sigpipe:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+    def out(rec: dict) -> None:
+        sys.stdout.write(json.dumps(rec) + "\n")
+        sys.stdout.flush()  # before the next send, which may kill the process
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t0 = time.time()
+    try:
+        s.connect((socket.gethostbyname(opts.host), opts.port))
+    except OSError as exc:
+        out({"call": "connect", "t": t0, "end": time.time(), "ok": False,
+             "errno": errname(exc), "error": errtext(exc)})
+        return 0
+    out({"call": "connect", "t": t0, "end": time.time(), "ok": True,
+         "local": addr_of(s.getsockname), "peer": addr_of(s.getpeername)})
+    payload = b"x" * opts.bytes
+    for i in range(opts.count):
+        if i and opts.interval:
+            time.sleep(opts.interval)
+        t0 = time.time()
+        try:
+            sent = s.send(payload)  # no MSG_NOSIGNAL
+        except OSError as exc:
+            out({"call": "send", "t": t0, "end": time.time(), "ok": False,
+                 "errno": errname(exc), "error": errtext(exc)})
+            if not opts.keep_going:
+                return 0
+            continue
+        out({"call": "send", "t": t0, "end": time.time(), "ok": True, "sent": sent})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="RST Lab peer agent")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    agent = sub.add_parser("agent", help="serve JSON commands on stdin/stdout")
+    agent.add_argument("--host", required=True, help="this host's name in answers")
+    w = sub.add_parser("writer", help="connect and write chunks, like a C program")
+    w.add_argument("--host", required=True)
+    w.add_argument("--port", type=int, required=True)
+    w.add_argument("--bytes", type=int, default=5000)
+    w.add_argument("--count", type=int, default=50)
+    w.add_argument("--interval", type=float, default=0.05)
+    w.add_argument("--default-sigpipe", action="store_true")
+    w.add_argument("--keep-going", action="store_true",
+                   help="keep writing after an error (needed to be killed by SIGPIPE)")
+    opts = parser.parse_args(argv)
+    if opts.mode == "writer":
+        return writer(opts)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    Agent(opts.host).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

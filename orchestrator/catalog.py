@@ -1,0 +1,60 @@
+"""Finding and loading scenarios and the topology from files (YAML)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .errors import ScenarioFileError, UnknownScenario
+from .model import Scenario, scenario_from_mapping
+from .topology import Topology, topology_from_compose
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+BUILTIN_DIR = PACKAGE_DIR / "scenarios"
+COMPOSE_FILE = PROJECT_DIR / "compose.yaml"
+IMAGES_DIR = PROJECT_DIR / "images"
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioFileError(f"{path}: cannot read ({exc.__class__.__name__}: {getattr(exc, 'strerror', exc)})") from None
+    if not text.strip():
+        raise ScenarioFileError(f"{path}: the file is empty")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioFileError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load_topology(path: Path = COMPOSE_FILE) -> Topology:
+    return topology_from_compose(_read_yaml(path), str(path))
+
+
+def load_scenario_file(path: Path, topology: Topology) -> Scenario:
+    return scenario_from_mapping(_read_yaml(path), str(path), list(topology.hosts))
+
+
+def builtin_scenarios(topology: Topology) -> list[Scenario]:
+    """The catalogue shipped with the package, in file-name order."""
+    return [load_scenario_file(p, topology) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
+
+
+def resolve(names: list[str], topology: Topology) -> list[Scenario]:
+    """Scenario ids from the catalogue, or paths to scenario files, in the order given."""
+    catalogue = {s.id: s for s in builtin_scenarios(topology)}
+    chosen = []
+    for name in names:
+        if name in catalogue:
+            chosen.append(catalogue[name])
+        elif name.endswith((".yaml", ".yml")) or Path(name).exists():
+            chosen.append(load_scenario_file(Path(name), topology))
+        else:
+            raise UnknownScenario(f"unknown scenario {name!r}",
+                                  f"known: {', '.join(catalogue)}; or give a scenario file path")
+    return chosen

@@ -1,0 +1,140 @@
+"""The command layer: parse arguments, call the lab, map expected errors to exit statuses.
+
+Every command is a function in COMMANDS returning an ExitStatus; `main` turns
+a LabError into its one line and status, and Ctrl-C or SIGTERM into 130 after
+the lab has torn itself down.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.console import Console
+
+from . import catalog
+from .errors import ExitStatus, LabError
+from .report.console import ConsoleReport
+
+DEFAULT_OUT = Path("captures")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m orchestrator",
+                                description="RST Lab: every way a TCP connection gets reset, on real hosts.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    lst = sub.add_parser("list", help="the scenario catalogue")
+    lst.add_argument("--json", action="store_true", help="machine-readable list")
+    for name, help_text in (("run", "run scenarios by id or scenario file"), ("all", "run the whole catalogue")):
+        r = sub.add_parser(name, help=help_text)
+        if name == "run":
+            r.add_argument("scenarios", nargs="+", metavar="NAME-or-FILE")
+        r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: captures/)")
+    b = sub.add_parser("build", help="build the lab's images (offline if no registry answers)")
+    b.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
+    c = sub.add_parser("clean", help="remove every container and network labelled rstlab.run")
+    c.add_argument("--images", action="store_true", help="also remove the lab's images")
+    return p
+
+
+def cmd_list(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    scenarios = catalog.builtin_scenarios(catalog.load_topology())
+    if args.json:
+        print(json.dumps([{"id": s.id, "title": s.title, "claim": s.claim, "hosts": list(s.hosts),
+                           "article_holds": s.article_holds, "file": s.source} for s in scenarios], indent=2))
+    else:
+        report.scenario_list(scenarios)
+    return ExitStatus.OK
+
+
+def _run(names: Sequence[str] | None, out: Path, report: ConsoleReport) -> ExitStatus:
+    from .lab import engine, images
+    from .report import files
+    from .runner import run_scenario
+
+    topology = catalog.load_topology()
+    scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
+    files.prepare_output(out)
+    client = engine.connect()
+    leftovers = {c.labels.get(engine.RUN) for c in engine.lab_objects(client)[0]}
+    if leftovers:
+        report.note(f"[yellow]note:[/yellow] objects of earlier runs are still on the engine "
+                    f"(runs {', '.join(sorted(x for x in leftovers if x))}); "
+                    "remove them with: python -m orchestrator clean")
+    run_id = engine.new_run_id()
+    image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, report.build_progress)
+    kernel = str(client.info().get("KernelVersion", ""))
+    results = []
+    for scenario in scenarios:
+        result = run_scenario(client, image_set, topology, scenario, run_id, report.scenario_progress)
+        result.kernel = kernel
+        files.write_scenario(out, result, run_id)
+        report.scenario_done(result)
+        results.append(result)
+    files.write_run(out, results, run_id, kernel)
+    report.summary(results, str(out))
+    if any(r.error for r in results):
+        return ExitStatus.ENVIRONMENT
+    return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.EXPECTATION_FAILED
+
+
+def cmd_run(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    return _run(args.scenarios, args.out, report)
+
+
+def cmd_all(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    return _run(None, args.out, report)
+
+
+def cmd_build(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    from .lab import engine, images
+
+    client = engine.connect()
+    built = images.ensure_images(client, catalog.IMAGES_DIR, engine.new_run_id(), report.build_progress,
+                                 force=args.force)
+    report.note(f"images ready: {built.base}, {built.host}")
+    return ExitStatus.OK
+
+
+def cmd_clean(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    from .lab import engine
+
+    client = engine.connect()
+    containers, networks = engine.remove_lab_objects(client)
+    removed_images = 0
+    if args.images:
+        for image in client.images.list(filters={"label": engine.RUN}):
+            client.images.remove(image.id, force=True)
+            removed_images += 1
+    report.note(f"removed {containers} containers, {networks} networks"
+                + (f", {removed_images} images" if args.images else "") + " labelled rstlab.run")
+    return ExitStatus.OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, ConsoleReport], ExitStatus]] = {
+    "list": cmd_list, "run": cmd_run, "all": cmd_all, "build": cmd_build, "clean": cmd_clean,
+}
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    args = _parser().parse_args(argv)
+    report = ConsoleReport(console)
+    err = Console(stderr=True)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return int(COMMANDS[args.command](args, report))
+    except LabError as exc:
+        err.print(f"error: {exc.line()}", highlight=False, markup=False, soft_wrap=True)
+        return int(exc.status)
+    except KeyboardInterrupt:
+        err.print("interrupted: the lab's containers and networks of this run were removed", highlight=False, soft_wrap=True)
+        return int(ExitStatus.INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

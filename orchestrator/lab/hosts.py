@@ -1,0 +1,218 @@
+"""One scenario's hosts on the engine: network, host containers, agents, capture sidecars.
+
+`ScenarioLab` is a context manager: whatever happens inside, every container
+and the network it made are removed by label on the way out.
+"""
+from __future__ import annotations
+
+import io
+import ipaddress
+import random
+import re
+import tarfile
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import docker
+import docker.errors
+
+from ..errors import LabRuntimeError
+from ..topology import HostSpec, Topology
+from . import engine
+from .agent import AgentChannel
+from .images import ImageSet
+
+LAB_SUPERNET = ipaddress.ip_network("10.213.0.0/16")
+READY_TIMEOUT = 20.0
+CAPTURE_STOP_TIMEOUT = 10.0
+Progress = Callable[[str], None]
+# NET_RAW opens the packet socket; SETUID/SETGID/CHOWN let tcpdump hand the
+# pcap to its own unprivileged user and drop to it right after opening.
+SIDECAR_CAPS = ["NET_RAW", "SETUID", "SETGID", "CHOWN"]
+
+
+@dataclass(frozen=True)
+class CaptureFile:
+    """A capture point's pcap and tcpdump's own closing counts."""
+
+    host: str
+    data: bytes
+    captured: int | None
+    received: int | None
+    dropped: int | None
+
+
+def _parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None]:
+    def count(what: str) -> int | None:
+        m = re.search(rf"(\d+) packets? {what}", text)
+        return int(m.group(1)) if m else None
+    return count("captured"), count("received by filter"), count("dropped by kernel")
+
+
+class ScenarioLab:
+    """The containers and network of one scenario run, torn down by label on exit."""
+
+    def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology,
+                 run_id: str, scenario: str, hosts: tuple[str, ...], capture: tuple[str, ...],
+                 progress: Progress, sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self.client = client
+        self.api = client.api
+        self.images = images
+        self.template = topology
+        self.topology = topology
+        self.run_id = run_id
+        self.scenario = scenario
+        self.host_names = hosts
+        self.capture_points = capture
+        self.sysctls = sysctls or {}
+        self.progress = progress
+        self.prefix = f"rstlab-{run_id}-{scenario}"
+        self.labels = engine.labels(run_id, scenario)
+        self.network: Any = None
+        self.containers: dict[str, str] = {}
+        self.sidecars: dict[str, str] = {}
+        self.agents: dict[str, AgentChannel] = {}
+
+    # -- life cycle ----------------------------------------------------------
+    def __enter__(self) -> "ScenarioLab":
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    def up(self) -> None:
+        self._create_network()
+        for name in self.host_names:
+            self._start_host(self.topology.host(name))
+        for name in self.capture_points:
+            self._start_sidecar(name)
+
+    def down(self) -> None:
+        """Remove every container and the network of this scenario run, by label."""
+        for agent in self.agents.values():
+            agent.close()
+        selector = [f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}"]
+        for c in self.client.containers.list(all=True, filters={"label": selector}):
+            try:
+                c.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        for n in self.client.networks.list(filters={"label": selector}):
+            try:
+                n.remove()
+            except docker.errors.NotFound:
+                pass
+
+    # -- network -------------------------------------------------------------
+    def _create_network(self) -> None:
+        """A fresh internal network in a free /24 of the lab's range; the topology moves there."""
+        template = ipaddress.ip_network(self.template.subnet)
+        candidates = [n for n in LAB_SUPERNET.subnets(new_prefix=template.prefixlen) if n != template]
+        random.shuffle(candidates)
+        last_error = ""
+        for subnet in candidates[:40]:
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))])
+            try:
+                self.network = self.client.networks.create(
+                    f"{self.prefix}-{self.template.network}", driver="bridge", internal=self.template.internal,
+                    ipam=ipam, labels=self.labels, check_duplicate=True)
+            except docker.errors.APIError as exc:
+                last_error = str(exc.explanation or exc)
+                if "overlap" in last_error.lower():
+                    continue
+                raise LabRuntimeError(f"cannot create the lab network: {last_error}") from None
+            self.topology = self.template.relocated(str(subnet))
+            return
+        raise LabRuntimeError(f"no free /24 in {LAB_SUPERNET} for the lab network ({last_error})",
+                              "remove leftover networks: python -m orchestrator clean")
+
+    # -- hosts ---------------------------------------------------------------
+    def _start_host(self, spec: HostSpec) -> None:
+        api = self.api
+        host_config = api.create_host_config(
+            network_mode=self.network.name,
+            cap_drop=["ALL"], cap_add=list(spec.cap_add),
+            sysctls={**spec.sysctls, **self.sysctls.get(spec.name, {})} or None,
+            read_only=spec.read_only,
+            tmpfs={path: "" for path in spec.tmpfs} or None,
+            pids_limit=spec.pids_limit, mem_limit=spec.mem_limit,
+            init=spec.init,
+        )
+        networking = api.create_networking_config(
+            {self.network.name: api.create_endpoint_config(ipv4_address=spec.address, aliases=[spec.name])})
+        env = dict(spec.environment)
+        env["RSTLAB_HOST"] = spec.name
+        try:
+            created = api.create_container(
+                self.images.host, name=f"{self.prefix}-{spec.name}", hostname=spec.name,
+                environment=env, stdin_open=True, host_config=host_config, networking_config=networking,
+                labels=engine.labels(self.run_id, self.scenario, spec.role))
+            cid = created["Id"]
+            self.containers[spec.name] = cid
+            agent = AgentChannel(api, cid, spec.name)
+            self.agents[spec.name] = agent
+            api.start(cid)
+        except docker.errors.APIError as exc:
+            raise LabRuntimeError(f"cannot start host {spec.name}: {exc.explanation or exc}") from None
+        agent.wait_ready(READY_TIMEOUT)
+
+    # -- capture sidecars ----------------------------------------------------
+    def _start_sidecar(self, host: str) -> None:
+        """tcpdump in the host's network namespace; ready once it says it is listening."""
+        api = self.api
+        host_config = api.create_host_config(
+            network_mode=f"container:{self.containers[host]}",
+            cap_drop=["ALL"], cap_add=SIDECAR_CAPS, pids_limit=16, mem_limit="64m")
+        cmd = ["-i", "any", "-n", "-U", "--immediate-mode", "-w", f"/tmp/{host}.pcap"]
+        try:
+            created = api.create_container(
+                self.images.base, name=f"{self.prefix}-capture-{host}", entrypoint=["tcpdump"], command=cmd,
+                host_config=host_config, labels=engine.labels(self.run_id, self.scenario, "capture"))
+            cid = created["Id"]
+            self.sidecars[host] = cid
+            api.start(cid)
+        except docker.errors.APIError as exc:
+            raise LabRuntimeError(f"cannot start the capture of {host}: {exc.explanation or exc}") from None
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            logs = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+            if "listening on" in logs:
+                return
+            state = api.inspect_container(cid)["State"]
+            if not state["Running"]:
+                raise LabRuntimeError(f"tcpdump on {host} exited: {logs.strip()[-200:] or state['Status']}",
+                                      "AppArmor or a missing NET_RAW capability can stop tcpdump in a container")
+            if time.monotonic() > deadline:
+                raise LabRuntimeError(f"tcpdump on {host} did not start listening within {READY_TIMEOUT:g} s")
+            time.sleep(0.02)
+
+    def stop_captures(self) -> dict[str, CaptureFile]:
+        """SIGINT every sidecar, wait for it to flush and exit, fetch its pcap and counts."""
+        for cid in self.sidecars.values():
+            self.api.kill(cid, signal="SIGINT")
+        files: dict[str, CaptureFile] = {}
+        for host, cid in self.sidecars.items():
+            try:
+                self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
+            except Exception as exc:  # requests' ReadTimeout or a connection error: the engine did not answer
+                raise LabRuntimeError(f"tcpdump on {host} did not stop within {CAPTURE_STOP_TIMEOUT:g} s ({exc})") from None
+            logs = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+            stream, _ = self.api.get_archive(cid, f"/tmp/{host}.pcap")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.extractfile(f"{host}.pcap")
+                data = member.read() if member else b""
+            files[host] = CaptureFile(host, data, *_parse_tcpdump_counts(logs))
+        return files
+
+    # -- agents --------------------------------------------------------------
+    def agent(self, host: str) -> AgentChannel:
+        return self.agents[host]
+
+    def address(self, host: str) -> str:
+        return self.topology.host(host).address

@@ -1,0 +1,312 @@
+"""The scenario model: pure data, validated as it is built.
+
+A scenario says which hosts take part, the steps they take (peer-agent calls,
+waits, restarts) and what must be seen: packets at each capture point, what
+the applications saw, and kernel counter deltas. Nothing here knows Docker,
+files or rich; `scenario_from_mapping` turns an already parsed document into
+a `Scenario` or raises `ScenarioFileError` naming the field.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .errors import ScenarioFileError
+
+AGENT_CALLS = frozenset({
+    "socket", "setsockopt", "listen", "accept", "connect", "send", "recv",
+    "shutdown", "close", "shell", "exec", "sleep",
+})
+STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
+FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
+DEFAULT_SETTLE = 0.3
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval of numbers; `lo`/`hi` None means unbounded."""
+
+    lo: float | None
+    hi: float | None
+
+    def __contains__(self, value: float) -> bool:
+        return (self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
+
+    def __str__(self) -> str:
+        if self.lo == self.hi:
+            return f"{self.lo:g}"
+        lo = "" if self.lo is None else f"{self.lo:g}"
+        hi = "" if self.hi is None else f"{self.hi:g}"
+        return f"{lo}..{hi}"
+
+    @classmethod
+    def parse(cls, text: Any) -> "Range":
+        """`1`, `0.8..1.3`, `..0.1`, `2..`, `<0.1`, `>=2`."""
+        s = str(text).strip()
+        try:
+            if ".." in s:
+                lo, hi = s.split("..", 1)
+                return cls(float(lo) if lo else None, float(hi) if hi else None)
+            if s.startswith(("<=", "<")):
+                return cls(None, float(s.lstrip("<=")))
+            if s.startswith((">=", ">")):
+                return cls(float(s.lstrip(">=")), None)
+            v = float(s)
+            return cls(v, v)
+        except ValueError:
+            raise ValueError(f"{s!r} is not a number or range like 0.8..1.3") from None
+
+
+@dataclass(frozen=True)
+class PacketPattern:
+    """One expected segment: `SRC > DST FLAGS key=value…`, e.g. `server > client R. seq=0 ack=1`."""
+
+    text: str
+    src: str
+    dst: str
+    flags: str
+    seq: int | None = None
+    ack: int | None = None
+    length: Range | None = None
+    gap: Range | None = None
+    at: Range | None = None
+    direction: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, hosts: Sequence[str]) -> "PacketPattern":
+        parts = str(text).split()
+        if len(parts) < 4 or parts[1] != ">":
+            raise ValueError(f"{text!r}: expected 'SRC > DST FLAGS [key=value…]'")
+        src, _, dst, flags, *rest = parts
+        for who in (src, dst):
+            if who != "*" and who not in hosts:
+                raise ValueError(f"{text!r}: unknown host {who!r} (hosts: {', '.join(hosts)})")
+        if not FLAG_PATTERN.match(flags):
+            raise ValueError(f"{text!r}: flags {flags!r} are not tcpdump flags like S, S., P., F., R, R.")
+        values: dict[str, Any] = {}
+        for item in rest:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"{text!r}: {item!r} is not key=value")
+            try:
+                if key in ("seq", "ack"):
+                    values[key] = int(value)
+                elif key in ("len", "gap", "at"):
+                    values["length" if key == "len" else key] = Range.parse(value)
+                elif key == "dir":
+                    if value not in ("in", "out"):
+                        raise ValueError("dir is in or out")
+                    values["direction"] = value
+                else:
+                    raise ValueError(f"unknown key {key!r} (seq, ack, len, gap, at, dir)")
+            except ValueError as exc:
+                raise ValueError(f"{text!r}: {exc}") from None
+        return cls(text=str(text), src=src, dst=dst, flags=flags, **values)
+
+
+@dataclass(frozen=True)
+class CaptureExpectation:
+    """What one capture point must show: an ordered sequence, maybe exact, and what must be absent."""
+
+    point: str
+    sequence: tuple[PacketPattern, ...] = ()
+    exact: bool = False
+    absent: tuple[PacketPattern, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppExpectation:
+    """One socket call a host's application must have seen, in order among that host's calls."""
+
+    host: str
+    call: str
+    sock: str | None = None
+    errno: str | None = None       # an errno name, or "ok" for success
+    result: Any = None             # a value the call's result must equal (or contain, for mappings)
+    elapsed: Range | None = None   # seconds the call took
+
+
+@dataclass(frozen=True)
+class CounterExpectation:
+    """A kernel counter delta (nstat name) on a host over the scenario."""
+
+    host: str
+    counter: str
+    value: Range
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing the lab does: a peer-agent call on a host, a pause, or a wait for background calls."""
+
+    kind: str                       # "call", "sleep", "wait"
+    host: str | None = None
+    call: str | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    background: bool = False
+    label: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A reset case: who takes part, what they do, and what must be observed."""
+
+    id: str
+    title: str
+    claim: str
+    explanation: str
+    hosts: tuple[str, ...]
+    capture: tuple[str, ...]
+    steps: tuple[Step, ...]
+    packets: tuple[CaptureExpectation, ...] = ()
+    app: tuple[AppExpectation, ...] = ()
+    counters: tuple[CounterExpectation, ...] = ()
+    article_holds: bool = True
+    observed: str = ""
+    settle: float = DEFAULT_SETTLE
+    sysctls: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    source: str = ""
+
+
+TOP_KEYS = frozenset({
+    "id", "title", "claim", "explanation", "hosts", "capture", "steps", "expect",
+    "article_holds", "observed", "settle", "sysctls",
+})
+EXPECT_KEYS = frozenset({"packets", "app", "counters"})
+
+
+def _check_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _mapping(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(where: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _step(where: str, raw: Any, hosts: Sequence[str]) -> Step:
+    raw = _mapping(where, raw)
+    if set(raw) == {"sleep"}:
+        return Step(kind="sleep", seconds=float(raw["sleep"]))
+    if set(raw) == {"wait"}:
+        return Step(kind="wait", label=None if raw["wait"] in (None, "all") else str(raw["wait"]))
+    if "host" not in raw or "call" not in raw:
+        raise ValueError(f"{where}: a step needs host and call (or is {{sleep: S}} or {{wait: LABEL}})")
+    if raw["host"] not in hosts:
+        raise ValueError(f"{where}.host: unknown host {raw['host']!r} (hosts: {', '.join(hosts)})")
+    if raw["call"] not in AGENT_CALLS:
+        raise ValueError(f"{where}.call: unknown call {raw['call']!r} (calls: {', '.join(sorted(AGENT_CALLS))})")
+    args = {k: v for k, v in raw.items() if k not in STEP_KEYS}
+    if "to" in args:
+        target, _, port = str(args.pop("to")).rpartition(":")
+        if target not in hosts or not port.isdigit():
+            raise ValueError(f"{where}.to: expected HOST:PORT with a scenario host, got {raw['to']!r}")
+        args["host"], args["port"] = target, int(port)
+    return Step(kind="call", host=raw["host"], call=raw["call"], args=args,
+                background=bool(raw.get("background", False)),
+                label=str(raw["label"]) if raw.get("label") is not None else None)
+
+
+def _packets(where: str, raw: Any, hosts: Sequence[str], capture: Sequence[str]) -> list[CaptureExpectation]:
+    out = []
+    for point, spec in _mapping(where, raw).items():
+        here = f"{where}.{point}"
+        if point not in capture:
+            raise ValueError(f"{here}: {point!r} is not a capture point (capture: {', '.join(capture)})")
+        if isinstance(spec, list):
+            spec = {"sequence": spec}
+        spec = _mapping(here, spec)
+        _check_keys(here, spec, frozenset({"sequence", "exact", "absent"}))
+        seq = [PacketPattern.parse(p, hosts) for p in _list(f"{here}.sequence", spec.get("sequence", []))]
+        absent = [PacketPattern.parse(p, hosts) for p in _list(f"{here}.absent", spec.get("absent", []))]
+        out.append(CaptureExpectation(point, tuple(seq), bool(spec.get("exact", False)), tuple(absent)))
+    return out
+
+
+def _app(where: str, raw: Any, hosts: Sequence[str]) -> list[AppExpectation]:
+    out = []
+    for host, calls in _mapping(where, raw).items():
+        if host not in hosts:
+            raise ValueError(f"{where}.{host}: unknown host {host!r} (hosts: {', '.join(hosts)})")
+        for i, item in enumerate(_list(f"{where}.{host}", calls)):
+            here = f"{where}.{host}[{i}]"
+            item = _mapping(here, item)
+            _check_keys(here, item, frozenset({"call", "sock", "errno", "result", "elapsed"}))
+            if "call" not in item:
+                raise ValueError(f"{here}: missing field 'call'")
+            out.append(AppExpectation(
+                host=host, call=str(item["call"]),
+                sock=None if item.get("sock") is None else str(item["sock"]),
+                errno=None if item.get("errno") is None else str(item["errno"]),
+                result=item.get("result"),
+                elapsed=None if item.get("elapsed") is None else Range.parse(item["elapsed"]),
+            ))
+    return out
+
+
+def _counters(where: str, raw: Any, hosts: Sequence[str]) -> list[CounterExpectation]:
+    out = []
+    for host, counters in _mapping(where, raw).items():
+        if host not in hosts:
+            raise ValueError(f"{where}.{host}: unknown host {host!r} (hosts: {', '.join(hosts)})")
+        for name, value in _mapping(f"{where}.{host}", counters).items():
+            out.append(CounterExpectation(host, str(name), Range.parse(value)))
+    return out
+
+
+def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str]) -> Scenario:
+    """Validate a parsed scenario document against the topology's host names."""
+    try:
+        doc = _mapping("scenario", doc)
+        _check_keys("scenario", doc, TOP_KEYS)
+        for key in ("id", "title", "claim", "hosts", "steps"):
+            if key not in doc:
+                raise ValueError(f"missing field {key!r}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(doc["id"])):
+            raise ValueError(f"id: {doc['id']!r} must be lowercase letters, digits and dashes")
+        hosts = [str(h) for h in _list("hosts", doc["hosts"])]
+        for h in hosts:
+            if h not in known_hosts:
+                raise ValueError(f"hosts: unknown host {h!r} (the topology has {', '.join(known_hosts)})")
+        capture = [str(h) for h in _list("capture", doc.get("capture", hosts))]
+        for h in capture:
+            if h not in hosts:
+                raise ValueError(f"capture: {h!r} is not one of the scenario's hosts")
+        steps = [_step(f"steps[{i}]", s, hosts) for i, s in enumerate(_list("steps", doc["steps"]))]
+        sysctls = {}
+        for host, values in _mapping("sysctls", doc.get("sysctls", {})).items():
+            if host not in hosts:
+                raise ValueError(f"sysctls.{host}: {host!r} is not one of the scenario's hosts")
+            sysctls[host] = {str(k): str(v) for k, v in _mapping(f"sysctls.{host}", values).items()}
+        expect = _mapping("expect", doc.get("expect", {}))
+        _check_keys("expect", expect, EXPECT_KEYS)
+        return Scenario(
+            id=str(doc["id"]),
+            title=str(doc["title"]),
+            claim=str(doc["claim"]),
+            explanation=str(doc.get("explanation", "")).strip(),
+            hosts=tuple(hosts),
+            capture=tuple(capture),
+            steps=tuple(steps),
+            packets=tuple(_packets("expect.packets", expect.get("packets", {}), hosts, capture)),
+            app=tuple(_app("expect.app", expect.get("app", {}), hosts)),
+            counters=tuple(_counters("expect.counters", expect.get("counters", {}), hosts)),
+            article_holds=bool(doc.get("article_holds", True)),
+            observed=str(doc.get("observed", "")).strip(),
+            settle=float(doc.get("settle", DEFAULT_SETTLE)),
+            sysctls=sysctls,
+            source=source,
+        )
+    except ValueError as exc:
+        raise ScenarioFileError(f"{source}: {exc}") from None

@@ -1,0 +1,116 @@
+"""Running scenarios: realise the lab, drive the steps, capture, check, write the results.
+
+The runner never prints: it reports progress through a callback and returns
+`ScenarioResult`s; the command layer decides how to show them.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import docker
+
+from .capture import Packet, parse_capture_bytes
+from .errors import LabError, LabRuntimeError
+from .lab.hosts import ScenarioLab
+from .lab.images import ImageSet
+from .model import Scenario, Step
+from .topology import Topology
+from .verify import Check, check_capture_integrity, check_scenario
+
+STEP_TIMEOUT = 30.0
+Progress = Callable[[str, str], None]   # (scenario id, message)
+
+
+@dataclass
+class ScenarioResult:
+    """Everything one scenario run observed and concluded."""
+
+    scenario: Scenario
+    checks: list[Check] = field(default_factory=list)
+    packets: dict[str, list[Packet]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    hosts: dict[str, str] = field(default_factory=dict)
+    capture_stats: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    pcaps: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+    started: float = 0.0
+    duration: float = 0.0
+    kernel: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c.passed for c in self.checks)
+
+
+def _counter_deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def _agent_args(step: Step, lab: ScenarioLab) -> dict[str, Any]:
+    args = dict(step.args)
+    if step.call == "connect" and args.get("host") in lab.topology.hosts:
+        args["host"] = lab.address(args["host"])
+    return args
+
+
+def _drive(scenario: Scenario, lab: ScenarioLab) -> list[dict[str, Any]]:
+    """Run the steps in order; background calls are awaited at a wait step or at the end."""
+    events: list[dict[str, Any]] = []
+    pending: list[tuple[str | None, str, int]] = []   # (label, host, call id)
+
+    def collect(which: list[tuple[str | None, str, int]]) -> None:
+        for item in which:
+            pending.remove(item)
+            _, host, call_id = item
+            events.append(lab.agent(host).result(call_id, STEP_TIMEOUT))
+
+    for step in scenario.steps:
+        if step.kind == "sleep":
+            time.sleep(step.seconds)
+        elif step.kind == "wait":
+            collect([p for p in pending if step.label is None or p[0] == step.label])
+        else:
+            assert step.host is not None and step.call is not None
+            call_id = lab.agent(step.host).send(step.call, _agent_args(step, lab))
+            item = (step.label, step.host, call_id)
+            pending.append(item)
+            if not step.background:
+                collect([item])
+    collect(list(pending))
+    return sorted(events, key=lambda e: (e.get("start", 0), e.get("id", 0)))
+
+
+def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topology, scenario: Scenario,
+                 run_id: str, progress: Progress) -> ScenarioResult:
+    """Run one scenario on the engine and check what it observed. Lab errors end up in `error`."""
+    result = ScenarioResult(scenario=scenario, started=time.time())
+    say = lambda msg: progress(scenario.id, msg)  # noqa: E731
+    t0 = time.monotonic()
+    try:
+        with ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
+                         say, scenario.sysctls) as lab:
+            result.hosts = {h: lab.address(h) for h in scenario.hosts}
+            say("hosts up, capturing")
+            before = {h: lab.agent(h).call("counters", {}, STEP_TIMEOUT)["result"] for h in scenario.hosts}
+            result.events = _drive(scenario, lab)
+            time.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
+            after = {h: lab.agent(h).call("counters", {}, STEP_TIMEOUT)["result"] for h in scenario.hosts}
+            files = lab.stop_captures()
+            say("captures stopped, checking")
+        result.counters = {h: _counter_deltas(before[h], after[h]) for h in scenario.hosts}
+        names = {addr: host for host, addr in result.hosts.items()}
+        for host, f in files.items():
+            result.packets[host] = list(parse_capture_bytes(f.data, f"{host}.pcap").packets)
+            result.capture_stats[host] = {"captured": f.captured, "received": f.received, "dropped": f.dropped}
+            result.checks.append(check_capture_integrity(host, f.captured, f.received, f.dropped))
+        result.checks += check_scenario(scenario, result.packets, names, result.events, result.counters)
+        result.pcaps = {host: f.data for host, f in files.items()}
+    except LabRuntimeError as exc:
+        result.error = exc.line()
+    result.duration = time.monotonic() - t0
+    return result
