@@ -76,7 +76,9 @@ _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 _ETH_IP4, _ETH_IP6 = 0x0800, 0x86DD
 _IP6_EXT = frozenset((0, 43, 60, 44, 51))   # hop-by-hop, routing, dstopts, fragment, AH
 _BSD_AF_INET6 = frozenset((10, 24, 28, 30))   # Linux, NetBSD/OpenBSD, FreeBSD, macOS
-_DIRECTION = ("in", "in", "in", "in", "out")  # Linux packet types 0..4
+# Linux packet types 0..4: to us, broadcast, multicast, to another host (a frame
+# the bridge flooded to us: not addressed to this host), sent by us.
+_DIRECTION = ("in", "in", "in", "other", "out")
 
 _u16 = struct.Struct(">H").unpack_from
 _u32 = struct.Struct(">I").unpack_from
@@ -102,7 +104,7 @@ class Packet:
     window: int
     rel_seq: int | None   # seq relative to the sender's ISN, None if unknown
     rel_ack: int | None   # ack relative to the peer's ISN, None if no ACK or unknown
-    direction: str | None  # "in"/"out" from Linux cooked headers, else None
+    direction: str | None  # "in"/"out"/"other" from Linux cooked headers, else None
     ifindex: int | None   # SLL2 interface index, else None
 
     def has(self, flag: str) -> bool:

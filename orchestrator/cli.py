@@ -59,11 +59,11 @@ def _run(names: Sequence[str] | None, out: Path, report: ConsoleReport) -> ExitS
     scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
     files.prepare_output(out)
     client = engine.connect()
-    leftovers = {c.labels.get(engine.RUN) for c in engine.lab_objects(client)[0]}
+    leftovers = sorted({o.run_id for o in engine.lab_objects(client)})
     if leftovers:
-        report.note(f"[yellow]note:[/yellow] objects of earlier runs are still on the engine "
-                    f"(runs {', '.join(sorted(x for x in leftovers if x))}); "
-                    "remove them with: python -m orchestrator clean")
+        report.note(f"[yellow]note:[/yellow] objects of other runs are on the engine (runs "
+                    f"{', '.join(leftovers)}): if no other run is going on, remove them with "
+                    "python -m orchestrator clean")
     run_id = engine.new_run_id()
     image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, report.build_progress)
     kernel = str(client.info().get("KernelVersion", ""))
@@ -103,7 +103,9 @@ def cmd_clean(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     from .lab import engine
 
     client = engine.connect()
-    containers, networks = engine.remove_lab_objects(client)
+    removed = engine.remove_lab_objects(client)
+    containers = sum(1 for o in removed if o.kind == "container")
+    networks = len(removed) - containers
     removed_images = 0
     if args.images:
         for image in client.images.list(filters={"label": engine.RUN}):

@@ -140,7 +140,7 @@ class CounterExpectation:
 class Step:
     """One thing the lab does: a peer-agent call on a host, a pause, or a wait for background calls."""
 
-    kind: str                       # "call", "sleep", "wait"
+    kind: str                       # "call", "sleep", "wait", "restart"
     host: str | None = None
     call: str | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
@@ -199,10 +199,14 @@ def _step(where: str, raw: Any, hosts: Sequence[str]) -> Step:
     raw = _mapping(where, raw)
     if set(raw) == {"sleep"}:
         return Step(kind="sleep", seconds=float(raw["sleep"]))
+    if set(raw) == {"restart"}:
+        if raw["restart"] not in hosts:
+            raise ValueError(f"{where}.restart: unknown host {raw['restart']!r} (hosts: {', '.join(hosts)})")
+        return Step(kind="restart", host=str(raw["restart"]))
     if set(raw) == {"wait"}:
         return Step(kind="wait", label=None if raw["wait"] in (None, "all") else str(raw["wait"]))
     if "host" not in raw or "call" not in raw:
-        raise ValueError(f"{where}: a step needs host and call (or is {{sleep: S}} or {{wait: LABEL}})")
+        raise ValueError(f"{where}: a step needs host and call (or is {{sleep: S}}, {{wait: LABEL}} or {{restart: HOST}})")
     if raw["host"] not in hosts:
         raise ValueError(f"{where}.host: unknown host {raw['host']!r} (hosts: {', '.join(hosts)})")
     if raw["call"] not in AGENT_CALLS:

@@ -5,7 +5,7 @@ The runner never prints: it reports progress through a callback and returns
 """
 from __future__ import annotations
 
-import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,18 +47,46 @@ class ScenarioResult:
         return self.error is None and all(c.passed for c in self.checks)
 
 
-def _counter_deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
-    return {k: after[k] - before.get(k, 0) for k in after}
+def _with_addresses(value: Any, lab: ScenarioLab) -> Any:
+    """`{server}` in a command or argument becomes that host's address in this run."""
+    if isinstance(value, str):
+        return re.sub(r"\{([a-z][a-z0-9_-]*)\}",
+                      lambda m: lab.address(m.group(1)) if m.group(1) in lab.topology.hosts else m.group(0), value)
+    if isinstance(value, list):
+        return [_with_addresses(v, lab) for v in value]
+    return value
 
 
 def _agent_args(step: Step, lab: ScenarioLab) -> dict[str, Any]:
-    args = dict(step.args)
+    args = {k: _with_addresses(v, lab) for k, v in step.args.items()}
     if step.call == "connect" and args.get("host") in lab.topology.hosts:
         args["host"] = lab.address(args["host"])
     return args
 
 
-def _drive(scenario: Scenario, lab: ScenarioLab) -> list[dict[str, Any]]:
+class _Counters:
+    """Kernel counter deltas per host over the run, across restarts (a restart starts from zero)."""
+
+    def __init__(self, lab: ScenarioLab, hosts: Sequence[str]) -> None:
+        self.lab = lab
+        self.base = {h: self.read(h) for h in hosts}
+        self.earlier: dict[str, dict[str, int]] = {h: {} for h in hosts}
+
+    def read(self, host: str) -> dict[str, int]:
+        return dict(self.lab.agent(host).call("counters", {}, STEP_TIMEOUT)["result"])
+
+    def before_restart(self, host: str) -> None:
+        self.earlier[host] = self.delta(host)
+
+    def after_restart(self, host: str) -> None:
+        self.base[host] = self.read(host)
+
+    def delta(self, host: str) -> dict[str, int]:
+        now, base, earlier = self.read(host), self.base[host], self.earlier[host]
+        return {k: now[k] - base.get(k, 0) + earlier.get(k, 0) for k in now}
+
+
+def _drive(scenario: Scenario, lab: ScenarioLab, counters: _Counters) -> list[dict[str, Any]]:
     """Run the steps in order; background calls are awaited at a wait step or at the end."""
     events: list[dict[str, Any]] = []
     pending: list[tuple[str | None, str, int]] = []   # (label, host, call id)
@@ -74,6 +102,15 @@ def _drive(scenario: Scenario, lab: ScenarioLab) -> list[dict[str, Any]]:
             time.sleep(step.seconds)
         elif step.kind == "wait":
             collect([p for p in pending if step.label is None or p[0] == step.label])
+        elif step.kind == "restart":
+            assert step.host is not None
+            collect([p for p in pending if p[1] == step.host])
+            counters.before_restart(step.host)
+            t = time.time()
+            lab.restart(step.host)
+            counters.after_restart(step.host)
+            events.append({"host": step.host, "call": "restart", "sock": None, "start": t, "end": time.time(),
+                           "ok": True, "result": None, "errno": None, "error": None})
         else:
             assert step.host is not None and step.call is not None
             call_id = lab.agent(step.host).send(step.call, _agent_args(step, lab))
@@ -96,16 +133,18 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
                          say, scenario.sysctls) as lab:
             result.hosts = {h: lab.address(h) for h in scenario.hosts}
             say("hosts up, capturing")
-            before = {h: lab.agent(h).call("counters", {}, STEP_TIMEOUT)["result"] for h in scenario.hosts}
-            result.events = _drive(scenario, lab)
+            counters = _Counters(lab, scenario.hosts)
+            result.events = _drive(scenario, lab, counters)
             time.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
-            after = {h: lab.agent(h).call("counters", {}, STEP_TIMEOUT)["result"] for h in scenario.hosts}
+            result.counters = {h: counters.delta(h) for h in scenario.hosts}
             files = lab.stop_captures()
             say("captures stopped, checking")
-        result.counters = {h: _counter_deltas(before[h], after[h]) for h in scenario.hosts}
         names = {addr: host for host, addr in result.hosts.items()}
         for host, f in files.items():
-            result.packets[host] = list(parse_capture_bytes(f.data, f"{host}.pcap").packets)
+            # A frame the bridge flooded to this host (its MAC is another's, e.g. while a
+            # restarted host's port is relearned) never reached the host's TCP: leave it out.
+            result.packets[host] = [p for p in parse_capture_bytes(f.data, f"{host}.pcap").packets
+                                    if p.direction != "other"]
             result.capture_stats[host] = {"captured": f.captured, "received": f.received, "dropped": f.dropped}
             result.checks.append(check_capture_integrity(host, f.captured, f.received, f.dropped))
         result.checks += check_scenario(scenario, result.packets, names, result.events, result.counters)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from dataclasses import dataclass
 
 import docker
 import docker.errors
@@ -14,9 +14,14 @@ SCENARIO = "rstlab.scenario"
 ROLE = "rstlab.role"
 
 
+ISSUED: list[str] = []   # run ids this process made, so tests can find exactly their own objects
+
+
 def new_run_id() -> str:
     """A short id that names and labels every object of one run."""
-    return secrets.token_hex(4)
+    run_id = secrets.token_hex(4)
+    ISSUED.append(run_id)
+    return run_id
 
 
 def labels(run_id: str, scenario: str | None = None, role: str | None = None) -> dict[str, str]:
@@ -42,28 +47,40 @@ def connect(timeout: int = 120) -> docker.DockerClient:
     return client
 
 
-def lab_objects(client: docker.DockerClient, run_id: str | None = None) -> tuple[list[Any], list[Any]]:
-    """Containers and networks carrying the run label (of one run, or of any)."""
-    selector = f"{RUN}={run_id}" if run_id else RUN
-    containers = client.containers.list(all=True, filters={"label": selector})
-    networks = client.networks.list(filters={"label": selector})
-    return containers, networks
+@dataclass(frozen=True)
+class LabObject:
+    """A container or network on the engine that carries the run label."""
+
+    kind: str
+    id: str
+    name: str
+    run_id: str
 
 
-def remove_lab_objects(client: docker.DockerClient, run_id: str | None = None) -> tuple[int, int]:
-    """Remove containers, then networks, by label only. Returns how many of each went."""
-    containers, networks = lab_objects(client, run_id)
-    removed_c = removed_n = 0
-    for c in containers:
+def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]:
+    """Containers, then networks, carrying the run label (and any further `label=value` selectors).
+
+    One list call each and no per-object inspection, so objects that other runs
+    remove meanwhile cannot make it fail.
+    """
+    filters = {"label": [RUN, *selectors]}
+    found = [LabObject("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"].get(RUN, ""))
+             for c in client.api.containers(all=True, filters=filters)]
+    found += [LabObject("network", n["Id"], n["Name"], (n.get("Labels") or {}).get(RUN, ""))
+              for n in client.api.networks(filters=filters)]
+    return found
+
+
+def remove_lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]:
+    """Remove containers, then networks, by label only. Returns what went."""
+    removed = []
+    for obj in lab_objects(client, *selectors):
         try:
-            c.remove(force=True, v=True)
-            removed_c += 1
+            if obj.kind == "container":
+                client.api.remove_container(obj.id, force=True, v=True)
+            else:
+                client.api.remove_network(obj.id)
+            removed.append(obj)
         except docker.errors.NotFound:
             pass
-    for n in networks:
-        try:
-            n.remove()
-            removed_n += 1
-        except docker.errors.NotFound:
-            pass
-    return removed_c, removed_n
+    return removed

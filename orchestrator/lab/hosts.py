@@ -50,6 +50,16 @@ def _parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None
     return count("captured"), count("received by filter"), count("dropped by kernel")
 
 
+def _join(earlier: CaptureFile | None, later: CaptureFile) -> CaptureFile:
+    """One pcap from two parts written by tcpdump with the same link type (header of the first kept)."""
+    if earlier is None:
+        return later
+    def add(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else a + b
+    return CaptureFile(later.host, earlier.data + later.data[24:], add(earlier.captured, later.captured),
+                       add(earlier.received, later.received), add(earlier.dropped, later.dropped))
+
+
 class ScenarioLab:
     """The containers and network of one scenario run, torn down by label on exit."""
 
@@ -73,6 +83,7 @@ class ScenarioLab:
         self.containers: dict[str, str] = {}
         self.sidecars: dict[str, str] = {}
         self.agents: dict[str, AgentChannel] = {}
+        self._earlier: dict[str, CaptureFile] = {}
 
     # -- life cycle ----------------------------------------------------------
     def __enter__(self) -> "ScenarioLab":
@@ -97,17 +108,7 @@ class ScenarioLab:
         """Remove every container and the network of this scenario run, by label."""
         for agent in self.agents.values():
             agent.close()
-        selector = [f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}"]
-        for c in self.client.containers.list(all=True, filters={"label": selector}):
-            try:
-                c.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-        for n in self.client.networks.list(filters={"label": selector}):
-            try:
-                n.remove()
-            except docker.errors.NotFound:
-                pass
+        engine.remove_lab_objects(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
 
     # -- network -------------------------------------------------------------
     def _create_network(self) -> None:
@@ -192,12 +193,16 @@ class ScenarioLab:
                 raise LabRuntimeError(f"tcpdump on {host} did not start listening within {READY_TIMEOUT:g} s")
             time.sleep(0.02)
 
-    def stop_captures(self) -> dict[str, CaptureFile]:
-        """SIGINT every sidecar, wait for it to flush and exit, fetch its pcap and counts."""
-        for cid in self.sidecars.values():
+    def stop_captures(self, hosts: tuple[str, ...] | None = None) -> dict[str, CaptureFile]:
+        """SIGINT the sidecars, wait for them to flush and exit, fetch their pcaps and counts.
+
+        A host restarted during the run has earlier parts: they come first in its file.
+        """
+        chosen = {h: cid for h, cid in self.sidecars.items() if hosts is None or h in hosts}
+        for cid in chosen.values():
             self.api.kill(cid, signal="SIGINT")
         files: dict[str, CaptureFile] = {}
-        for host, cid in self.sidecars.items():
+        for host, cid in chosen.items():
             try:
                 self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
             except Exception as exc:  # requests' ReadTimeout or a connection error: the engine did not answer
@@ -207,8 +212,32 @@ class ScenarioLab:
             with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
                 member = tar.extractfile(f"{host}.pcap")
                 data = member.read() if member else b""
-            files[host] = CaptureFile(host, data, *_parse_tcpdump_counts(logs))
+            files[host] = _join(self._earlier.pop(host, None), CaptureFile(host, data, *_parse_tcpdump_counts(logs)))
+            self.api.remove_container(cid, force=True)
+            del self.sidecars[host]
         return files
+
+    def restart(self, host: str) -> None:
+        """Kill a host and start it again: a new network namespace with no memory of its connections.
+
+        Its capture is stopped first (the sidecar lives in the old namespace) and
+        a new one started after; the parts are joined in the host's pcap.
+        """
+        if host in self.sidecars:
+            self._earlier[host] = self.stop_captures((host,))[host]
+        cid = self.containers[host]
+        self.agents.pop(host).close()
+        try:
+            self.api.kill(cid)
+            self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
+            agent = AgentChannel(self.api, cid, host)
+            self.agents[host] = agent
+            self.api.start(cid)
+        except docker.errors.APIError as exc:
+            raise LabRuntimeError(f"cannot restart host {host}: {exc.explanation or exc}") from None
+        agent.wait_ready(READY_TIMEOUT)
+        if host in self.capture_points:
+            self._start_sidecar(host)
 
     # -- agents --------------------------------------------------------------
     def agent(self, host: str) -> AgentChannel:

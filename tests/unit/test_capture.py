@@ -462,7 +462,7 @@ def test_raw_ipv6_linktype_229() -> None:
 def test_cooked_direction_out() -> None:
     seg = _ip4("10.1.1.1", "10.1.1.2", _tcp(5, 6, 7, 8, SYN | ACK))
     sll2 = parse_capture_bytes(_pcap([_sll2(seg, 4), _sll2(seg, 0), _sll2(seg, 3, 9)], 276))
-    assert [(p.direction, p.ifindex) for p in sll2.packets] == [("out", 7), ("in", 7), ("in", 9)]
+    assert [(p.direction, p.ifindex) for p in sll2.packets] == [("out", 7), ("in", 7), ("other", 9)]
     sll = parse_capture_bytes(_pcap([_sll(seg, 4), _sll(seg, 1)], 113))
     assert [(p.direction, p.ifindex) for p in sll.packets] == [("out", None), ("in", None)]
 
@@ -600,7 +600,7 @@ def test_matches_tshark(tshark: str, name: str) -> None:
         if p.rel_ack is not None:
             assert p.rel_ack == int(r["tcp.ack"])
         if name.startswith("any_"):
-            assert p.direction == ("out" if r["sll.pkttype"] == "4" else "in")
+            assert p.direction == {"4": "out", "3": "other"}.get(r["sll.pkttype"], "in")
             assert p.ifindex == (int(r["sll.ifindex"]) if r["sll.ifindex"] else None)
 
 

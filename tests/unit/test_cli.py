@@ -1,0 +1,78 @@
+"""The command line: each expected error is one line and its documented exit status, no traceback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], status: int, words: str) -> None:
+    assert proc.returncode == status, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_list_json_names_every_builtin_scenario() -> None:
+    proc = cli("list", "--json")
+    assert proc.returncode == 0
+    listed = json.loads(proc.stdout)
+    ids = {s["id"] for s in listed}
+    assert {"closed-port", "silent-drop"} <= ids
+    files = {p.stem for p in (ROOT / "orchestrator" / "scenarios").glob("*.yaml")}
+    assert ids == files
+
+
+def test_list_table() -> None:
+    proc = cli("list")
+    assert proc.returncode == 0 and "closed-port" in proc.stdout
+
+
+def test_unknown_scenario_is_bad_input() -> None:
+    assert_one_line_error(cli("run", "no-such-case"), 2, "unknown scenario 'no-such-case'")
+
+
+def test_malformed_scenario_file_is_bad_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\ntitle: [oops\n")
+    assert_one_line_error(cli("run", str(bad)), 2, "not valid YAML")
+
+
+def test_schema_invalid_scenario_file_names_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\ntitle: t\nclaim: c\nhosts: [client]\nsteps: [{host: client, call: fly}]\n")
+    assert_one_line_error(cli("run", str(bad)), 2, "steps[0].call: unknown call 'fly'")
+
+
+def test_no_engine_is_environment_error(tmp_path: Path) -> None:
+    # port 9 on loopback: nothing listens, the connection is refused at once
+    proc = cli("run", "closed-port", "--out", str(tmp_path), env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert_one_line_error(proc, 3, "no Docker engine reachable")
+
+
+def test_unwritable_output_is_bad_input(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(cli("run", "closed-port", "--out", str(blocker / "sub")), 2,
+                          "cannot write to the output folder")
+
+
+def test_usage_error_is_status_2() -> None:
+    proc = cli("frobnicate")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "run", "all", "build", "clean"])
+def test_help_for_every_command(command: str) -> None:
+    assert cli(command, "--help").returncode == 0
