@@ -37,7 +37,8 @@ def load_topology(path: Path = COMPOSE_FILE) -> Topology:
 
 
 def load_scenario_file(path: Path, topology: Topology) -> Scenario:
-    return scenario_from_mapping(_read_yaml(path), str(path), list(topology.hosts))
+    return scenario_from_mapping(_read_yaml(path), str(path), list(topology.hosts),
+                                 read_file=lambda name: (path.parent / name).read_bytes())
 
 
 def builtin_scenarios(topology: Topology) -> list[Scenario]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ScenarioFileError
 
@@ -21,6 +21,7 @@ AGENT_CALLS = frozenset({
 STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
 FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
 DEFAULT_SETTLE = 0.3
+FILES_DIR = "/tmp/files"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,19 @@ class Step:
 
 
 @dataclass(frozen=True)
+class HostFile:
+    """A file the scenario brings into a host (its own program, data): lands in /tmp/files/NAME."""
+
+    host: str
+    name: str
+    content: bytes
+
+    @property
+    def path(self) -> str:
+        return f"{FILES_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A reset case: who takes part, what they do, and what must be observed."""
 
@@ -167,12 +181,13 @@ class Scenario:
     observed: str = ""
     settle: float = DEFAULT_SETTLE
     sysctls: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    files: tuple[HostFile, ...] = ()
     source: str = ""
 
 
 TOP_KEYS = frozenset({
     "id", "title", "claim", "explanation", "hosts", "capture", "steps", "expect",
-    "article_holds", "observed", "settle", "sysctls",
+    "article_holds", "observed", "settle", "sysctls", "files",
 })
 EXPECT_KEYS = frozenset({"packets", "app", "counters"})
 
@@ -269,8 +284,12 @@ def _counters(where: str, raw: Any, hosts: Sequence[str]) -> list[CounterExpecta
     return out
 
 
-def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str]) -> Scenario:
-    """Validate a parsed scenario document against the topology's host names."""
+def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
+                          read_file: Callable[[str], bytes] | None = None) -> Scenario:
+    """Validate a parsed scenario document against the topology's host names.
+
+    `read_file` fetches a file named under `files:` (relative to the scenario file).
+    """
     try:
         doc = _mapping("scenario", doc)
         _check_keys("scenario", doc, TOP_KEYS)
@@ -293,6 +312,20 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str]) -> 
             if host not in hosts:
                 raise ValueError(f"sysctls.{host}: {host!r} is not one of the scenario's hosts")
             sysctls[host] = {str(k): str(v) for k, v in _mapping(f"sysctls.{host}", values).items()}
+        files = []
+        for host, names in _mapping("files", doc.get("files", {})).items():
+            if host not in hosts:
+                raise ValueError(f"files.{host}: {host!r} is not one of the scenario's hosts")
+            for name in _list(f"files.{host}", names):
+                name = str(name)
+                if "/" in name or name.startswith("."):
+                    raise ValueError(f"files.{host}: {name!r} must be a file next to the scenario file")
+                if read_file is None:
+                    raise ValueError(f"files.{host}: files can only come with a scenario file")
+                try:
+                    files.append(HostFile(host, name, read_file(name)))
+                except OSError as exc:
+                    raise ValueError(f"files.{host}: cannot read {name!r} ({exc.strerror or exc})") from None
         expect = _mapping("expect", doc.get("expect", {}))
         _check_keys("expect", expect, EXPECT_KEYS)
         return Scenario(
@@ -310,6 +343,7 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str]) -> 
             observed=str(doc.get("observed", "")).strip(),
             settle=float(doc.get("settle", DEFAULT_SETTLE)),
             sysctls=sysctls,
+            files=tuple(files),
             source=source,
         )
     except ValueError as exc:

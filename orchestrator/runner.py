@@ -5,6 +5,7 @@ The runner never prints: it reports progress through a callback and returns
 """
 from __future__ import annotations
 
+import base64
 import re
 import time
 from dataclasses import dataclass, field
@@ -132,6 +133,11 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
         with ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
                          say, scenario.sysctls) as lab:
             result.hosts = {h: lab.address(h) for h in scenario.hosts}
+            for f in scenario.files:
+                answer = lab.agent(f.host).call("put_file", {"path": f.path, "data": base64.b64encode(f.content).decode()},
+                                                STEP_TIMEOUT)
+                if not answer["ok"]:
+                    raise LabRuntimeError(f"cannot copy {f.name} into {f.host}: {answer['error']}")
             say("hosts up, capturing")
             counters = _Counters(lab, scenario.hosts)
             result.events = _drive(scenario, lab, counters)

@@ -42,6 +42,7 @@ Calls and args (defaults after "="); "sock" names a socket in the agent's table:
   exec        {argv, default_sigpipe=false, timeout=30} -> same as shell
   counters    {}                        Tcp* and TcpExt* counters, named as nstat does
   sockets     {}                        the table: {name: {"fd", "local", "peer"}}
+  put_file    {path, data, mode=0o755}  write a file (base64 data) -> {"path", "bytes"}
 
 One-shot writer (a C-like program for SIGPIPE scenarios):
 
@@ -58,6 +59,7 @@ ones as EPIPE, so being killed needs --keep-going.
 from __future__ import annotations
 
 import argparse
+import base64
 import errno
 import json
 import os
@@ -365,6 +367,16 @@ def call_exec(clock: Clock, *, argv: list, default_sigpipe: bool = False,
     return _run(clock, [str(a) for a in argv], timeout, restore_signals=bool(default_sigpipe))
 
 
+def call_put_file(clock: Clock, *, path: str, data: str, mode: int = 0o755) -> dict:
+    """Writes a file the scenario brought (base64 `data`), creating its folder."""
+    content = base64.b64decode(data)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(content)
+    os.chmod(path, int(mode))
+    return {"path": path, "bytes": len(content)}
+
+
 def _proc_counters(path: str, wanted: set[str]) -> dict[str, int]:
     """Header/value line pairs of /proc/net/{snmp,netstat} as nstat names them."""
     out: dict[str, int] = {}
@@ -408,6 +420,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "exec": call_exec,
     "counters": call_counters,
     "sockets": call_sockets,
+    "put_file": call_put_file,
 }
 
 

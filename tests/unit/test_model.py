@@ -107,3 +107,28 @@ def test_pattern_parse() -> None:
     assert (p.src, p.dst, p.flags, p.seq, p.ack, p.direction) == ("server", "client", "R.", 0, 1, "out")
     assert 1.0 in p.gap and 1.3 not in p.gap  # type: ignore[operator]
     assert PacketPattern.parse("* > * *", HOSTS).flags == "*"
+
+
+def test_files_come_from_next_to_the_scenario(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text("print('hi')\n")
+    text = VALID.replace("hosts: [client, router, server]\n", "hosts: [client, router, server]\nfiles: {client: [prog.py]}\n")
+    s = catalog.load_scenario_file(write(tmp_path, text), TOPOLOGY)
+    (f,) = s.files
+    assert (f.host, f.name, f.content, f.path) == ("client", "prog.py", b"print('hi')\n", "/tmp/files/prog.py")
+
+
+@pytest.mark.parametrize("files, message", [
+    ("{client: [missing.py]}", "cannot read 'missing.py'"),
+    ("{client: [../etc/passwd]}", "must be a file next to the scenario file"),
+    ("{winhost: [prog.py]}", "'winhost' is not one of the scenario's hosts"),
+])
+def test_bad_files(tmp_path: Path, files: str, message: str) -> None:
+    text = VALID.replace("hosts: [client, router, server]\n", f"hosts: [client, router, server]\nfiles: {files}\n")
+    with pytest.raises(ScenarioFileError, match=message):
+        catalog.load_scenario_file(write(tmp_path, text), TOPOLOGY)
+
+
+def test_worked_example_loads() -> None:
+    from tests.conftest import ROOT
+    s = catalog.load_scenario_file(ROOT / "examples" / "unread-response" / "scenario.yaml", TOPOLOGY)
+    assert s.files[0].name == "client.py" and s.steps[1].args["argv"][-2] == "{server}"
