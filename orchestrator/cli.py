@@ -18,6 +18,7 @@ from rich.console import Console
 from . import catalog
 from .errors import ExitStatus, LabError
 from .report.console import ConsoleReport
+from .runner import ScenarioResult
 
 DEFAULT_OUT = Path("captures")
 
@@ -33,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             r.add_argument("scenarios", nargs="+", metavar="NAME-or-FILE")
         r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: captures/)")
+        r.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="scenarios at a time (default: twice the CPU count, at most 8)")
     b = sub.add_parser("build", help="build the lab's images (offline if no registry answers)")
     b.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
     c = sub.add_parser("clean", help="remove every container and network labelled rstlab.run")
@@ -50,10 +53,10 @@ def cmd_list(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _run(names: Sequence[str] | None, out: Path, report: ConsoleReport) -> ExitStatus:
+def _run(names: Sequence[str] | None, out: Path, jobs: int | None, report: ConsoleReport) -> ExitStatus:
     from .lab import engine, images
     from .report import files
-    from .runner import run_scenario
+    from .runner import default_jobs, run_many
 
     topology = catalog.load_topology()
     scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
@@ -67,13 +70,14 @@ def _run(names: Sequence[str] | None, out: Path, report: ConsoleReport) -> ExitS
     run_id = engine.new_run_id()
     image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, report.build_progress)
     kernel = str(client.info().get("KernelVersion", ""))
-    results = []
-    for scenario in scenarios:
-        result = run_scenario(client, image_set, topology, scenario, run_id, report.scenario_progress)
+
+    def finished(result: ScenarioResult) -> None:
         result.kernel = kernel
         files.write_scenario(out, result, run_id)
         report.scenario_done(result)
-        results.append(result)
+
+    results = run_many(client, image_set, topology, scenarios, run_id, jobs or default_jobs(),
+                       report.scenario_progress, finished)
     files.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))
     if any(r.error for r in results):
@@ -82,11 +86,11 @@ def _run(names: Sequence[str] | None, out: Path, report: ConsoleReport) -> ExitS
 
 
 def cmd_run(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
-    return _run(args.scenarios, args.out, report)
+    return _run(args.scenarios, args.out, args.jobs, report)
 
 
 def cmd_all(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
-    return _run(None, args.out, report)
+    return _run(None, args.out, args.jobs, report)
 
 
 def cmd_build(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:

@@ -6,16 +6,19 @@ The runner never prints: it reports progress through a callback and returns
 from __future__ import annotations
 
 import base64
+import os
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import docker
 
 from .capture import Packet, parse_capture_bytes
-from .errors import LabError, LabRuntimeError
+from .errors import LabRuntimeError
+from .lab import engine
 from .lab.hosts import ScenarioLab
 from .lab.images import ImageSet
 from .model import Scenario, Step
@@ -159,3 +162,42 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
         result.error = exc.line()
     result.duration = time.monotonic() - t0
     return result
+
+
+def default_jobs() -> int:
+    """Scenarios mostly wait on kernel timers, so twice the cores keeps the machine busy without crowding it."""
+    return max(1, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, scenarios: Sequence[Scenario],
+             run_id: str, jobs: int, progress: Progress,
+             on_result: Callable[[ScenarioResult], None]) -> list[ScenarioResult]:
+    """Run scenarios `jobs` at a time; results in the order given.
+
+    On Ctrl-C (KeyboardInterrupt in the calling thread) nothing new starts, every
+    object of the run is removed by label (which also ends the scenarios still
+    running: their agents lose their hosts), and the interrupt is raised again.
+    """
+    results: dict[str, ScenarioResult] = {}
+    lock = threading.Lock()
+
+    def one(scenario: Scenario) -> None:
+        result = run_scenario(client, images, topology, scenario, run_id, progress)
+        with lock:
+            results[scenario.id] = result
+            on_result(result)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
+    futures = [pool.submit(one, s) for s in scenarios]
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+        engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
+        raise
+    pool.shutdown(wait=True)
+    return [results[s.id] for s in scenarios]

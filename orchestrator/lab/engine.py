@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import docker
@@ -71,16 +72,22 @@ def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]
     return found
 
 
-def remove_lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]:
-    """Remove containers, then networks, by label only. Returns what went."""
-    removed = []
-    for obj in lab_objects(client, *selectors):
+def remove_lab_objects(client: docker.DockerClient, *selectors: str, parallel: bool = False) -> list[LabObject]:
+    """Remove containers (at once when `parallel`), then networks, by label only. Returns what went."""
+    found = lab_objects(client, *selectors)
+
+    def remove(obj: LabObject) -> LabObject | None:
         try:
             if obj.kind == "container":
                 client.api.remove_container(obj.id, force=True, v=True)
             else:
                 client.api.remove_network(obj.id)
-            removed.append(obj)
+            return obj
         except docker.errors.NotFound:
-            pass
-    return removed
+            return None
+
+    containers = [o for o in found if o.kind == "container"]
+    with ThreadPoolExecutor(max_workers=max(1, len(containers)) if parallel else 1) as pool:
+        gone = list(pool.map(remove, containers))
+    gone += [remove(o) for o in found if o.kind == "network"]
+    return [o for o in gone if o is not None]

@@ -11,6 +11,7 @@ import random
 import re
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -48,6 +49,14 @@ def _parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None
         m = re.search(rf"(\d+) packets? {what}", text)
         return int(m.group(1)) if m else None
     return count("captured"), count("received by filter"), count("dropped by kernel")
+
+
+def _all(work: Callable[[Any], None], items: list[Any]) -> None:
+    """Run `work` on every item at once; the first error is raised once all have finished."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        futures = [pool.submit(work, item) for item in items]
+    for future in futures:
+        future.result()
 
 
 def _join(earlier: CaptureFile | None, later: CaptureFile) -> CaptureFile:
@@ -98,17 +107,17 @@ class ScenarioLab:
         self.down()
 
     def up(self) -> None:
+        """Network, then every host at once, then every sidecar at once (each waits for its own readiness)."""
         self._create_network()
-        for name in self.host_names:
-            self._start_host(self.topology.host(name))
-        for name in self.capture_points:
-            self._start_sidecar(name)
+        _all(self._start_host, [self.topology.host(name) for name in self.host_names])
+        _all(self._start_sidecar, list(self.capture_points))
 
     def down(self) -> None:
         """Remove every container and the network of this scenario run, by label."""
-        for agent in self.agents.values():
+        for agent in list(self.agents.values()):
             agent.close()
-        engine.remove_lab_objects(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
+        engine.remove_lab_objects(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}",
+                                  parallel=True)
 
     # -- network -------------------------------------------------------------
     def _create_network(self) -> None:
@@ -202,20 +211,24 @@ class ScenarioLab:
         for cid in chosen.values():
             self.api.kill(cid, signal="SIGINT")
         files: dict[str, CaptureFile] = {}
-        for host, cid in chosen.items():
-            try:
-                self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
-            except Exception as exc:  # requests' ReadTimeout or a connection error: the engine did not answer
-                raise LabRuntimeError(f"tcpdump on {host} did not stop within {CAPTURE_STOP_TIMEOUT:g} s ({exc})") from None
-            logs = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-            stream, _ = self.api.get_archive(cid, f"/tmp/{host}.pcap")
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-                member = tar.extractfile(f"{host}.pcap")
-                data = member.read() if member else b""
-            files[host] = _join(self._earlier.pop(host, None), CaptureFile(host, data, *_parse_tcpdump_counts(logs)))
-            self.api.remove_container(cid, force=True)
-            del self.sidecars[host]
-        return files
+        _all(lambda item: files.update(self._fetch_capture(*item)), list(chosen.items()))
+        return {h: files[h] for h in chosen}
+
+    def _fetch_capture(self, host: str, cid: str) -> dict[str, CaptureFile]:
+        """Wait for a SIGINTed sidecar to exit, then take its pcap and tcpdump's counts."""
+        try:
+            self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
+        except Exception as exc:  # requests' ReadTimeout or a connection error: the engine did not answer
+            raise LabRuntimeError(f"tcpdump on {host} did not stop within {CAPTURE_STOP_TIMEOUT:g} s ({exc})") from None
+        logs = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+        stream, _ = self.api.get_archive(cid, f"/tmp/{host}.pcap")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(f"{host}.pcap")
+            data = member.read() if member else b""
+        joined = _join(self._earlier.pop(host, None), CaptureFile(host, data, *_parse_tcpdump_counts(logs)))
+        self.api.remove_container(cid, force=True)
+        del self.sidecars[host]
+        return {host: joined}
 
     def restart(self, host: str) -> None:
         """Kill a host and start it again: a new network namespace with no memory of its connections.
