@@ -70,13 +70,15 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, report: Conso
     run_id = engine.new_run_id()
     image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, report.build_progress)
     kernel = str(client.info().get("KernelVersion", ""))
+    jobs = jobs or default_jobs()
+    report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
     def finished(result: ScenarioResult) -> None:
         result.kernel = kernel
         files.write_scenario(out, result, run_id)
         report.scenario_done(result)
 
-    results = run_many(client, image_set, topology, scenarios, run_id, jobs or default_jobs(),
+    results = run_many(client, image_set, topology, scenarios, run_id, jobs,
                        report.scenario_progress, finished)
     files.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))

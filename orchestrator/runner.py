@@ -197,7 +197,7 @@ def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, 
             future.cancel()
         engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
         pool.shutdown(wait=True, cancel_futures=True)
-        engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
+        engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
         raise
     pool.shutdown(wait=True)
     return [results[s.id] for s in scenarios]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -85,9 +86,22 @@ def remove_lab_objects(client: docker.DockerClient, *selectors: str, parallel: b
             return obj
         except docker.errors.NotFound:
             return None
+        except docker.errors.APIError:
+            return None   # e.g. a network whose last container is still going: the caller may try again
 
     containers = [o for o in found if o.kind == "container"]
     with ThreadPoolExecutor(max_workers=max(1, len(containers)) if parallel else 1) as pool:
         gone = list(pool.map(remove, containers))
     gone += [remove(o) for o in found if o.kind == "network"]
     return [o for o in gone if o is not None]
+
+
+def remove_until_gone(client: docker.DockerClient, *selectors: str, attempts: int = 20) -> list[LabObject]:
+    """Remove by label until nothing matches (a network frees up once its containers are gone)."""
+    for _ in range(attempts):
+        remove_lab_objects(client, *selectors, parallel=True)
+        left = lab_objects(client, *selectors)
+        if not left:
+            return []
+        time.sleep(0.2)
+    return left

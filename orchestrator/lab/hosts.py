@@ -116,8 +116,7 @@ class ScenarioLab:
         """Remove every container and the network of this scenario run, by label."""
         for agent in list(self.agents.values()):
             agent.close()
-        engine.remove_lab_objects(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}",
-                                  parallel=True)
+        engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
 
     # -- network -------------------------------------------------------------
     def _create_network(self) -> None:

@@ -30,11 +30,11 @@ class ConsoleReport:
 
     def scenario_progress(self, scenario: str, message: str) -> None:
         with self._lock:
-            self.console.print(f"[bold]{scenario}[/bold] {message}", highlight=False)
+            self.console.print(f"[bold]{scenario}[/bold] {message}", highlight=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
         with self._lock:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
 
     def scenario_done(self, result: ScenarioResult) -> None:
         v = verdict(result)

@@ -1,0 +1,82 @@
+"""Every way a run can end leaves no container or network behind; a hard kill is noticed and cleaned."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from orchestrator.lab import engine
+from orchestrator.lab.images import ImageSet
+from tests.conftest import ROOT
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def start_all(out: Path) -> tuple[subprocess.Popen[str], str]:
+    """`all` in a subprocess; returns it once it has said its run id."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "all", "--out", str(out)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = re.match(r"run ([0-9a-f]{8}):", line)
+        if m:
+            return proc, m.group(1)
+    raise AssertionError(f"no run id printed: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def objects_of(client: docker.DockerClient, run_id: str) -> list[str]:
+    return [o.name for o in engine.lab_objects(client, f"{engine.RUN}={run_id}")]
+
+
+def wait_for_objects(client: docker.DockerClient, run_id: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not objects_of(client, run_id):
+        assert time.monotonic() < deadline, "the run never created a container"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig, delay", [
+    (signal.SIGINT, 0.0),    # while the first hosts come up
+    (signal.SIGINT, 1.5),    # mid-scenario
+    (signal.SIGINT, 4.0),    # later, with scenarios finishing and starting
+    (signal.SIGTERM, 1.0),
+])
+def test_interrupted_run_leaves_nothing(docker_client: docker.DockerClient, image_set: ImageSet, tmp_path: Path,
+                                        sig: signal.Signals, delay: float) -> None:
+    proc, run_id = start_all(tmp_path)
+    wait_for_objects(docker_client, run_id)
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert objects_of(docker_client, run_id) == []
+
+
+def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, image_set: ImageSet,
+                                          tmp_path: Path) -> None:
+    proc, run_id = start_all(tmp_path)
+    wait_for_objects(docker_client, run_id)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert objects_of(docker_client, run_id), "kill -9 leaves the run's objects"
+    noticed = subprocess.run([sys.executable, "-m", "orchestrator", "run", "closed-port", "--out", str(tmp_path / "2")],
+                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert run_id in noticed.stdout and "python -m orchestrator clean" in noticed.stdout
+    # something unlabelled that clean must not touch
+    bystander = docker_client.networks.create(f"rstlab-test-bystander-{run_id}", internal=True)
+    try:
+        cleaned = subprocess.run([sys.executable, "-m", "orchestrator", "clean"], cwd=ROOT, env=ENV,
+                                 capture_output=True, text=True, timeout=120)
+        assert cleaned.returncode == 0 and "removed" in cleaned.stdout
+        assert objects_of(docker_client, run_id) == []
+        docker_client.networks.get(bystander.id)   # still there
+    finally:
+        bystander.remove()
