@@ -1,6 +1,7 @@
 """Finding and loading scenarios and the topology from files (YAML)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -13,7 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 BUILTIN_DIR = PACKAGE_DIR / "scenarios"
 COMPOSE_FILE = PROJECT_DIR / "compose.yaml"
-IMAGES_DIR = PROJECT_DIR / "images"
+IMAGES_DIR = Path(os.environ.get("RSTLAB_IMAGES", PROJECT_DIR / "images"))   # the Dockerfiles (override for tests)
 
 
 def _read_yaml(path: Path) -> object:

@@ -80,3 +80,21 @@ def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, im
         docker_client.networks.get(bystander.id)   # still there
     finally:
         bystander.remove()
+
+
+def test_image_that_fails_to_build(docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    """A broken Dockerfile: one line naming the image, exit 3, nothing left on the engine."""
+    import shutil
+    images = tmp_path / "images"
+    shutil.copytree(ROOT / "images", images)
+    (images / "host" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN exit 7\n")
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", "closed-port", "--out", str(tmp_path / "o")],
+                          cwd=ROOT, env={**ENV, "RSTLAB_IMAGES": str(images)}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 3, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "building rstlab/host:" in lines[0] and "failed" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    run_id = re.search(r"run ([0-9a-f]{8})", proc.stdout)
+    assert run_id is None, "no scenario started"
+    assert not docker_client.containers.list(all=True, filters={"label": "rstlab.run", "status": "created"})

@@ -55,6 +55,18 @@ def test_schema_invalid_scenario_file_names_the_field(tmp_path: Path) -> None:
     assert_one_line_error(cli("run", str(bad)), 2, "steps[0].call: unknown call 'fly'")
 
 
+def test_scenario_naming_a_host_the_topology_lacks(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\ntitle: t\nclaim: c\nhosts: [client, mainframe]\nsteps: []\n")
+    assert_one_line_error(cli("run", str(bad)), 2, "unknown host 'mainframe'")
+
+
+def test_empty_scenario_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert_one_line_error(cli("run", str(empty)), 2, "the file is empty")
+
+
 def test_no_engine_is_environment_error(tmp_path: Path) -> None:
     # port 9 on loopback: nothing listens, the connection is refused at once
     proc = cli("run", "closed-port", "--out", str(tmp_path), env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
