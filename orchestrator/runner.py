@@ -41,6 +41,7 @@ class ScenarioResult:
     hosts: dict[str, str] = field(default_factory=dict)
     capture_stats: dict[str, dict[str, int | None]] = field(default_factory=dict)
     pcaps: dict[str, bytes] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)   # setup, steps, settle, teardown (s)
     error: str | None = None
     started: float = 0.0
     duration: float = 0.0
@@ -131,7 +132,14 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
     """Run one scenario on the engine and check what it observed. Lab errors end up in `error`."""
     result = ScenarioResult(scenario=scenario, started=time.time())
     say = lambda msg: progress(scenario.id, msg)  # noqa: E731
-    t0 = time.monotonic()
+    t0 = mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        result.timings[name] = round(now - mark, 3)
+        mark = now
+
     try:
         with ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
                          say, scenario.sysctls) as lab:
@@ -143,11 +151,15 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
                     raise LabRuntimeError(f"cannot copy {f.name} into {f.host}: {answer['error']}")
             say("hosts up, capturing")
             counters = _Counters(lab, scenario.hosts)
+            phase("setup")
             result.events = _drive(scenario, lab, counters)
+            phase("steps")
             time.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
+            phase("settle")
             result.counters = {h: counters.delta(h) for h in scenario.hosts}
             files = lab.stop_captures()
             say("captures stopped, checking")
+        phase("teardown")
         names = {addr: host for host, addr in result.hosts.items()}
         for host, f in files.items():
             # A frame the bridge flooded to this host (its MAC is another's, e.g. while a

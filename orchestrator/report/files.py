@@ -53,7 +53,7 @@ def result_document(result: ScenarioResult, run_id: str) -> dict[str, Any]:
         "explanation": s.explanation, "source": s.source,
         "run_id": run_id, "kernel": result.kernel,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.started)),
-        "duration_s": round(result.duration, 3), "t0": t0,
+        "duration_s": round(result.duration, 3), "timings": result.timings, "t0": t0,
         "hosts": {h: {"address": a} for h, a in result.hosts.items()},
         "checks": [asdict(c) for c in result.checks],
         "packets": {point: [packet_record(p, names, t0) for p in ps] for point, ps in result.packets.items()},
@@ -122,7 +122,7 @@ def write_run(out: Path, results: Sequence[ScenarioResult], run_id: str, kernel:
         "run_id": run_id, "kernel": kernel,
         "passed": sum(1 for r in results if r.passed), "total": len(results),
         "scenarios": [{"id": r.scenario.id, "title": r.scenario.title, "verdict": verdict(r),
-                       "duration_s": round(r.duration, 3), "error": r.error,
+                       "duration_s": round(r.duration, 3), "timings": r.timings, "error": r.error,
                        "failed_checks": sum(1 for c in r.checks if not c.passed),
                        "page": f"{r.scenario.id}/README.md"} for r in results],
     }

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""How long the lab takes, and where the time goes (issue 7's figures).
+
+    python bench/bench_lab.py            warm `all` (default jobs) and `all --jobs 1`, per-scenario split
+    python bench/bench_lab.py --cold     first removes the lab's images, so `all` builds them (offline base)
+
+Per scenario: wall time, its inherent wait (the steps, which wait on the
+kernel's own timers, plus the settle time before captures stop) and the
+overhead around it (hosts, sidecars and network up; captures fetched; teardown).
+Prints figures only; it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def orchestrator(*args: str) -> tuple[float, int]:
+    t = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"orchestrator {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return time.monotonic() - t, proc.returncode
+
+
+def run_all(out: Path, *extra: str) -> tuple[float, dict]:
+    seconds, status = orchestrator("all", "--out", str(out), *extra)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["status"] = status
+    return seconds, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", action="store_true", help="remove the lab's images first and time the cold run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
+        out = Path(tmp)
+        if args.cold:
+            orchestrator("clean", "--images")
+            cold, summary = run_all(out / "cold")
+            print(f"cold all (images built first): {cold:6.1f} s   {summary['passed']}/{summary['total']} passed")
+        warm, summary = run_all(out / "warm")
+        serial, serial_summary = run_all(out / "serial", "--jobs", "1")
+        print(f"warm all (default jobs):        {warm:6.1f} s   {summary['passed']}/{summary['total']} passed")
+        print(f"warm all --jobs 1:              {serial:6.1f} s   {serial_summary['passed']}/{serial_summary['total']} passed")
+        print(f"speed-up of the default jobs:   {serial / warm:6.2f} x")
+        same = [s["verdict"] for s in summary["scenarios"]] == [s["verdict"] for s in serial_summary["scenarios"]]
+        print(f"identical verdicts:             {same}")
+        print()
+        print(f"{'scenario (from --jobs 1)':28} {'wall':>6} {'inherent':>9} {'overhead':>9}   setup  teardown")
+        overheads = []
+        for s in serial_summary["scenarios"]:
+            t = s["timings"]
+            inherent = t.get("steps", 0) + t.get("settle", 0)
+            overhead = s["duration_s"] - inherent
+            overheads.append(overhead)
+            print(f"{s['id']:28} {s['duration_s']:6.2f} {inherent:9.2f} {overhead:9.2f}   "
+                  f"{t.get('setup', 0):5.2f}  {t.get('teardown', 0):8.2f}")
+        print(f"{'mean overhead':28} {'':6} {'':9} {sum(overheads) / len(overheads):9.2f}")
+    print()
+    sizes = subprocess.run(["docker", "images", "--filter", "label=rstlab.run", "--format",
+                            "{{.Repository}}:{{.Tag}} {{.Size}}"], capture_output=True, text=True).stdout
+    print("images:\n" + "".join(f"  {line}\n" for line in sizes.splitlines() if not line.endswith(":latest")))
+
+
+if __name__ == "__main__":
+    main()
