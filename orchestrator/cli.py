@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from rich.console import Console
 
 from . import catalog
-from .errors import ExitStatus, LabError
+from .errors import BadInput, ExitStatus, LabError
 from .report.console import ConsoleReport
 from .runner import ScenarioResult
 
@@ -40,6 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
     c = sub.add_parser("clean", help="remove every container and network labelled rstlab.run")
     c.add_argument("--images", action="store_true", help="also remove the lab's images")
+    sh = sub.add_parser("show", help="draw a scenario's ladder from the last run (its result.json)")
+    sh.add_argument("name", metavar="NAME")
+    sh.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the run's output folder (default: captures/)")
+    sh.add_argument("--at", metavar="POINT", help="capture point to draw (default: the client's)")
+    rp = sub.add_parser("report", help="rebuild the pages, index.html, junit.xml and summary.json of a results folder")
+    rp.add_argument("folder", type=Path, metavar="DIR", help="a folder of <scenario>/result.json (e.g. CI artifacts)")
+    rp.add_argument("--step-summary", action="store_true",
+                    help="print the verdicts and failed checks as Markdown (for $GITHUB_STEP_SUMMARY)")
+    ex = sub.add_parser("explain", help="tell which RST cause each reset in a capture matches, with the evidence")
+    ex.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng files, from the lab or anywhere")
+    ex.add_argument("--json", action="store_true", help="machine-readable list of connections")
+    ex.add_argument("--at", action="append", default=[], metavar="ADDRESS",
+                    help="an address of the host the capture was taken on (repeatable): tells whether a RST "
+                         "that host sent was its own or forged in another host's name")
     return p
 
 
@@ -122,8 +136,55 @@ def cmd_clean(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     return ExitStatus.OK
 
 
+def cmd_show(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    from .report import files
+    from .report.ladder import build_ladder
+
+    doc = files.load_result(args.out, args.name)
+    if args.at is not None and args.at not in doc.get("packets", {}):
+        raise BadInput(f"{args.name} has no capture point {args.at!r}",
+                       f"capture points: {', '.join(doc.get('packets', {})) or 'none'}")
+    report.ladder(doc, build_ladder(doc, args.at))
+    return ExitStatus.OK
+
+
+def cmd_report(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    from .report import files, pages
+
+    summary, docs = files.write_report(args.folder)
+    if args.step_summary:
+        print(pages.step_summary(summary, docs), end="")
+    else:
+        report.note(f"{summary['passed']} of {summary['total']} scenarios passed; pages, index.html, junit.xml "
+                    f"and summary.json written in {args.folder}")
+    return ExitStatus.OK
+
+
+def cmd_explain(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    import ipaddress
+
+    from .capture import read_capture
+    from .explain import explain_capture
+
+    try:
+        local = [ipaddress.ip_address(a).compressed for a in args.at]
+    except ValueError as exc:
+        raise BadInput(f"--at: {exc}", "give the capture host's IPv4 or IPv6 address") from None
+    captures = [read_capture(name) for name in args.files]   # every file is read before anything prints
+    results = [explain_capture(capture, local) for capture in captures]
+    if args.json:
+        print(json.dumps([record for r in results for record in r.as_json()], indent=2))
+        for r in results:
+            if r.truncated:
+                print(f"warning: {r.path} is truncated: explained up to the cut", file=sys.stderr)
+    else:
+        report.explanations(results)
+    return ExitStatus.OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, ConsoleReport], ExitStatus]] = {
     "list": cmd_list, "run": cmd_run, "all": cmd_all, "build": cmd_build, "clean": cmd_clean,
+    "show": cmd_show, "report": cmd_report, "explain": cmd_explain,
 }
 
 

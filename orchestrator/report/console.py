@@ -9,10 +9,13 @@ from typing import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
 from ..model import Scenario
 from ..runner import ScenarioResult
 from .files import verdict
+from .ladder import Arrow, Ladder
 
 STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
 
@@ -71,3 +74,144 @@ class ConsoleReport:
         for s in scenarios:
             table.add_row(s.id, ", ".join(s.hosts), "yes" if s.article_holds else "[yellow]no[/yellow]", s.title)
         self.console.print(table)
+
+    def ladder(self, doc: dict, ladder: Ladder) -> None:
+        """`show NAME`: a scenario's verdict and claim, then its ladder drawn in text (ladder.py's model)."""
+        v = doc.get("verdict", "error")
+        passed = sum(1 for c in doc.get("checks", []) if c["passed"])
+        with self._lock:
+            self.console.print(f"[bold]{doc['scenario']}[/bold]: {doc['title']}", highlight=False)
+            self.console.print(f"[{STYLE.get(v, 'magenta')}]{v}[/]: {passed} of {len(doc.get('checks', []))} checks "
+                               f"held, run {doc.get('run_id', '?')} {doc.get('started', '')}", highlight=False)
+            self.console.print(f"[dim]claim:[/dim] {' '.join(str(doc.get('claim', '')).split())}", highlight=False)
+            if not doc.get("article_holds", True):
+                self.console.print("[yellow]the claim does not hold on Linux[/yellow]", highlight=False)
+            self.console.print(f"[dim]ladder at {ladder.point}: {ladder.total} packets"
+                               + (f", {ladder.drawn} drawn" if ladder.drawn < ladder.total else "") + "[/dim]",
+                               highlight=False)
+            for line in ladder_lines(ladder, self.console.width):
+                self.console.print(line, no_wrap=True, overflow="ellipsis", crop=False)
+            for c in doc.get("checks", []):
+                if not c["passed"]:
+                    self.console.print(f"  [red]✗[/red] {c['kind']} @ {c['subject']}: expected {c['expected']}\n"
+                                       f"      observed {c['observed']}", highlight=False)
+
+    def explanations(self, results: Sequence[CaptureExplanation]) -> None:
+        """`explain FILE…`: per file, every reset or failed connection with its cause and evidence."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for r in results:
+                head = Text.assemble((r.path, "bold"), f": {r.packets} TCP packets, {r.connections} "
+                                     f"connection{'s' if r.connections != 1 else ''}, "
+                                     f"{len(r.explanations)} reset or failed")
+                if r.other:
+                    head.append(f" ({r.other} frames that are not TCP ignored)", style="dim")
+                self.console.print(head)
+                if r.truncated:
+                    self.console.print(Text("  the file is truncated: explained up to the cut", style="yellow"))
+                for e in r.explanations:
+                    counts[e.cause] = counts.get(e.cause, 0) + 1
+                    self._explanation(e, r.t0)
+                self.console.print()
+            if sum(counts.values()) > 1:
+                table = Table(title="causes")
+                table.add_column("cause")
+                table.add_column("connections", justify="right")
+                for cause, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+                    table.add_row(Text(cause, style=CAUSE_STYLE.get(cause, "bold green")), str(n))
+                self.console.print(table)
+
+    def _explanation(self, e: Explanation, t0: float) -> None:
+        style = CAUSE_STYLE.get(e.cause, "bold green")
+        title = Text.assemble(f"  {e.endpoints[0]} > {e.endpoints[1]}  ", (e.cause, style))
+        if e.cause == AMBIGUOUS:
+            title.append(": " + " or ".join(c.cause for c in e.candidates), style=style)
+        if e.rst_from and e.rst_time is not None:
+            side = f" ({e.rst_side})" if e.rst_side else ""
+            title.append(f"  RST from {e.rst_from}{side} at {e.rst_time - t0:.6f}", style="dim")
+        self.console.print(title)
+        self.console.print(Text("    " + e.sentence))
+        for ev in e.evidence:
+            self.console.print(Text("      " + ev.line, style="cyan"), soft_wrap=True)
+            self.console.print(Text("          " + ev.why, style="dim italic"))
+        if e.cause == AMBIGUOUS:
+            for c in e.candidates:
+                self.console.print(Text.assemble("    ", (c.cause, "bold yellow"), f": {c.why}"))
+                self.console.print(Text(f"      tells it apart: {c.tell}", style="dim"))
+        for note in e.notes:
+            self.console.print(Text(f"    note: {note}", style="dim"))
+
+
+CAUSE_STYLE = {AMBIGUOUS: "bold yellow", UNKNOWN: "bold magenta", SILENT_DROP: "bold cyan"}
+
+NOTE_STYLE = {"gap": "dim italic", "error": "bold yellow", "timeout": "yellow", "info": "cyan",
+              "rst": "bold red", "omitted": "dim italic"}
+TIME_COLUMN = 11
+
+
+def ladder_lines(ladder: Ladder, width: int = 100) -> list[Text]:
+    """The ladder as lines of rich Text: lifelines, arrows with their labels, notes; resets in red with a cross."""
+    if not ladder.participants:
+        return [Text("(no packets at this capture point)", style="dim")]
+    spacing, half = ladder.geometry(len, 20, 3)
+    n = len(ladder.participants)
+    room = width - TIME_COLUMN - 1
+    if 2 * half + (n - 1) * spacing > room:       # too wide: narrower margins (notes there get cut), then columns
+        least = max(max(len(p.name), len(p.address or "")) / 2 + 2 for p in ladder.participants)
+        half = max(least, (room - (n - 1) * spacing) / 2)
+        if n > 1:
+            spacing = max(24.0, min(spacing, (room - 2 * half) / (n - 1)))
+    xs = [TIME_COLUMN + int(half + i * spacing) for i in range(n)]
+    total = xs[-1] + int(half) + 1
+
+    def blank() -> list[str]:
+        chars = [" "] * total
+        for x in xs:
+            chars[x] = "│"
+        return chars
+
+    def centred(chars: list[str], text: str, centre: int, lo: int = 0, hi: int | None = None) -> tuple[int, int]:
+        hi = total if hi is None else hi
+        if len(text) > hi - lo:
+            text = text[: max(1, hi - lo - 1)] + "…"
+        start = min(max(lo, centre - len(text) // 2), hi - len(text))
+        chars[start:start + len(text)] = list(text)
+        return start, start + len(text)
+
+    lines: list[Text] = []
+    names, addrs = [" "] * total, [" "] * total
+    for p, x in zip(ladder.participants, xs):
+        centred(names, p.name, x)
+        centred(addrs, p.address or "", x)
+    lines.append(Text("".join(names), style="bold"))
+    lines.append(Text("".join(addrs), style="dim"))
+    for row in ladder.rows:
+        chars = blank()
+        lo, hi = ladder.span(row)
+        spans: list[tuple[int, int, str]] = []
+        if isinstance(row, Arrow):
+            t = f"{row.t:.6f}".rjust(TIME_COLUMN - 2)
+            chars[:len(t)] = list(t)
+            spans.append((0, len(t), "dim"))
+            a, b = xs[lo], xs[hi]
+            rightwards = xs[ladder.column(row.dst)] > xs[ladder.column(row.src)]
+            shaft = "┄" if row.collapsed else ("━" if row.rst else "─")
+            for x in range(a + 1, b):
+                chars[x] = shaft
+            head = "✕" if row.rst else ("▶" if rightwards else "◀")
+            chars[b - 1 if rightwards else a + 1] = head
+            label_start, label_end = centred(chars, f" {row.label} ", (a + b) // 2, a + 2, b - 1)
+            style = "bold red" if row.rst else ("dim" if row.collapsed else "")
+            spans.append((a + 1, b, style or "default"))
+            spans.append((label_start, label_end, "bold red" if row.rst else "bold"))
+        else:
+            text = f"[ {row.text} ]"
+            centre = (xs[lo] + xs[hi]) // 2
+            start, end = centred(chars, text, centre, TIME_COLUMN, total)
+            spans.append((start, end, NOTE_STYLE.get(row.kind, "")))
+        line = Text("".join(chars).rstrip())
+        for start, end, style in spans:
+            line.stylize(style, start, min(end, len(line)))
+        lines.append(line)
+    return lines
+

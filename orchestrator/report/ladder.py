@@ -1,0 +1,310 @@
+"""The ladder model: one capture point's packets and the applications' outcomes, as rows to draw.
+
+A ladder (a sequence diagram of TCP segments) is built once from a scenario's
+result document (result.json) and drawn three ways from the same rows: Mermaid
+for the Markdown page (pages.py), inline SVG for index.html (html.py) and
+rich text in the terminal (console.py). Everything about *what* is drawn lives
+here: which capture point, which hosts are participants and in which order,
+which segments are drawn, collapsed or left out, where a time gap or an
+application's error is noted, and which segment is a reset. The renderers only
+decide how it looks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence, Union
+
+GAP_NOTE = 0.2        # seconds: a longer pause between two rows is written on the ladder
+MAX_ARROWS = 30       # arrows drawn at most; the rest is summarised in a note
+STRETCH = 8           # a run of more plain segments than this is collapsed …
+KEEP_EDGE = 2         # … keeping this many drawn at each end of the run
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A host (or an address no host of the run has) with its address."""
+
+    name: str
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """One segment, or a collapsed run of plain segments (`count` > 1), from one participant to another."""
+
+    src: str
+    dst: str
+    flags: str
+    label: str               # what is written on the arrow: flags, seq/ack/len (and ports when several connections)
+    t: float                 # seconds since the run's t0 (first packet of the run)
+    first: int               # 1-based packet number in the capture point's table
+    last: int                # == first unless collapsed
+    count: int = 1
+    t_last: float | None = None
+
+    @property
+    def rst(self) -> bool:
+        return "R" in self.flags
+
+    @property
+    def collapsed(self) -> bool:
+        return self.count > 1
+
+
+@dataclass(frozen=True)
+class Note:
+    """Text written on the ladder over one or more participants.
+
+    kind: gap (a pause), error (an application call failed), timeout (it gave
+    up), info (a host restarted, an end of stream), rst (what the reset means),
+    omitted (segments not drawn).
+    """
+
+    kind: str
+    text: str
+    over: tuple[str, ...]
+    t: float | None = None
+
+
+Row = Union[Arrow, Note]
+
+
+@dataclass
+class Ladder:
+    scenario: str
+    point: str                          # the capture point drawn
+    participants: list[Participant]
+    rows: list[Row] = field(default_factory=list)
+    total: int = 0                      # packets at the capture point
+    drawn: int = 0                      # packets drawn as (or inside) an arrow
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.participants]
+
+    def column(self, name: str) -> int:
+        return self.names.index(name)
+
+    def span(self, row: Row) -> tuple[int, int]:
+        """The leftmost and rightmost participant column a row touches."""
+        cols = [self.column(n) for n in ((row.src, row.dst) if isinstance(row, Arrow) else row.over)]
+        return min(cols), max(cols)
+
+    def geometry(self, measure: Callable[[str], float], minimum: float, pad: float) -> tuple[float, float]:
+        """(spacing between neighbouring columns, margin left and right of the outer columns), in the
+        renderer's unit (`measure` gives a text's width): every label fits over its span, every note over
+        one column fits around it, and so do the participants' names and addresses."""
+        spacing = minimum
+        half = minimum / 2
+        for row in self.rows:
+            lo, hi = self.span(row)
+            text = row.label if isinstance(row, Arrow) else row.text
+            if hi > lo:
+                spacing = max(spacing, (measure(text) + 2 * pad) / (hi - lo))
+            else:
+                half = max(half, measure(text) / 2 + pad)
+        for p in self.participants:
+            half = max(half, max(measure(p.name), measure(p.address or "")) / 2 + pad)
+        return spacing, half
+
+    @property
+    def arrows(self) -> list[Arrow]:
+        return [r for r in self.rows if isinstance(r, Arrow)]
+
+    @property
+    def notes(self) -> list[Note]:
+        return [r for r in self.rows if isinstance(r, Note)]
+
+
+# --- choosing what to draw ------------------------------------------------------------------------------------------
+
+
+def default_point(doc: Mapping[str, Any]) -> str | None:
+    """The client's capture (it has every packet the client saw), else the first capture point the scenario names."""
+    points = list(doc.get("capture_points") or doc.get("packets", {}).keys())
+    if not points:
+        return None
+    return "client" if "client" in points else points[0]
+
+
+def seconds(value: float) -> str:
+    """A duration as people read it on a ladder: +1.03 s, +250 ms."""
+    if value >= 10:
+        return f"{value:.1f} s"
+    if value >= 1:
+        return f"{value:.2f} s"
+    return f"{value * 1000:.0f} ms"
+
+
+def segment_label(p: Mapping[str, Any], ports: bool = False) -> str:
+    """`[P.] seq=1:101 ack=1 len=100`: tcpdump's flags and numbers (relative where the ISN is known)."""
+    flags = p["flags"]
+    parts = [f"[{flags}]"]
+    seq, length = p.get("seq"), int(p.get("len") or 0)
+    if length and seq is not None:
+        parts.append(f"seq={seq}:{(seq + length) & 0xFFFFFFFF}")
+    elif seq is not None:
+        parts.append(f"seq={seq}")
+    if p.get("ack") is not None and "." in flags:
+        parts.append(f"ack={p['ack']}")
+    if length:
+        parts.append(f"len={length}")
+    text = " ".join(parts)
+    return f"{p['sport']}→{p['dport']} {text}" if ports else text
+
+
+def _plain(p: Mapping[str, Any]) -> bool:
+    """A segment a long run may hide: no SYN, FIN or RST."""
+    return not any(c in p["flags"] for c in "SFR")
+
+
+def _event_note(e: Mapping[str, Any]) -> Note | None:
+    """A note for what an application saw: an errno, a timeout it gave up on, a restart, an end of stream."""
+    host, call, sock = e.get("host"), e.get("call"), e.get("sock")
+    if not host or not call:
+        return None
+    t = e.get("t")
+    if t is not None and e.get("end") is not None and e.get("start") is not None:
+        t = float(t) + float(e["end"]) - float(e["start"])      # the outcome is seen when the call returns
+    took = float(e["end"]) - float(e["start"]) if e.get("end") is not None and e.get("start") is not None else None
+    after = f" after {seconds(took)}" if took is not None and took >= 0.05 else ""
+    who = f"{call} {sock}" if sock else str(call)
+    errno = e.get("errno")
+    result = e.get("result")
+    if call == "restart":
+        return Note("info", f"{host} restarted: no sockets, same address", (host,), t)
+    if errno:
+        return Note("error", f"{host}: {who} → {errno}{after}", (host,), t)
+    if result == "poll-timeout":
+        return Note("timeout", f"{host}: {who} gave up, no answer{after}", (host,), t)
+    if call == "recv" and isinstance(result, Mapping) and result.get("eof") and not result.get("received"):
+        return Note("info", f"{host}: {who} → EOF (0 bytes)", (host,), t)
+    if call in ("connect", "accept", "recv", "send", "close") and e.get("ok") and took is not None and took >= GAP_NOTE:
+        return Note("info", f"{host}: {who} → ok{after}", (host,), t)     # a call that waited, then succeeded
+    if call == "exec" and isinstance(result, Mapping) and result.get("rc") not in (0, None):
+        return Note("error", f"{host}: program exited with {result.get('rc')}", (host,), t)
+    return None
+
+
+def _summary_arrows(run: Sequence[tuple[int, Mapping[str, Any]]], ports: bool) -> list[Arrow]:
+    """A collapsed run of plain segments: one arrow per direction and connection, in order of appearance."""
+    groups: dict[tuple[Any, ...], list[tuple[int, Mapping[str, Any]]]] = {}
+    for i, p in run:
+        groups.setdefault((p["src"], p["dst"], p["sport"], p["dport"]), []).append((i, p))
+    arrows = []
+    for (src, dst, sport, dport), members in groups.items():
+        data = [p for _, p in members if p.get("len")]
+        first, last = members[0][1], members[-1][1]
+        if data:
+            lo = data[0]["seq"]
+            hi = (data[-1]["seq"] + data[-1]["len"]) & 0xFFFFFFFF if data[-1]["seq"] is not None else None
+            total = sum(int(p["len"]) for p in data)
+            what = f"{len(data)} data segments seq={lo}:{hi} ({total} bytes)"
+            if len(data) < len(members):
+                what += f" + {len(members) - len(data)} ACKs"
+        else:
+            what = f"{len(members)} ACKs ack={first.get('ack')}…{last.get('ack')}"
+        label = f"{sport}→{dport} ×{what}" if ports else f"×{what}"
+        arrows.append(Arrow(src, dst, "/".join(sorted({p["flags"] for _, p in members})), label, float(first["t"]),
+                            members[0][0] + 1, members[-1][0] + 1, len(members), float(last["t"])))
+    return arrows
+
+
+def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: int = MAX_ARROWS) -> Ladder:
+    """The ladder of one capture point of a result document (default: `default_point`)."""
+    point = point or default_point(doc)
+    packets: list[Mapping[str, Any]] = list(doc.get("packets", {}).get(point, [])) if point else []
+    hosts = doc.get("hosts", {})
+    order = list(hosts)
+    connections = {frozenset(((p["src"], p["sport"]), (p["dst"], p["dport"]))) for p in packets}
+    ports = len(connections) > 1
+
+    # 1. packets into arrows: long runs of plain segments collapsed
+    arrows: list[Arrow] = []
+    i = 0
+    while i < len(packets):
+        j = i
+        while (j < len(packets) and _plain(packets[j])
+               and (j == i or float(packets[j]["t"]) - float(packets[j - 1]["t"]) <= GAP_NOTE)):
+            j += 1
+        if j - i > STRETCH:
+            run = list(enumerate(packets))[i:j]
+            for k, p in run[:KEEP_EDGE]:
+                arrows.append(Arrow(p["src"], p["dst"], p["flags"], segment_label(p, ports), float(p["t"]), k + 1, k + 1))
+            arrows += _summary_arrows(run[KEEP_EDGE:-KEEP_EDGE], ports)
+            for k, p in run[-KEEP_EDGE:]:
+                arrows.append(Arrow(p["src"], p["dst"], p["flags"], segment_label(p, ports), float(p["t"]), k + 1, k + 1))
+            i = j
+            continue
+        p = packets[i]
+        arrows.append(Arrow(p["src"], p["dst"], p["flags"], segment_label(p, ports), float(p["t"]), i + 1, i + 1))
+        i += 1
+
+    # 2. at most max_arrows: keep every reset and the segment it answers, then the beginning and the end
+    kept: list[Arrow | None] = list(arrows)
+    if len(arrows) > max_arrows:
+        keep: set[int] = set()
+        for k, a in enumerate(arrows):
+            if a.rst and len(keep) < max_arrows // 2:
+                keep.update({k - 1, k} if k else {k})
+        head = (max_arrows - len(keep)) * 2 // 3
+        k = 0
+        while head > 0 and k < len(arrows):
+            if k not in keep:
+                keep.add(k)
+                head -= 1
+            k += 1
+        k = len(arrows) - 1
+        while len(keep) < max_arrows and k >= 0:
+            if arrows[k].rst and k > 0 and k - 1 not in keep and k not in keep:
+                if len(keep) + 2 > max_arrows:     # a reset without the segment it answers: leave both out
+                    break
+                keep.add(k - 1)
+            keep.add(k)
+            k -= 1
+        kept = [a if k in keep else None for k, a in enumerate(arrows)]
+
+    # 3. the application's outcomes, by time, among the arrows
+    events = [n for n in (_event_note(e) for e in doc.get("events", [])) if n is not None]
+    participants_used = {a.src for a in arrows} | {a.dst for a in arrows} | {n.over[0] for n in events}
+    names = [h for h in order if h in participants_used] + sorted(participants_used - set(order))
+    participants = [Participant(n, hosts.get(n, {}).get("address") if n in hosts else None) for n in names]
+    everyone = (names[0], names[-1]) if len(names) > 1 else tuple(names)
+
+    # entries: (time, 1 for a segment / 2 for an application note, the row, drawn?)
+    timeline: list[tuple[float, int, Row, bool]] = [(a.t, 1, a, kept[k] is not None) for k, a in enumerate(arrows)]
+    timeline += [(n.t if n.t is not None else float("inf"), 2, n, True) for n in events]
+    timeline.sort(key=lambda item: (item[0], item[1]))
+
+    rows: list[Row] = []
+    previous: float | None = None
+    omitted: list[Arrow] = []
+
+    def flush_omitted() -> None:
+        if omitted:
+            n = sum(a.count for a in omitted)
+            last_t = omitted[-1].t_last if omitted[-1].t_last is not None else omitted[-1].t
+            rows.append(Note("omitted", f"… {n} more segments not drawn (packets {omitted[0].first}–{omitted[-1].last}, "
+                                        f"{omitted[0].t:.3f}–{last_t:.3f} s): see the packet table",
+                             everyone, omitted[0].t))
+            omitted.clear()
+
+    for t, _, row, shown in timeline:
+        if not shown:
+            assert isinstance(row, Arrow)
+            omitted.append(row)
+            previous = row.t_last if row.t_last is not None else t
+            continue
+        flush_omitted()
+        if previous is not None and t != float("inf") and t - previous > GAP_NOTE:
+            rows.append(Note("gap", f"+{seconds(t - previous)}", everyone, previous))
+        rows.append(row)
+        if isinstance(row, Arrow) and row.rst:
+            who = "RST+ACK" if "." in row.flags else "RST"
+            rows.append(Note("rst", f"{who} from {row.src}", (row.src, row.dst), row.t))
+        if t != float("inf"):
+            previous = row.t_last if isinstance(row, Arrow) and row.t_last is not None else t
+    flush_omitted()
+
+    drawn = sum(a.count for a in kept if a is not None)
+    return Ladder(str(doc.get("scenario", "")), point or "", participants, rows, len(packets), drawn)

@@ -1,0 +1,230 @@
+"""The pages people read, in Markdown: a scenario's page with its Mermaid ladder, the run's index, the CI job summary.
+
+Everything here is a pure function of result documents (result.json) and the
+run summary (summary.json), so the pages can be rebuilt from a folder of
+results without the lab (`python -m orchestrator report DIR`).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+from .ladder import Arrow, Ladder, Note, build_ladder
+
+VERDICT_MARK = {"passed": "✅", "failed": "❌", "error": "⚠️"}
+
+# Mermaid: `#` starts an entity code, `;` ends a statement, `<`/`>` are HTML, a bare "end" closes a block.
+_MERMAID_CHARS = str.maketrans({"#": "＃", ";": ",", "<": "‹", ">": "›", "\n": " ", "\r": " ", "`": "'"})
+_BARE_END = re.compile(r"(?<![(\[{\"\w])\b(end)\b(?![)\]}\"\w])", re.IGNORECASE)
+# Colours of highlighted rows (Mermaid `rect`): resets, and calls that failed or gave up
+RST_RECT = "rgb(255, 221, 221)"
+APP_RECT = "rgb(255, 243, 205)"
+
+
+def mermaid_text(text: str) -> str:
+    """A label safe inside a Mermaid sequence diagram (message, note or participant alias)."""
+    text = " ".join(str(text).translate(_MERMAID_CHARS).split())
+    return _BARE_END.sub(lambda m: f"({m.group(1)})", text)
+
+
+def mermaid(ladder: Ladder) -> str:
+    """The ladder as a Mermaid `sequenceDiagram` (the text inside a ```mermaid fence)."""
+    ids = {p.name: f"P{i + 1}" for i, p in enumerate(ladder.participants)}
+    lines = ["sequenceDiagram"]
+    for p in ladder.participants:
+        alias = mermaid_text(p.name) + (f"<br/>{mermaid_text(p.address)}" if p.address else "")
+        lines.append(f"    participant {ids[p.name]} as {alias}")
+    rows = ladder.rows
+    i = 0
+    while i < len(rows):
+        row = rows[i]
+        if isinstance(row, Arrow):
+            arrow = ("--x" if row.collapsed else "-x") if row.rst else ("-->>" if row.collapsed else "->>")
+            line = f"    {ids[row.src]}{arrow}{ids[row.dst]}: {mermaid_text(row.label)}"
+            following = rows[i + 1] if i + 1 < len(rows) else None
+            if row.rst:
+                lines += [f"    rect {RST_RECT}", line]
+                if isinstance(following, Note) and following.kind == "rst":
+                    lines.append(_note(following, ids))
+                    i += 1
+                lines.append("    end")
+            else:
+                lines.append(line)
+        elif row.kind in ("error", "timeout"):
+            lines += [f"    rect {APP_RECT}", _note(row, ids), "    end"]
+        else:
+            lines.append(_note(row, ids))
+        i += 1
+    return "\n".join(lines) + "\n"
+
+
+def _note(note: Note, ids: Mapping[str, str]) -> str:
+    over = ",".join(dict.fromkeys(ids[n] for n in note.over))
+    prefix = {"error": "⚠ ", "timeout": "⚠ "}.get(note.kind, "")
+    return f"    Note over {over}: {mermaid_text(prefix + note.text)}"
+
+
+# --- Markdown helpers -----------------------------------------------------------------------------------------------
+
+
+def cell(value: Any) -> str:
+    """A Markdown table cell: no pipes or line breaks."""
+    return " ".join(str("" if value is None else value).replace("|", "\\|").split())
+
+
+def _text(value: Any) -> str:
+    return " ".join(str(value or "").split())
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", align or "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def checks_line(doc: Mapping[str, Any]) -> str:
+    checks = doc.get("checks", [])
+    passed = sum(1 for c in checks if c["passed"])
+    return f"{passed} of {len(checks)} checks held"
+
+
+def packet_rows(packets: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    return [[i + 1, f"{p['t']:.6f}", f"{p['src']}:{p['sport']}", f"{p['dst']}:{p['dport']}", f"`{p['flags']}`",
+             p["seq"], "" if p["ack"] is None else p["ack"], p["len"], p.get("dir") or ""]
+            for i, p in enumerate(packets)]
+
+
+def event_outcome(e: Mapping[str, Any]) -> str:
+    if e.get("errno"):
+        return str(e["errno"])
+    result = e.get("result")
+    if isinstance(result, str):
+        return result
+    if isinstance(result, Mapping):
+        if "received" in result:
+            return f"{result['received']} bytes" + (", end of stream" if result.get("eof") else "")
+        if "rc" in result:
+            return f"exit {result['rc']}"
+    if isinstance(result, list) and result and isinstance(result[0], Mapping) and "sent" in result[0]:
+        return f"{sum(int(r.get('sent') or 0) for r in result)} bytes sent"
+    return "ok" if e.get("ok") else "failed"
+
+
+def scenario_page(doc: Mapping[str, Any]) -> str:
+    """A scenario's page: what it does and why, the claim against what was seen, the ladder, packets, checks, pcaps."""
+    v = doc["verdict"]
+    lines = [f"# {doc['scenario']}: {_text(doc['title'])}", "",
+             f"**{VERDICT_MARK.get(v, '')} {v}**: {checks_line(doc)}"
+             + (f". Error: {_text(doc['error'])}" if doc.get("error") else "")
+             + f" · kernel {doc.get('kernel') or '?'} · run `{doc.get('run_id', '')}` · {doc.get('started', '')}", ""]
+    lines += ["## The claim and what Linux did", "",
+              f"> **The article says:** {_text(doc['claim'])}", "",
+              f"**Observed:** {_text(doc.get('observed')) or '(not recorded)'}", "",
+              "**Does the claim hold on Linux?** " + ("yes" if doc.get("article_holds", True) else "**no**"), ""]
+    if doc.get("explanation"):
+        lines += ["## Why", "", _text(doc["explanation"]), ""]
+    if doc.get("steps"):
+        lines += ["## What the scenario does", ""]
+        lines += [f"{i + 1}. {s}" for i, s in enumerate(doc["steps"])] + [""]
+
+    ladder = build_ladder(doc)
+    if ladder.point:
+        others = [p for p in doc.get("packets", {}) if p != ladder.point]
+        lines += ["## The ladder", "",
+                  f"Drawn from the capture at **{ladder.point}** ([{ladder.point}.pcap]({ladder.point}.pcap)): "
+                  f"{ladder.total} packets" + (f", {ladder.drawn} of them drawn" if ladder.drawn < ladder.total else "")
+                  + ". Times are seconds since the run's first packet; a pause over "
+                  f"{int(0.2 * 1000)} ms is written on the diagram, a reset is drawn with a cross in red, "
+                  "and the applications' errors and timeouts are notes."
+                  + (f" The other capture points ({', '.join(others)}) are in the packet tables below." if others else ""),
+                  "", "```mermaid", mermaid(ladder).rstrip("\n"), "```", ""]
+
+    lines += ["## Packets", ""]
+    for point, packets in doc.get("packets", {}).items():
+        lines += [f"### At {point}", ""]
+        if packets:
+            lines += _table(["#", "t (s)", "from", "to", "flags", "seq", "ack", "len", "dir"], packet_rows(packets),
+                            "|---:|---:|---|---|---|---:|---:|---:|---|")
+        else:
+            lines.append("No TCP packets.")
+        lines.append("")
+
+    events = doc.get("events", [])
+    if events:
+        lines += ["## What the applications saw", ""]
+        lines += _table(["t (s)", "host", "call", "socket", "outcome", "took"],
+                        ([f"{e.get('t', 0):.3f}".replace("-0.000", "0.000"), e.get("host"), e.get("call"), e.get("sock") or "",
+                          event_outcome(e), f"{float(e['end']) - float(e['start']):.3f} s"
+                          if e.get("end") is not None and e.get("start") is not None else ""] for e in events))
+        lines.append("")
+
+    lines += ["## Checks", ""]
+    lines += _table(["", "check", "expected", "observed"],
+                    ([("✅" if c["passed"] else "❌"), f"{c['kind']} @ {c['subject']}", c["expected"], c["observed"]]
+                     for c in doc.get("checks", [])))
+    lines.append("")
+
+    counters = {h: d for h, d in doc.get("counters", {}).items() if d}
+    if counters:
+        lines += ["## Kernel counters (change over the scenario)", ""]
+        lines += _table(["host", "counter", "change"],
+                        ([h, k, f"{v:+d}"] for h, d in counters.items() for k, v in sorted(d.items())))
+        lines.append("")
+
+    lines += ["## Captures", ""]
+    for host, cap in doc.get("captures", {}).items():
+        lines.append(f"- [{cap['file']}]({cap['file']}) at {host}: {cap.get('captured')} packets captured, "
+                     f"{cap.get('dropped')} dropped by the kernel")
+    lines += ["", f"Scenario file: `{_source_name(doc)}`. [All scenarios of this run](../index.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def _source_name(doc: Mapping[str, Any]) -> str:
+    """The scenario file, relative to the repository when it is one of the catalogue's."""
+    source = str(doc.get("source", ""))
+    marker = "orchestrator/scenarios/"
+    return source[source.index(marker):] if marker in source else source.rsplit("/", 1)[-1]
+
+
+def index_page(summary: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) -> str:
+    """The run's index: every scenario with its verdict, one line of what it shows, and a link."""
+    lines = ["# RST Lab run", "",
+             f"Run `{summary.get('run_id', '')}` on kernel {summary.get('kernel') or '?'}: {summary['passed']} of "
+             f"{summary['total']} scenarios passed. The same pages with the ladders drawn: [index.html](index.html).",
+             ""]
+    lines += _table(["scenario", "verdict", "checks", "article holds", "what it shows"],
+                    ([f"[{d['scenario']}]({d['scenario']}/README.md)", f"{VERDICT_MARK.get(d['verdict'], '')} {d['verdict']}",
+                      f"{sum(1 for c in d.get('checks', []) if c['passed'])}/{len(d.get('checks', []))}",
+                      "yes" if d.get("article_holds", True) else "**no**", _text(d["title"])] for d in docs))
+    failing = failing_lines(docs)
+    if failing:
+        lines += ["", "## What failed", ""] + failing
+    return "\n".join(lines) + "\n"
+
+
+def failing_lines(docs: Sequence[Mapping[str, Any]], link: bool = True) -> list[str]:
+    """One bullet per scenario that did not pass, with its failed checks (expected vs observed) under it."""
+    lines = []
+    for d in docs:
+        if d["verdict"] == "passed":
+            continue
+        name = f"[{d['scenario']}]({d['scenario']}/README.md)" if link else f"`{d['scenario']}`"
+        lines.append(f"- {name} {d['verdict']}" + (f": {_text(d['error'])}" if d.get("error") else ""))
+        for c in d.get("checks", []):
+            if not c["passed"]:
+                lines.append(f"  - ❌ **{c['kind']} @ {c['subject']}**: expected `{_text(c['expected'])}`; "
+                             f"observed `{_text(c['observed'])}`")
+    return lines
+
+
+def step_summary(summary: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown for a CI job summary ($GITHUB_STEP_SUMMARY): verdicts and every failed check."""
+    lines = [f"### RST Lab: {summary['passed']} of {summary['total']} scenarios passed", ""]
+    lines += _table(["scenario", "verdict", "checks", "what it shows"],
+                    ([d["scenario"], f"{VERDICT_MARK.get(d['verdict'], '')} {d['verdict']}",
+                      f"{sum(1 for c in d.get('checks', []) if c['passed'])}/{len(d.get('checks', []))}",
+                      _text(d["title"])] for d in docs))
+    failing = failing_lines(docs, link=False)
+    if failing:
+        lines += ["", "#### Failed checks", ""] + failing
+    return "\n".join(lines) + "\n"

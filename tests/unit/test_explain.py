@@ -1,0 +1,662 @@
+"""explain: every RST cause on synthetic packets, the doubtful cases, and real lab captures.
+
+Synthetic conversations are built by `Wire`, which keeps both sides' sequence
+numbers the way a kernel does. The real captures in tests/fixtures/explain/
+come from lab runs of the catalogue's scenarios (named scenario_capture-point);
+a few (`*-two-queued`, `*-established`, `*-after-exchange`, `unread-response`)
+come from variants run with scenario files of their own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.capture import Packet, format_packet, read_capture
+from orchestrator.explain import (AMBIGUOUS, CAUSES, SILENT_DROP, UNKNOWN, Explanation, explain_capture,
+                                  explain_file, explain_packets)
+from tests.conftest import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures" / "explain"
+C, S = ("10.0.0.10", 40000), ("10.0.0.70", 80)
+
+
+@dataclass(frozen=True, slots=True)
+class TtlPacket(Packet):
+    """A Packet with the IP TTL, as a capture reader that records it would give."""
+
+    ttl: int | None = None
+
+
+class Wire:
+    """A conversation between c and s, packet by packet, with consistent seq/ack.
+
+    `point` is where the capture was taken: "c" or "s" fills in directions as
+    Linux cooked captures record them (out for that host's own packets), None
+    leaves them out (Ethernet, raw IP).
+    """
+
+    def __init__(self, c: tuple[str, int] = C, s: tuple[str, int] = S, t: float = 1000.0,
+                 isn_c: int = 1_000_000, isn_s: int = 4_294_967_000, point: str | None = None,
+                 packets: list[Packet] | None = None) -> None:
+        self.ends = {"c": c, "s": s}
+        self.isn = {"c": isn_c, "s": isn_s}
+        self.nxt = dict(self.isn)
+        self.rcv: dict[str, int] = {"c": 0, "s": 0}
+        self.synced = {"c": False, "s": False}
+        self.t = t
+        self.point = point
+        self.packets = packets if packets is not None else []
+
+    def send(self, who: str, flags: str, length: int = 0, dt: float = 0.001, seq: int | None = None,
+             ack: int | None = None, window: int = 502, direction: str | None = None,
+             ttl: int | None = None, ifindex: int | None = None) -> Packet:
+        other = "s" if who == "c" else "c"
+        self.t += dt
+        s = self.nxt[who] if seq is None else seq
+        a = self.rcv[who] if ack is None else ack
+        end = (s + length + ("S" in flags) + ("F" in flags)) & 0xFFFFFFFF
+        if seq is None:
+            self.nxt[who] = end
+        if "S" in flags:
+            self.synced[who] = True
+        if "R" not in flags and (length or "S" in flags or "F" in flags):
+            self.rcv[other] = end
+        if direction is None and self.point is not None:
+            direction = "out" if who == self.point else "in"
+        src, dst = self.ends[who], self.ends[other]
+        rel_seq = (s - self.isn[who]) & 0xFFFFFFFF if self.synced[who] else None
+        rel_ack = (a - self.isn[other]) & 0xFFFFFFFF if "." in flags and self.synced[other] else None
+        fields = dict(index=len(self.packets), time=self.t, src=src[0], dst=dst[0], sport=src[1], dport=dst[1],
+                      flags=flags, seq=s, ack=a if "." in flags else 0, length=length, window=window,
+                      rel_seq=rel_seq, rel_ack=rel_ack, direction=direction, ifindex=ifindex)
+        p = TtlPacket(**fields, ttl=ttl) if ttl is not None else Packet(**fields)
+        self.packets.append(p)
+        return p
+
+    def handshake(self) -> "Wire":
+        self.send("c", "S")
+        self.send("s", "S.")
+        self.send("c", ".")
+        return self
+
+    def explain(self, **kw: object) -> list[Explanation]:
+        return explain_packets(self.packets, **kw)  # type: ignore[arg-type]
+
+
+def only(explanations: list[Explanation]) -> Explanation:
+    assert len(explanations) == 1, [e.cause for e in explanations]
+    return explanations[0]
+
+
+def causes(e: Explanation) -> list[str]:
+    return [c.cause for c in e.candidates]
+
+
+# --- the SYN refused: closed-port or firewall-reset -----------------------------------
+
+
+def test_closed_port_from_the_client_side_is_honestly_ambiguous() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    rst = w.send("s", "R.", seq=0, ack=syn.seq + 1)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and causes(e) == ["closed-port", "firewall-reset"]
+    assert e.rst_from == "10.0.0.70:80" and e.rst_side == "server"
+    assert e.client == "10.0.0.10:40000" and e.server == "10.0.0.70:80"
+    assert [ev.packet for ev in e.evidence] == [syn, rst]
+    assert all(c.tell for c in e.candidates), "each candidate says what tells it apart"
+
+
+def test_closed_port_on_the_server_itself_is_decided() -> None:
+    # the capture host sends 10.0.0.70's ordinary packets (an earlier connection), so it is that host
+    w = Wire(point="s").handshake()
+    w.send("s", "F.")
+    w.send("c", "F.")
+    w.send("s", ".")
+    w2 = Wire(c=("10.0.0.10", 40001), point="s", t=w.t + 1, isn_c=77, packets=w.packets)
+    syn = w2.send("c", "S")
+    w2.send("s", "R.", seq=0, ack=syn.seq + 1)
+    e = only(w2.explain())
+    assert e.cause == "closed-port" and "10.0.0.70 itself" in e.candidates[0].why
+
+
+def test_closed_port_decided_when_the_caller_names_the_capture_host() -> None:
+    w = Wire(point="s")
+    syn = w.send("c", "S")
+    w.send("s", "R.", seq=0, ack=syn.seq + 1)
+    assert only(w.explain()).cause == AMBIGUOUS
+    assert only(w.explain(local_addresses=["10.0.0.70"])).cause == "closed-port"
+
+
+def test_firewall_reset_when_the_capture_host_is_not_the_server() -> None:
+    w = Wire(point="s")   # the RST leaves the capture host, which is the router 10.0.0.200
+    syn = w.send("c", "S")
+    w.send("s", "R.", seq=0, ack=syn.seq + 1)
+    e = only(w.explain(local_addresses=["10.0.0.200"]))
+    assert e.cause == "firewall-reset" and e.rst_from == "10.0.0.70:80"
+
+
+def test_firewall_reset_on_a_router_that_forwards_the_flow_but_sends_the_rst_itself() -> None:
+    # a router capture: every segment seen coming in and going out, except the RST it forges
+    w = Wire()
+    for who, flags, length in (("c", "S", 0), ("s", "S.", 0), ("c", ".", 0), ("c", "P.", 100), ("s", ".", 0)):
+        p = w.send(who, flags, length, direction="in")
+        w.packets.append(Packet(**{**{f: getattr(p, f) for f in Packet.__slots__}, "index": len(w.packets),
+                                   "time": p.time + 0.00002, "direction": "out"}))
+    data = w.send("c", "P.", 100, direction="in")
+    w.send("s", "R", seq=data.ack, direction="out")
+    e = only(w.explain())
+    assert e.cause == "firewall-reset"
+    assert "forwarded" in e.sentence and e.packets == 7   # the 5 copies are folded, not counted
+
+
+def test_a_rst_whose_ttl_differs_from_the_servers_other_packets_is_forged() -> None:
+    w = Wire().handshake()       # ttl only on some packets: the reader may not know it for every one
+    w.send("s", "P.", 10, ttl=63)
+    w.send("c", ".")
+    w.send("c", "F.")
+    w.send("s", "F.", ttl=63)
+    w.send("c", ".")
+    w2 = Wire(c=("10.0.0.10", 40001), t=w.t + 1, isn_c=5, packets=w.packets)
+    syn = w2.send("c", "S")
+    w2.send("s", "R.", seq=0, ack=syn.seq + 1, ttl=64)
+    e = only(w2.explain())
+    assert e.cause == "firewall-reset" and "TTL 64" in e.sentence
+
+
+def test_a_rst_whose_ttl_matches_the_server_is_its_own() -> None:
+    w = Wire()
+    w.send("c", "S")
+    w.send("s", "S.", ttl=63)
+    w.send("c", ".")
+    w.send("c", "F.")
+    w.send("s", "F.", ttl=63)
+    w.send("c", ".")
+    w2 = Wire(c=("10.0.0.10", 40001), t=w.t + 1, isn_c=5, packets=w.packets)
+    syn = w2.send("c", "S")
+    w2.send("s", "R.", seq=0, ack=syn.seq + 1, ttl=63)
+    assert only(w2.explain()).cause == "closed-port"
+
+
+# --- connect-timeout ----------------------------------------------------------------
+
+
+def test_connect_timeout_late_synack_answered_by_bare_rst() -> None:
+    w = Wire(point="c")
+    syn = w.send("c", "S")
+    synack = w.send("s", "S.", dt=1.03)
+    rst = w.send("c", "R", dt=0.00002)
+    assert rst.seq == syn.seq + 1
+    e = only(w.explain())
+    assert e.cause == "connect-timeout" and e.rst_side == "client"
+    assert [ev.packet for ev in e.evidence] == [syn, synack, rst]
+    assert "1.03 s" in e.sentence
+
+
+def test_a_synack_acknowledging_the_wrong_sequence_is_not_connect_timeout() -> None:
+    w = Wire()
+    w.send("c", "S")
+    w.send("s", "S.", dt=0.5, ack=123456)
+    w.send("c", "R", seq=123456)
+    e = only(w.explain())
+    assert e.cause == UNKNOWN and "never sent" in e.sentence
+
+
+# --- abortive closes: unread-data-close, linger-abort, listener-close-backlog --------------------
+
+
+def test_rst_after_unread_response_lists_unread_data_first_then_linger() -> None:
+    w = Wire(point="c").handshake()
+    w.send("c", "P.", 5)
+    w.send("s", ".")
+    w.send("s", "P.", 1000)
+    w.send("c", ".")
+    w.send("c", "R.")
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and causes(e) == ["unread-data-close", "linger-abort"]
+    assert "1000 bytes" in e.candidates[0].why and e.rst_side == "client"
+
+
+def test_rst_after_an_answered_exchange_puts_linger_first() -> None:
+    w = Wire().handshake()
+    w.send("s", "P.", 20)        # the server speaks first; the client answers it, then aborts
+    w.send("c", "P.", 5)
+    w.send("s", ".")
+    w.send("c", "R.")
+    assert causes(only(w.explain())) == ["linger-abort", "unread-data-close"]
+
+
+def test_linger_abort_when_nothing_was_ever_received() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 300)
+    w.send("s", ".")
+    w.send("c", "R.", dt=0.1)
+    e = only(w.explain())
+    assert e.cause == "linger-abort" and "nothing ever came" in e.candidates[0].why
+
+
+def test_server_reset_without_ever_sending_is_listener_or_abort() -> None:
+    w = Wire().handshake()
+    w.send("s", "R.", dt=0.01)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and causes(e) == ["listener-close-backlog", "linger-abort"]
+
+
+def test_server_reset_after_unanswered_request_adds_unread_data() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 100)
+    w.send("s", ".")
+    w.send("s", "R.", dt=0.01)
+    assert causes(only(w.explain())) == ["unread-data-close", "listener-close-backlog", "linger-abort"]
+
+
+def test_listener_close_resets_its_whole_queue_at_once() -> None:
+    a = Wire().handshake()
+    b = Wire(c=("10.0.0.10", 40001), isn_c=55, t=a.t, packets=a.packets).handshake()
+    a.send("c", "P.", 100)
+    a.send("s", ".")
+    a.send("s", "R.", dt=0.2)
+    b.t = a.t
+    b.send("s", "R.", dt=0.0002)
+    es = explain_packets(a.packets)
+    assert [e.cause for e in es] == ["listener-close-backlog", "listener-close-backlog"]
+    assert "2 connections" in es[0].candidates[0].why
+
+
+def test_a_lost_handshake_ack_still_counts_as_established() -> None:
+    w = Wire()
+    w.send("c", "S")
+    w.send("s", "S.")
+    w.send("c", ".")
+    w.packets.pop()                            # the client's ACK went out, but the capture lost it
+    w.send("s", "R.", dt=0.2)
+    assert causes(only(w.explain())) == ["listener-close-backlog", "linger-abort"]
+
+
+# --- data-after-close --------------------------------------------------------------------
+
+
+def test_data_after_close() -> None:
+    w = Wire(point="c").handshake()
+    w.send("c", "P.", 4096)
+    w.send("s", ".")
+    fin = w.send("s", "F.")
+    ack = w.send("c", ".")
+    data = w.send("c", "P.", 4096, dt=1.0)
+    rst = w.send("s", "R", seq=data.ack)
+    e = only(w.explain())
+    assert e.cause == "data-after-close" and e.rst_side == "server"
+    assert [ev.packet for ev in e.evidence] == [fin, ack, data, rst]
+    assert "1.00 s" in e.sentence
+
+
+# --- keepalive-timeout ---------------------------------------------------------------------
+
+
+def _idle_connection(point: str | None = "c") -> Wire:
+    w = Wire(point=point).handshake()
+    w.send("c", "P.", 10)
+    w.send("s", ".")
+    return w
+
+
+def test_keepalive_timeout() -> None:
+    w = _idle_connection()
+    probes = [w.send("c", ".", seq=w.nxt["c"] - 1, dt=dt) for dt in (1.02, 1.02)]
+    w.send("c", "R.", dt=1.02)
+    e = only(w.explain())
+    assert e.cause == "keepalive-timeout" and e.rst_side == "client"
+    assert [ev.packet for ev in e.evidence][1:3] == probes
+    assert "2 keepalive probe(s), 1.02 s apart" in e.candidates[0].why
+
+
+def test_keepalive_with_one_byte_probes() -> None:
+    w = _idle_connection()
+    for _ in range(3):
+        w.send("c", ".", 1, seq=w.nxt["c"] - 1, dt=75)
+    w.send("c", "R.", dt=75)
+    assert only(w.explain()).cause == "keepalive-timeout"
+
+
+def test_probes_into_a_zero_window_are_not_keepalive() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 10)
+    w.send("s", ".", window=0)
+    for _ in range(2):
+        w.send("c", ".", seq=w.nxt["c"] - 1, dt=1)
+    w.send("c", "R.", dt=1)
+    assert only(w.explain()).cause != "keepalive-timeout"
+
+
+def test_keepalive_seen_through_a_router_is_not_mistaken_for_retransmissions() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 10, direction="in")
+    w.send("s", ".", direction="in")
+    for _ in range(2):
+        p = w.send("c", ".", seq=w.nxt["c"] - 1, dt=1.0, direction="in")
+        w.packets.append(Packet(**{**{f: getattr(p, f) for f in Packet.__slots__}, "index": len(w.packets),
+                                   "time": p.time + 0.00003, "direction": "out"}))
+    w.send("c", "R.", dt=1.0, direction="in")
+    e = only(w.explain())
+    assert e.cause == "keepalive-timeout" and sum("probe" in ev.why for ev in e.evidence) == 2
+
+
+# --- retransmission-timeout ----------------------------------------------------------------
+
+
+def test_retransmission_timeout_then_the_peers_segment_is_answered_with_rst() -> None:
+    w = Wire(point="c").handshake()
+    data = w.send("c", "P.", 100)
+    for dt in (0.21, 0.21, 0.44, 0.83):
+        w.send("c", "P.", 100, seq=data.seq, dt=dt)
+    late = w.send("s", "P.", 100, dt=1.3, ack=data.seq)    # it never got the client's data
+    w.send("c", "R", seq=late.ack, ack=0)
+    e = only(w.explain())
+    assert e.cause == "retransmission-timeout" and e.rst_side == "client"
+    assert "growing" in e.sentence and "5 times" in e.candidates[0].why
+
+
+def test_retransmission_timeout_then_the_sender_resets() -> None:
+    w = Wire().handshake()
+    data = w.send("s", "P.", 500)
+    for dt in (0.3, 0.6, 1.2):
+        w.send("s", "P.", 500, seq=data.seq, dt=dt)
+    w.send("s", "R.", dt=2.4)
+    e = only(w.explain())
+    assert e.cause == "retransmission-timeout" and e.rst_side == "server"
+
+
+def test_an_acknowledged_retransmission_is_not_a_timeout() -> None:
+    w = Wire().handshake()
+    data = w.send("c", "P.", 100)
+    w.send("c", "P.", 100, seq=data.seq, dt=0.2)
+    w.send("s", ".")
+    w.send("c", "R.")
+    assert only(w.explain()).cause == "linger-abort"
+
+
+# --- peer-restart and its look-alikes ----------------------------------------------------------
+
+
+def _restart(point: str | None = None) -> tuple[Wire, Packet]:
+    w = Wire(point=point).handshake()
+    w.send("c", "P.", 100)
+    w.send("s", ".")
+    return w, w.send("c", "P.", 100, dt=30)
+
+
+def test_bare_rst_for_a_forgotten_connection_is_ambiguous_from_the_client() -> None:
+    w, seg = _restart(point="c")
+    w.send("s", "R", seq=seg.ack, ack=0)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS
+    assert causes(e) == ["peer-restart", "retransmission-timeout", "firewall-reset"]
+
+
+def test_peer_restart_when_a_new_connection_was_refused_meanwhile() -> None:
+    w = Wire(point="c").handshake()
+    w.send("c", "P.", 100)
+    w.send("s", ".")
+    w2 = Wire(c=("10.0.0.10", 40001), isn_c=9, point="c", t=w.t + 20, packets=w.packets)
+    syn = w2.send("c", "S")
+    refusal = w2.send("s", "R.", seq=0, ack=syn.seq + 1)
+    w.t = w2.t
+    seg = w.send("c", "P.", 100, dt=0.5)
+    w.send("s", "R", seq=seg.ack, ack=0)
+    restart = next(e for e in explain_packets(w.packets) if e.client == "10.0.0.10:40000")
+    assert restart.cause == "peer-restart"
+    assert refusal in [ev.packet for ev in restart.evidence]
+
+
+def test_peer_restart_seen_on_the_restarted_host() -> None:
+    w, seg = _restart(point="s")
+    w.send("s", "R", seq=seg.ack, ack=0)
+    e = only(w.explain())
+    assert e.cause == "peer-restart" and "10.0.0.70 itself" in e.candidates[0].why
+
+
+def test_a_long_idle_before_the_reset_hints_at_a_middlebox_timeout() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 10)
+    w.send("s", ".")
+    seg = w.send("c", "P.", 10, dt=400)
+    w.send("s", "R", seq=seg.ack, ack=0)
+    e = only(w.explain())
+    firewall = next(c for c in e.candidates if c.cause == "firewall-reset")
+    assert "idle" in firewall.why
+
+
+# --- silent drop and what is left alone ------------------------------------------------------
+
+
+def test_silent_drop() -> None:
+    w = Wire(point="c")
+    syn = w.send("c", "S")
+    for dt in (1.0, 1.0, 1.0):
+        w.send("c", "S", seq=syn.seq, dt=dt)
+    e = only(w.explain())
+    assert e.cause == SILENT_DROP and e.rst_from is None and e.resets == 0
+    assert len(e.evidence) == 4 and "4 times over 3.00 s" in e.sentence
+
+
+def test_silent_drop_seen_at_the_destination_says_its_firewall_dropped_it() -> None:
+    w = Wire(point="s")
+    syn = w.send("c", "S")
+    w.send("c", "S", seq=syn.seq, dt=1.0)
+    assert "reached this capture host" in only(w.explain()).sentence
+
+
+def test_a_syn_at_the_end_of_the_capture_is_not_called_dropped() -> None:
+    w = Wire()
+    w.send("c", "S")
+    assert w.explain() == []
+
+
+def test_healthy_connections_are_not_reported() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 10)
+    w.send("s", "P.", 10)
+    w.send("c", "F.")
+    w.send("s", "F.")
+    w.send("c", ".")
+    assert w.explain() == []
+
+
+def test_a_capture_holding_only_the_rst() -> None:
+    w = Wire()
+    w.send("s", "R", seq=5)
+    e = only(w.explain())
+    assert e.cause == UNKNOWN and "only the RST" in e.sentence and e.client is None
+
+
+def test_a_reused_four_tuple_is_two_connections() -> None:
+    w = Wire().handshake()
+    w.send("c", "F.")
+    w.send("s", "F.")
+    w.send("c", ".")
+    w2 = Wire(isn_c=2_000_000, t=w.t + 5, packets=w.packets)
+    syn = w2.send("c", "S")
+    w2.send("s", "R.", seq=0, ack=syn.seq + 1)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and e.packets == 2
+
+
+def test_ipv6_endpoints() -> None:
+    w = Wire(c=("fd00::10", 40000), s=("fd00::70", 7))
+    syn = w.send("c", "S")
+    w.send("s", "R.", seq=0, ack=syn.seq + 1)
+    e = only(w.explain())
+    assert e.rst_from == "[fd00::70]:7" and e.endpoints == ("[fd00::10]:40000", "[fd00::70]:7")
+    assert "fd00::70.7 > fd00::10.40000: Flags [R.]" in e.evidence[-1].line
+
+
+def test_sequence_numbers_wrap() -> None:
+    w = Wire(isn_s=0xFFFFFFF0).handshake()     # the server's data crosses 2**32
+    w.send("s", "P.", 100)
+    w.send("c", ".")
+    w.send("c", "R.")
+    e = only(w.explain())
+    assert causes(e) == ["unread-data-close", "linger-abort"] and "100 bytes" in e.candidates[0].why
+
+
+# --- the JSON records -----------------------------------------------------------------------
+
+
+def test_json_record_shape() -> None:
+    w = Wire(point="c")
+    syn = w.send("c", "S")
+    w.send("s", "R.", seq=0, ack=syn.seq + 1)
+    rec = only(w.explain()).as_dict(t0=w.packets[0].time)
+    assert {"cause", "candidates", "rst_from", "evidence", "explanation", "client", "server"} <= rec.keys()
+    assert rec["candidates"][0].keys() == {"cause", "why", "tell"}
+    assert rec["evidence"][0]["line"] == format_packet(syn, t0=syn.time)
+    assert rec["evidence"][0]["time"] == 0.0
+    json.dumps(rec)
+
+
+# --- real captures -------------------------------------------------------------------------
+
+REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained connection, in time order
+    "closed-port_client": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
+    "closed-port_server": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
+    "connect-timeout_client": [("connect-timeout", [])],
+    "connect-timeout_server": [("connect-timeout", [])],
+    "sndtimeo-connect_client": [("connect-timeout", [])],
+    "data-after-close_client": [("data-after-close", [])],
+    "data-after-close_server": [("data-after-close", [])],
+    "reset-vs-broken-pipe_client": [("data-after-close", [])] + 2 * [
+        (AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
+    "unread-data-close_client": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
+    "unread-data-close_server": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
+    "unread-response_client": [(AMBIGUOUS, ["unread-data-close", "linger-abort"])],
+    "linger-abort_client": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort"])],
+    "linger-abort_server": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort"])],
+    "linger-abort-after-exchange_client": [(AMBIGUOUS, ["unread-data-close", "linger-abort"])],
+    "listener-close-backlog_client": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
+    "listener-close-backlog_server": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
+    "listener-close-backlog-two-queued_client": 2 * [("listener-close-backlog", [])],
+    "keepalive-timeout_client": [("keepalive-timeout", [])],
+    "keepalive-timeout_router": [("keepalive-timeout", [])],
+    "keepalive-timeout_server": [],               # the prober's RST never got through the blackhole
+    "retransmission-timeout_client": [("retransmission-timeout", [])],
+    "retransmission-timeout_server": [(AMBIGUOUS, ["peer-restart", "retransmission-timeout", "firewall-reset"])],
+    "peer-restart_client": [("peer-restart", []), (AMBIGUOUS, ["closed-port", "firewall-reset"])],
+    "peer-restart_server": [("peer-restart", []), ("closed-port", [])],
+    "firewall-reset_client": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
+    "firewall-reset_router": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
+    "firewall-reset_server": [],                  # the SYN never reached the server
+    "firewall-reset-established_client": [(AMBIGUOUS, ["peer-restart", "retransmission-timeout", "firewall-reset"])],
+    "firewall-reset-established_router": [("firewall-reset", [])],
+    "silent-drop_client": [(SILENT_DROP, [])],
+    "silent-drop_winhost": [(SILENT_DROP, [])],
+}
+
+
+def test_every_fixture_has_an_expectation() -> None:
+    assert {p.stem for p in FIXTURES.glob("*.pcap")} == set(REAL)
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_capture(name: str) -> None:
+    result = explain_file(str(FIXTURES / f"{name}.pcap"))
+    got = [(e.cause, causes(e) if e.cause == AMBIGUOUS else []) for e in result.explanations]
+    assert got == REAL[name]
+    for e in result.explanations:
+        assert e.sentence and e.evidence
+        assert e.cause in (*CAUSES, AMBIGUOUS, SILENT_DROP) and set(causes(e)) <= {*CAUSES, SILENT_DROP}
+        assert (e.rst_from is None) == (e.cause == SILENT_DROP)
+
+
+def test_naming_the_capture_host_decides_the_lab_captures() -> None:
+    router = read_capture(FIXTURES / "firewall-reset_router.pcap")
+    server_addr = router.packets[-1].src
+    router_addr = server_addr.rsplit(".", 1)[0] + ".200"
+    (e,) = explain_capture(router, [router_addr]).explanations
+    assert e.cause == "firewall-reset"
+    server = read_capture(FIXTURES / "closed-port_server.pcap")
+    (e,) = explain_capture(server, [server.packets[-1].src]).explanations
+    assert e.cause == "closed-port"
+
+
+def test_the_restarted_hosts_own_capture_shows_it_sent_the_rst() -> None:
+    result = explain_file(str(FIXTURES / "peer-restart_server.pcap"))
+    restart = result.explanations[0]
+    assert "refused in between" in restart.candidates[0].why
+    assert "itself" in restart.candidates[0].why
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_cli_explain_prints_cause_sentence_and_evidence() -> None:
+    proc = cli("explain", str(FIXTURES / "connect-timeout_client.pcap"), str(FIXTURES / "silent-drop_client.pcap"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "connect-timeout" in out and "silent-drop" in out
+    assert "Flags [R], seq 1, win 0, length 0" in out      # an evidence line, brackets intact
+    assert "gave up connecting" in out
+
+
+def test_cli_json_is_a_list_of_connections() -> None:
+    proc = cli("explain", "--json", str(FIXTURES / "peer-restart_client.pcap"),
+               str(FIXTURES / "closed-port_client.pcap"))
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert isinstance(records, list) and len(records) == 3
+    for r in records:
+        assert {"file", "cause", "candidates", "rst_from", "evidence", "capture_truncated"} <= r.keys()
+        assert all({"line", "why", "time", "packet"} <= ev.keys() for ev in r["evidence"])
+    assert [r["cause"] for r in records] == ["peer-restart", AMBIGUOUS, AMBIGUOUS]
+    assert records[0]["rst_from"].endswith(":80") and records[0]["file"].endswith("peer-restart_client.pcap")
+
+
+def test_cli_at_names_the_capture_host() -> None:
+    proc = cli("explain", "--json", "--at", "10.213.85.200", str(FIXTURES / "firewall-reset_router.pcap"))
+    assert [r["cause"] for r in json.loads(proc.stdout)] == ["firewall-reset"]
+
+
+def test_a_truncated_capture_is_explained_up_to_the_cut(tmp_path: Path) -> None:
+    data = (FIXTURES / "silent-drop_client.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-30])                 # the last SYN's record loses its end
+    result = explain_file(str(cut))
+    assert result.truncated and [e.cause for e in result.explanations] == [SILENT_DROP]
+    assert len(result.explanations[0].evidence) == 3
+    human = cli("explain", str(cut))
+    assert human.returncode == 0 and "truncated" in human.stdout
+    machine = cli("explain", "--json", str(cut))
+    assert machine.returncode == 0 and "truncated" in machine.stderr
+    assert all(r["capture_truncated"] for r in json.loads(machine.stdout))
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_a_file_that_is_not_a_capture_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a capture\n")
+    assert_one_line_error(cli("explain", str(text)), "not a pcap or pcapng file")
+
+
+def test_one_bad_file_among_good_ones_prints_nothing_else(tmp_path: Path) -> None:
+    assert_one_line_error(cli("explain", str(FIXTURES / "closed-port_client.pcap"), str(tmp_path / "missing.pcap")),
+                          "no such file")
+
+
+def test_a_bad_capture_host_address_is_bad_input() -> None:
+    assert_one_line_error(cli("explain", "--at", "server", str(FIXTURES / "closed-port_client.pcap")), "--at")
