@@ -85,6 +85,6 @@ def test_usage_error_is_status_2() -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("command", ["list", "run", "all", "build", "clean"])
+@pytest.mark.parametrize("command", ["list", "run", "all", "explain", "show", "report", "build", "clean"])
 def test_help_for_every_command(command: str) -> None:
     assert cli(command, "--help").returncode == 0
