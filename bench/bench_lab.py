@@ -58,7 +58,7 @@ def main() -> None:
         print(f"{'scenario (from --jobs 1)':28} {'wall':>6} {'inherent':>9} {'overhead':>9}   setup  teardown")
         overheads = []
         for s in serial_summary["scenarios"]:
-            t = s["timings"]
+            t = json.loads((out / "serial" / s["id"] / "result.json").read_text())["timings"]
             inherent = t.get("steps", 0) + t.get("settle", 0)
             overhead = s["duration_s"] - inherent
             overheads.append(overhead)

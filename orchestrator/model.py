@@ -21,6 +21,7 @@ AGENT_CALLS = frozenset({
 STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
 FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
 DEFAULT_SETTLE = 0.3
+DEFAULT_TIMEOUT = 60.0   # seconds a scenario's steps may take in all; a single call at most 30
 FILES_DIR = "/tmp/files"
 
 
@@ -180,6 +181,7 @@ class Scenario:
     article_holds: bool = True
     observed: str = ""
     settle: float = DEFAULT_SETTLE
+    timeout: float = DEFAULT_TIMEOUT
     sysctls: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     files: tuple[HostFile, ...] = ()
     source: str = ""
@@ -187,7 +189,7 @@ class Scenario:
 
 TOP_KEYS = frozenset({
     "id", "title", "claim", "explanation", "hosts", "capture", "steps", "expect",
-    "article_holds", "observed", "settle", "sysctls", "files",
+    "article_holds", "observed", "settle", "timeout", "sysctls", "files",
 })
 EXPECT_KEYS = frozenset({"packets", "app", "counters"})
 
@@ -342,6 +344,7 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
             article_holds=bool(doc.get("article_holds", True)),
             observed=str(doc.get("observed", "")).strip(),
             settle=float(doc.get("settle", DEFAULT_SETTLE)),
+            timeout=float(doc.get("timeout", DEFAULT_TIMEOUT)),
             sysctls=sysctls,
             files=tuple(files),
             source=source,

@@ -95,16 +95,28 @@ def _drive(scenario: Scenario, lab: ScenarioLab, counters: _Counters) -> list[di
     """Run the steps in order; background calls are awaited at a wait step or at the end."""
     events: list[dict[str, Any]] = []
     pending: list[tuple[str | None, str, int]] = []   # (label, host, call id)
+    deadline = time.monotonic() + scenario.timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LabRuntimeError(f"{scenario.id} went over its time limit of {scenario.timeout:g} s",
+                                  "a call never returned: see the steps, or raise the scenario's timeout")
+        return remaining
 
     def collect(which: list[tuple[str | None, str, int]]) -> None:
         for item in which:
             pending.remove(item)
             _, host, call_id = item
-            events.append(lab.agent(host).result(call_id, STEP_TIMEOUT))
+            try:
+                events.append(lab.agent(host).result(call_id, min(STEP_TIMEOUT, left())))
+            except LabRuntimeError:
+                left()   # says so if it was the scenario's time limit that ran out
+                raise
 
     for step in scenario.steps:
         if step.kind == "sleep":
-            time.sleep(step.seconds)
+            time.sleep(min(step.seconds, left()))
         elif step.kind == "wait":
             collect([p for p in pending if step.label is None or p[0] == step.label])
         elif step.kind == "restart":

@@ -44,7 +44,7 @@ class ConsoleReport:
         with self._lock:
             self.console.print(f"[bold]{result.scenario.id}[/bold] [{STYLE[v]}]{v}[/{STYLE[v]}] "
                                f"in {result.duration:.1f} s" + (f": {result.error}" if result.error else ""),
-                               highlight=False)
+                               highlight=False, soft_wrap=True)
             for c in result.checks:
                 if not c.passed:
                     self.console.print(f"  [red]✗[/red] {c.kind} @ {c.subject}: expected {c.expected}\n"

@@ -98,3 +98,34 @@ def test_image_that_fails_to_build(docker_client: docker.DockerClient, tmp_path:
     run_id = re.search(r"run ([0-9a-f]{8})", proc.stdout)
     assert run_id is None, "no scenario started"
     assert not docker_client.containers.list(all=True, filters={"label": "rstlab.run", "status": "created"})
+
+
+def test_a_hung_step_ends_at_the_scenario_time_limit(docker_client: docker.DockerClient, image_set: ImageSet,
+                                                     tmp_path: Path) -> None:
+    case = tmp_path / "hang.yaml"
+    case.write_text("id: hang\ntitle: waits forever\nclaim: none\nhosts: [server]\ntimeout: 2\n"
+                    "steps:\n  - {host: server, call: listen, sock: l, port: 80}\n"
+                    "  - {host: server, call: accept, sock: l, as: s}\n")
+    t = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(case), "--out", str(tmp_path / "o")],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "went over its time limit of 2 s" in proc.stdout
+    assert time.monotonic() - t < 30
+    run_id = re.search(r"run ([0-9a-f]{8}):", proc.stdout).group(1)  # type: ignore[union-attr]
+    assert objects_of(docker_client, run_id) == []
+
+
+def test_two_runs_at_once_both_pass(docker_client: docker.DockerClient, image_set: ImageSet,
+                                    tmp_path: Path) -> None:
+    """Same scenarios, two processes, different --out: names, networks and addresses never collide."""
+    cmd = [sys.executable, "-m", "orchestrator", "run", "closed-port", "connect-timeout", "peer-restart"]
+    procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / str(i))], cwd=ROOT, env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, out + err
+    ids = [re.search(r"run ([0-9a-f]{8}):", out).group(1) for out, _ in outputs]  # type: ignore[union-attr]
+    assert ids[0] != ids[1]
+    for run_id in ids:
+        assert objects_of(docker_client, run_id) == []
