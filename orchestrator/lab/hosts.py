@@ -243,9 +243,10 @@ class ScenarioLab:
         if host in self.sidecars:
             self._earlier[host] = self.stop_captures((host,))[host]
         cid = self.containers[host]
-        self.agents.pop(host).close()
         try:
+            # kill before closing the agent's channel: its EOF would end the agent (and the host) first
             self.api.kill(cid)
+            self.agents.pop(host).close()
             self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
             agent = AgentChannel(self.api, cid, host)
             self.agents[host] = agent
