@@ -81,7 +81,6 @@ _BSD_AF_INET6 = frozenset((10, 24, 28, 30))   # Linux, NetBSD/OpenBSD, FreeBSD, 
 _DIRECTION = ("in", "in", "in", "other", "out")
 
 _u16 = struct.Struct(">H").unpack_from
-_u32 = struct.Struct(">I").unpack_from
 _ip4_hdr = struct.Struct(">xxHxxHxB").unpack_from   # total length, frag field, protocol
 _tcp_hdr = struct.Struct(">HHIIHH").unpack_from     # ports, seq, ack, offset+flags, window
 _sll2_hdr = struct.Struct(">HxxIxxB").unpack_from   # protocol, ifindex, packet type
@@ -388,7 +387,7 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int]:
     isn: dict[tuple[str, int, str, int], int] = {}
     ntop = socket.inet_ntop
     AF_INET6 = socket.AF_INET6
-    u16, u32, ip4_hdr, tcp_hdr, sll2_hdr = _u16, _u32, _ip4_hdr, _tcp_hdr, _sll2_hdr
+    u16, ip4_hdr, tcp_hdr, sll2_hdr = _u16, _ip4_hdr, _tcp_hdr, _sll2_hdr
     flag_str = _FLAG_STR
     raw_types = _LT_RAW
     vlan_types = _VLAN_TYPES
