@@ -45,10 +45,21 @@ class CaptureFile:
 
 
 def _parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None]:
-    def count(what: str) -> int | None:
-        m = re.search(rf"(\d+) packets? {what}", text)
-        return int(m.group(1)) if m else None
-    return count("captured"), count("received by filter"), count("dropped by kernel")
+    """tcpdump's counts since it was ready: its last report minus the one it gave when ready.
+
+    While libpcap sets up its filter it drains whatever reached the socket, and
+    the kernel counts those frames as received; the report asked for (SIGUSR1)
+    once tcpdump listens takes them out, so only what the run's capture lost remains.
+    """
+    def counts(what: str) -> list[int]:
+        return [int(n) for n in re.findall(rf"(\d+) packets? {what}", text)]
+
+    def since_ready(what: str) -> int | None:
+        found = counts(what)
+        if not found:
+            return None
+        return found[-1] - (found[0] if len(found) > 1 else 0)
+    return since_ready("captured"), since_ready("received by filter"), since_ready("dropped by kernel")
 
 
 def _all(work: Callable[[Any], None], items: list[Any]) -> None:
@@ -197,9 +208,13 @@ class ScenarioLab:
         except docker.errors.APIError as exc:
             raise LabRuntimeError(f"cannot start the capture of {host}: {exc.explanation or exc}") from None
         deadline = time.monotonic() + READY_TIMEOUT
+        asked = False
         while True:
             logs = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-            if "listening on" in logs:
+            if "listening on" in logs and not asked:
+                api.kill(cid, signal="SIGUSR1")   # tcpdump reports its counts so far: the baseline
+                asked = True
+            if asked and "dropped by kernel" in logs:
                 return
             state = api.inspect_container(cid)["State"]
             if not state["Running"]:
