@@ -154,7 +154,7 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
 
     try:
         with ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
-                         say, scenario.sysctls) as lab:
+                         scenario.sysctls) as lab:
             result.hosts = {h: lab.address(h) for h in scenario.hosts}
             for f in scenario.files:
                 answer = lab.agent(f.host).call("put_file", {"path": f.path, "data": base64.b64encode(f.content).decode()},

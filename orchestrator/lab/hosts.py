@@ -27,7 +27,6 @@ from .images import ImageSet
 LAB_SUPERNET = ipaddress.ip_network("10.213.0.0/16")
 READY_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 10.0
-Progress = Callable[[str], None]
 # NET_RAW opens the packet socket; SETUID/SETGID/CHOWN let tcpdump hand the
 # pcap to its own unprivileged user and drop to it right after opening.
 SIDECAR_CAPS = ["NET_RAW", "SETUID", "SETGID", "CHOWN"]
@@ -85,7 +84,7 @@ class ScenarioLab:
 
     def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology,
                  run_id: str, scenario: str, hosts: tuple[str, ...], capture: tuple[str, ...],
-                 progress: Progress, sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.client = client
         self.api = client.api
         self.images = images
@@ -96,7 +95,6 @@ class ScenarioLab:
         self.host_names = hosts
         self.capture_points = capture
         self.sysctls = sysctls or {}
-        self.progress = progress
         self.prefix = f"rstlab-{run_id}-{scenario}"
         self.labels = engine.labels(run_id, scenario)
         self.network: Any = None

@@ -107,11 +107,6 @@ def result_document(result: ScenarioResult, run_id: str) -> dict[str, Any]:
     }
 
 
-def scenario_page(doc: dict[str, Any]) -> str:
-    """The scenario's page for people (Markdown, with its Mermaid ladder)."""
-    return pages.scenario_page(doc)
-
-
 def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> dict[str, Any]:
     folder = out / result.scenario.id
     folder.mkdir(parents=True, exist_ok=True)
@@ -119,7 +114,7 @@ def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> dict[str, 
         (folder / f"{host}.pcap").write_bytes(data)
     doc = result_document(result, run_id)
     (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (folder / "README.md").write_text(scenario_page(doc))
+    (folder / "README.md").write_text(pages.scenario_page(doc))
     return doc
 
 
@@ -228,5 +223,5 @@ def write_report(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     docs = load_documents(folder)
     prepare_output(folder)
     for d in docs:
-        (folder / d["scenario"] / "README.md").write_text(scenario_page(d))
+        (folder / d["scenario"] / "README.md").write_text(pages.scenario_page(d))
     return write_documents(folder, docs), docs

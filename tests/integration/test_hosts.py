@@ -18,7 +18,7 @@ HOSTS = ("client", "router", "server", "winhost")
 @pytest.fixture(scope="module")
 def lab(docker_client: docker.DockerClient, image_set: ImageSet) -> Iterator[ScenarioLab]:
     with ScenarioLab(docker_client, image_set, catalog.load_topology(), engine.new_run_id(), "testinfra",
-                     HOSTS, HOSTS, lambda msg: None) as running:
+                     HOSTS, HOSTS) as running:
         answer = running.agent("server").call("listen", {"sock": "l", "port": 8080}, 10)
         assert answer["ok"], answer
         yield running
