@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import docker
@@ -105,3 +105,30 @@ def remove_until_gone(client: docker.DockerClient, *selectors: str, attempts: in
             return []
         time.sleep(0.2)
     return left
+
+
+class Reaper:
+    """Removes finished scenarios' objects in the background, so the next scenario need not wait.
+
+    `drain` waits for every removal handed over so far; a run calls it before it
+    ends, so nothing is left behind either way.
+    """
+
+    def __init__(self, client: docker.DockerClient, workers: int = 2) -> None:
+        self.client = client
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reaper")
+        self._futures: list[Future[list[LabObject]]] = []
+
+    def remove(self, *selectors: str) -> None:
+        self._futures.append(self._pool.submit(remove_until_gone, self.client, *selectors))
+
+    def drain(self) -> list[LabObject]:
+        """Wait for every removal; what could not be removed (normally nothing)."""
+        left: list[LabObject] = []
+        for future in self._futures:
+            try:
+                left += future.result()
+            except Exception:   # the engine went away: the caller's own removal by label reports it
+                pass
+        self._pool.shutdown(wait=True)
+        return left

@@ -1,18 +1,14 @@
 """One scenario's hosts on the engine: network, host containers, agents, capture sidecars.
 
 `ScenarioLab` is a context manager: whatever happens inside, every container
-and the network it made are removed by label on the way out.
+and the network it made are removed by label on the way out (at once, or by a
+`Reaper` in the background while the next scenario starts).
 """
 from __future__ import annotations
 
-import io
 import ipaddress
 import random
-import re
-import tarfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import docker
@@ -23,42 +19,11 @@ from ..topology import HostSpec, Topology
 from . import engine
 from .agent import AgentChannel
 from .images import ImageSet
+from .sidecar import SIDECAR_CAPS, TCPDUMP_ARGS, CaptureFile, CaptureStream, join
 
 LAB_SUPERNET = ipaddress.ip_network("10.213.0.0/16")
 READY_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 10.0
-# NET_RAW opens the packet socket; SETUID/SETGID/CHOWN let tcpdump hand the
-# pcap to its own unprivileged user and drop to it right after opening.
-SIDECAR_CAPS = ["NET_RAW", "SETUID", "SETGID", "CHOWN"]
-
-
-@dataclass(frozen=True)
-class CaptureFile:
-    """A capture point's pcap and tcpdump's own closing counts."""
-
-    host: str
-    data: bytes
-    captured: int | None
-    received: int | None
-    dropped: int | None
-
-
-def _parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None]:
-    """tcpdump's counts since it was ready: its last report minus the one it gave when ready.
-
-    While libpcap sets up its filter it drains whatever reached the socket, and
-    the kernel counts those frames as received; the report asked for (SIGUSR1)
-    once tcpdump listens takes them out, so only what the run's capture lost remains.
-    """
-    def counts(what: str) -> list[int]:
-        return [int(n) for n in re.findall(rf"(\d+) packets? {what}", text)]
-
-    def since_ready(what: str) -> int | None:
-        found = counts(what)
-        if not found:
-            return None
-        return found[-1] - (found[0] if len(found) > 1 else 0)
-    return since_ready("captured"), since_ready("received by filter"), since_ready("dropped by kernel")
 
 
 def _all(work: Callable[[Any], None], items: list[Any]) -> None:
@@ -69,22 +34,13 @@ def _all(work: Callable[[Any], None], items: list[Any]) -> None:
         future.result()
 
 
-def _join(earlier: CaptureFile | None, later: CaptureFile) -> CaptureFile:
-    """One pcap from two parts written by tcpdump with the same link type (header of the first kept)."""
-    if earlier is None:
-        return later
-    def add(a: int | None, b: int | None) -> int | None:
-        return None if a is None or b is None else a + b
-    return CaptureFile(later.host, earlier.data + later.data[24:], add(earlier.captured, later.captured),
-                       add(earlier.received, later.received), add(earlier.dropped, later.dropped))
-
-
 class ScenarioLab:
     """The containers and network of one scenario run, torn down by label on exit."""
 
     def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology,
                  run_id: str, scenario: str, hosts: tuple[str, ...], capture: tuple[str, ...],
-                 sysctls: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 sysctls: Mapping[str, Mapping[str, str]] | None = None,
+                 reaper: engine.Reaper | None = None) -> None:
         self.client = client
         self.api = client.api
         self.images = images
@@ -95,12 +51,14 @@ class ScenarioLab:
         self.host_names = hosts
         self.capture_points = capture
         self.sysctls = sysctls or {}
+        self.reaper = reaper
         self.prefix = f"rstlab-{run_id}-{scenario}"
         self.labels = engine.labels(run_id, scenario)
         self.network: Any = None
         self.containers: dict[str, str] = {}
         self.sidecars: dict[str, str] = {}
         self.agents: dict[str, AgentChannel] = {}
+        self.streams: dict[str, CaptureStream] = {}
         self._earlier: dict[str, CaptureFile] = {}
 
     # -- life cycle ----------------------------------------------------------
@@ -116,16 +74,45 @@ class ScenarioLab:
         self.down()
 
     def up(self) -> None:
-        """Network, then every host at once, then every sidecar at once (each waits for its own readiness)."""
+        """The network, then every host at once, each with its sidecar as soon as the host runs."""
         self._create_network()
-        _all(self._start_host, [self.topology.host(name) for name in self.host_names])
-        _all(self._start_sidecar, list(self.capture_points))
+        _all(self._bring_up, [self.topology.host(name) for name in self.host_names])
 
     def down(self) -> None:
         """Remove every container and the network of this scenario run, by label."""
-        for agent in list(self.agents.values()):
-            agent.close()
-        engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
+        for channel in [*self.agents.values(), *self.streams.values()]:
+            channel.close()
+        selectors = (f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
+        if self.reaper is not None:
+            self.reaper.remove(*selectors)
+        else:
+            engine.remove_until_gone(self.client, *selectors)
+
+    def _bring_up(self, spec: HostSpec) -> None:
+        self._create_host(spec)
+        self._boot(spec.name)
+
+    def _boot(self, host: str) -> None:
+        """Start a created host and, on its namespace, its capture; ready when both say so.
+
+        The sidecar is created while the host starts and started as soon as the host runs.
+        """
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            creating = pool.submit(self._create_sidecar, host) if host in self.capture_points else None
+            self._start(host, self.containers[host], "host")
+        sidecar = creating.result() if creating is not None else None
+        if sidecar is not None:
+            self.streams[host] = CaptureStream(self.api, sidecar, host)
+            self._start(host, sidecar, "the capture of")
+        self.agents[host].wait_ready(READY_TIMEOUT)
+        if sidecar is not None:
+            self._wait_listening(host)
+
+    def _start(self, host: str, cid: str, what: str) -> None:
+        try:
+            self.api.start(cid)
+        except docker.errors.APIError as exc:
+            raise LabRuntimeError(f"cannot start {what} {host}: {exc.explanation or exc}") from None
 
     # -- network -------------------------------------------------------------
     def _create_network(self) -> None:
@@ -151,7 +138,8 @@ class ScenarioLab:
                               "remove leftover networks: python -m orchestrator clean")
 
     # -- hosts ---------------------------------------------------------------
-    def _start_host(self, spec: HostSpec) -> None:
+    def _create_host(self, spec: HostSpec) -> None:
+        """The host's container, its agent's channel attached before it starts."""
         api = self.api
         host_config = api.create_host_config(
             network_mode=self.network.name,
@@ -161,6 +149,7 @@ class ScenarioLab:
             tmpfs={path: "" for path in spec.tmpfs} or None,
             pids_limit=spec.pids_limit, mem_limit=spec.mem_limit,
             init=spec.init,
+            log_config=docker.types.LogConfig(type="none"),   # the agent's output comes over its attached channel
         )
         networking = api.create_networking_config(
             {self.network.name: api.create_endpoint_config(ipv4_address=spec.address, aliases=[spec.name])})
@@ -171,84 +160,56 @@ class ScenarioLab:
                 self.images.host, name=f"{self.prefix}-{spec.name}", hostname=spec.name,
                 environment=env, stdin_open=True, host_config=host_config, networking_config=networking,
                 labels=engine.labels(self.run_id, self.scenario, spec.role))
-            cid = created["Id"]
-            self.containers[spec.name] = cid
-            agent = AgentChannel(api, cid, spec.name)
-            self.agents[spec.name] = agent
-            api.start(cid)
         except docker.errors.APIError as exc:
-            raise LabRuntimeError(f"cannot start host {spec.name}: {exc.explanation or exc}") from None
-        agent.wait_ready(READY_TIMEOUT)
+            raise LabRuntimeError(f"cannot create host {spec.name}: {exc.explanation or exc}") from None
+        self.containers[spec.name] = created["Id"]
+        self.agents[spec.name] = AgentChannel(api, created["Id"], spec.name)
 
     # -- capture sidecars ----------------------------------------------------
-    def _start_sidecar(self, host: str) -> None:
-        """tcpdump in the host's network namespace; ready once it says it is listening."""
+    def _create_sidecar(self, host: str) -> str:
+        """tcpdump sharing the host's network namespace (created before the host starts, started after)."""
         api = self.api
         host_config = api.create_host_config(
-            network_mode=f"container:{self.containers[host]}",
-            cap_drop=["ALL"], cap_add=SIDECAR_CAPS, pids_limit=16, mem_limit="64m")
-        # --immediate-mode gives the ring fixed slots of the snap length: with the
-        # default 256 KiB snap length a 2 MiB ring holds 8 packets and drops under
-        # load. 8 KiB slots in a 16 MiB ring hold 2048; a larger (GSO) frame keeps
-        # its headers and true length, only its payload is cut.
-        # Only TCP and ICMP pass the filter: ARP probes and the like arrive at random
-        # times, and one arriving while tcpdump stops is counted but never written,
-        # which would fail the capture's integrity check for a packet nobody needs.
-        cmd = ["-i", "any", "-n", "-U", "--immediate-mode", "-s", "8192", "-B", "16384",
-               "-w", f"/tmp/{host}.pcap", "tcp or icmp"]
+            network_mode=f"container:{self.containers[host]}", read_only=True,
+            cap_drop=["ALL"], cap_add=SIDECAR_CAPS, pids_limit=16, mem_limit="64m",
+            log_config=docker.types.LogConfig(type="none"))   # the pcap is streamed to us, not logged
         try:
             created = api.create_container(
-                self.images.base, name=f"{self.prefix}-capture-{host}", entrypoint=["tcpdump"], command=cmd,
-                host_config=host_config, labels=engine.labels(self.run_id, self.scenario, "capture"))
-            cid = created["Id"]
-            self.sidecars[host] = cid
-            api.start(cid)
+                self.images.base, name=f"{self.prefix}-capture-{host}", entrypoint=["tcpdump"],
+                command=TCPDUMP_ARGS, host_config=host_config,
+                labels=engine.labels(self.run_id, self.scenario, "capture"))
         except docker.errors.APIError as exc:
-            raise LabRuntimeError(f"cannot start the capture of {host}: {exc.explanation or exc}") from None
-        deadline = time.monotonic() + READY_TIMEOUT
-        asked = False
-        while True:
-            logs = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-            if "listening on" in logs and not asked:
-                api.kill(cid, signal="SIGUSR1")   # tcpdump reports its counts so far: the baseline
-                asked = True
-            if asked and "dropped by kernel" in logs:
-                return
-            state = api.inspect_container(cid)["State"]
-            if not state["Running"]:
-                raise LabRuntimeError(f"tcpdump on {host} exited: {logs.strip()[-200:] or state['Status']}",
-                                      "AppArmor or a missing NET_RAW capability can stop tcpdump in a container")
-            if time.monotonic() > deadline:
-                raise LabRuntimeError(f"tcpdump on {host} did not start listening within {READY_TIMEOUT:g} s")
-            time.sleep(0.02)
+            raise LabRuntimeError(f"cannot create the capture of {host}: {exc.explanation or exc}") from None
+        self.sidecars[host] = created["Id"]
+        return created["Id"]
+
+    def _wait_listening(self, host: str) -> None:
+        """Ready once tcpdump listens and has reported its counts so far (the baseline of its integrity check)."""
+        stream = self.streams[host]
+        try:
+            stream.wait_listening(READY_TIMEOUT)
+            self.api.kill(self.sidecars[host], signal="SIGUSR1")
+            stream.wait_report(READY_TIMEOUT)
+        except LabRuntimeError as exc:
+            if stream.closed:
+                raise LabRuntimeError(f"tcpdump on {host} exited: {stream.stderr.strip()[-200:] or 'no message'}",
+                                      "AppArmor or a missing NET_RAW capability can stop tcpdump in a container"
+                                      ) from None
+            raise exc
 
     def stop_captures(self, hosts: tuple[str, ...] | None = None) -> dict[str, CaptureFile]:
-        """SIGINT the sidecars, wait for them to flush and exit, fetch their pcaps and counts.
+        """SIGINT the sidecars and take each pcap and tcpdump's counts as it exits.
 
         A host restarted during the run has earlier parts: they come first in its file.
         """
-        chosen = {h: cid for h, cid in self.sidecars.items() if hosts is None or h in hosts}
-        for cid in chosen.values():
-            self.api.kill(cid, signal="SIGINT")
+        chosen = [h for h in self.sidecars if hosts is None or h in hosts]
+        _all(lambda host: self.api.kill(self.sidecars[host], signal="SIGINT"), chosen)
         files: dict[str, CaptureFile] = {}
-        _all(lambda item: files.update(self._fetch_capture(*item)), list(chosen.items()))
-        return {h: files[h] for h in chosen}
-
-    def _fetch_capture(self, host: str, cid: str) -> dict[str, CaptureFile]:
-        """Wait for a SIGINTed sidecar to exit, then take its pcap and tcpdump's counts."""
-        try:
-            self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
-        except Exception as exc:  # requests' ReadTimeout or a connection error: the engine did not answer
-            raise LabRuntimeError(f"tcpdump on {host} did not stop within {CAPTURE_STOP_TIMEOUT:g} s ({exc})") from None
-        logs = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-        stream, _ = self.api.get_archive(cid, f"/tmp/{host}.pcap")
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile(f"{host}.pcap")
-            data = member.read() if member else b""
-        joined = _join(self._earlier.pop(host, None), CaptureFile(host, data, *_parse_tcpdump_counts(logs)))
-        self.api.remove_container(cid, force=True)
-        del self.sidecars[host]
-        return {host: joined}
+        for host in chosen:
+            done = self.streams.pop(host).finish(CAPTURE_STOP_TIMEOUT)
+            files[host] = join(self._earlier.pop(host, None), done)
+            del self.sidecars[host]
+        return files
 
     def restart(self, host: str) -> None:
         """Kill a host and start it again: a new network namespace with no memory of its connections.
@@ -257,21 +218,19 @@ class ScenarioLab:
         a new one started after; the parts are joined in the host's pcap.
         """
         if host in self.sidecars:
+            old = self.sidecars[host]
             self._earlier[host] = self.stop_captures((host,))[host]
+            self.api.remove_container(old, force=True)
         cid = self.containers[host]
         try:
             # kill before closing the agent's channel: its EOF would end the agent (and the host) first
             self.api.kill(cid)
             self.agents.pop(host).close()
             self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
-            agent = AgentChannel(self.api, cid, host)
-            self.agents[host] = agent
-            self.api.start(cid)
         except docker.errors.APIError as exc:
             raise LabRuntimeError(f"cannot restart host {host}: {exc.explanation or exc}") from None
-        agent.wait_ready(READY_TIMEOUT)
-        if host in self.capture_points:
-            self._start_sidecar(host)
+        self.agents[host] = AgentChannel(self.api, cid, host)
+        self._boot(host)
 
     # -- agents --------------------------------------------------------------
     def agent(self, host: str) -> AgentChannel:

@@ -1,0 +1,92 @@
+"""The capture sidecar: tcpdump in a host's network namespace, its pcap streamed to us.
+
+tcpdump writes the pcap to its stdout (`-w -`, flushed after every packet by
+`-U`), which we read from the attached socket as it comes: nothing is written
+inside the container (its root is read-only), and the capture is complete the
+moment tcpdump exits. Its stderr says when it listens and, at the end, its
+counts, the capture's integrity check.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .attach import AttachedStream
+
+# NET_RAW opens the packet socket; SETUID/SETGID let tcpdump drop to its own
+# unprivileged user right after opening it.
+SIDECAR_CAPS = ["NET_RAW", "SETUID", "SETGID"]
+
+# --immediate-mode gives the ring fixed slots of the snap length: with the
+# default 256 KiB snap length a 2 MiB ring holds 8 packets and drops under
+# load. 8 KiB slots in a 16 MiB ring hold 2048; a larger (GSO) frame keeps
+# its headers and true length, only its payload is cut.
+# Only TCP and ICMP pass the filter: ARP probes and the like arrive at random
+# times, and one arriving while tcpdump stops is counted but never written,
+# which would fail the capture's integrity check for a packet nobody needs.
+TCPDUMP_ARGS = ["-i", "any", "-n", "-U", "--immediate-mode", "-s", "8192", "-B", "16384", "-w", "-", "tcp or icmp"]
+
+
+@dataclass(frozen=True)
+class CaptureFile:
+    """A capture point's pcap and tcpdump's own closing counts."""
+
+    host: str
+    data: bytes
+    captured: int | None
+    received: int | None
+    dropped: int | None
+
+
+def parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None]:
+    """tcpdump's counts since it was ready: its last report minus the one it gave when ready.
+
+    While libpcap sets up its filter it drains whatever reached the socket, and
+    the kernel counts those frames as received; the report asked for (SIGUSR1)
+    once tcpdump listens takes them out, so only what the run's capture lost remains.
+    """
+    def counts(what: str) -> list[int]:
+        return [int(n) for n in re.findall(rf"(\d+) packets? {what}", text)]
+
+    def since_ready(what: str) -> int | None:
+        found = counts(what)
+        if not found:
+            return None
+        return found[-1] - (found[0] if len(found) > 1 else 0)
+    return since_ready("captured"), since_ready("received by filter"), since_ready("dropped by kernel")
+
+
+def join(earlier: CaptureFile | None, later: CaptureFile) -> CaptureFile:
+    """One pcap from two parts written by tcpdump with the same link type (header of the first kept)."""
+    if earlier is None:
+        return later
+    def add(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else a + b
+    return CaptureFile(later.host, earlier.data + later.data[24:], add(earlier.captured, later.captured),
+                       add(earlier.received, later.received), add(earlier.dropped, later.dropped))
+
+
+class CaptureStream(AttachedStream):
+    """A sidecar's attached output: the pcap on stdout, tcpdump's messages on stderr."""
+
+    what = "tcpdump"
+
+    def __init__(self, api: object, container_id: str, host: str) -> None:
+        self._parts: list[bytes] = []
+        super().__init__(api, container_id, host)
+
+    def _on_stdout(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def wait_listening(self, timeout: float) -> None:
+        self._wait(lambda: True if "listening on" in self.stderr else None, timeout, "to start listening")
+
+    def wait_report(self, timeout: float) -> None:
+        """Until tcpdump printed its counts (at SIGUSR1, and as it exits)."""
+        self._wait(lambda: True if "dropped by kernel" in self.stderr else None, timeout, "to report its counts")
+
+    def finish(self, timeout: float) -> CaptureFile:
+        """Wait for tcpdump to exit (after SIGINT); the whole pcap and its counts."""
+        self._wait(lambda: True if self._closed else None, timeout, "to stop")
+        with self._cond:
+            return CaptureFile(self.host, b"".join(self._parts), *parse_tcpdump_counts(self.stderr))
