@@ -41,7 +41,7 @@ class ScenarioResult:
     hosts: dict[str, str] = field(default_factory=dict)
     capture_stats: dict[str, dict[str, int | None]] = field(default_factory=dict)
     pcaps: dict[str, bytes] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)   # setup, steps, settle, teardown (s)
+    timings: dict[str, float] = field(default_factory=dict)   # setup, steps, settle, capture, teardown (s)
     error: str | None = None
     started: float = 0.0
     duration: float = 0.0
@@ -140,8 +140,12 @@ def _drive(scenario: Scenario, lab: ScenarioLab, counters: _Counters) -> list[di
 
 
 def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topology, scenario: Scenario,
-                 run_id: str, progress: Progress) -> ScenarioResult:
-    """Run one scenario on the engine and check what it observed. Lab errors end up in `error`."""
+                 run_id: str, progress: Progress, reaper: engine.Reaper | None = None) -> ScenarioResult:
+    """Run one scenario on the engine and check what it observed. Lab errors end up in `error`.
+
+    With a `reaper` its containers and network are removed in the background
+    once the captures are in; without, before this returns.
+    """
     result = ScenarioResult(scenario=scenario, started=time.time())
     say = lambda msg: progress(scenario.id, msg)  # noqa: E731
     t0 = mark = time.monotonic()
@@ -154,7 +158,7 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
 
     try:
         with ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
-                         scenario.sysctls) as lab:
+                         scenario.sysctls, reaper) as lab:
             result.hosts = {h: lab.address(h) for h in scenario.hosts}
             for f in scenario.files:
                 answer = lab.agent(f.host).call("put_file", {"path": f.path, "data": base64.b64encode(f.content).decode()},
@@ -170,6 +174,7 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
             phase("settle")
             result.counters = {h: counters.delta(h) for h in scenario.hosts}
             files = lab.stop_captures()
+            phase("capture")
             say("captures stopped, checking")
         phase("teardown")
         names = {addr: host for host, addr in result.hosts.items()}
@@ -204,9 +209,10 @@ def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, 
     """
     results: dict[str, ScenarioResult] = {}
     lock = threading.Lock()
+    reaper = engine.Reaper(client)
 
     def one(scenario: Scenario) -> None:
-        result = run_scenario(client, images, topology, scenario, run_id, progress)
+        result = run_scenario(client, images, topology, scenario, run_id, progress, reaper)
         with lock:
             results[scenario.id] = result
             on_result(result)
@@ -221,7 +227,10 @@ def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, 
             future.cancel()
         engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
         pool.shutdown(wait=True, cancel_futures=True)
+        reaper.drain()
         engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
         raise
     pool.shutdown(wait=True)
+    if reaper.drain():   # normally empty: one more sweep of the whole run before giving up
+        engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
     return [results[s.id] for s in scenarios]
