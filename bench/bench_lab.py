@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """How long the lab takes, and where the time goes (issue 7's figures).
 
-    python bench/bench_lab.py            warm `all` (default jobs) and `all --jobs 1`, per-scenario split
+    python bench/bench_lab.py            warm `all` (default jobs) and `all --jobs 1`, 3 of each, per-scenario split
     python bench/bench_lab.py --cold     first removes the lab's images, so `all` builds them (offline base)
 
 Per scenario: wall time, its inherent wait (the steps, which wait on the
 kernel's own timers, plus the settle time before captures stop) and the
-overhead around it (hosts, sidecars and network up; captures in; the part of
-the teardown the scenario waits for: none, as the run removes a finished
-scenario's containers in the background while the next one starts).
+overhead around it (hosts and sidecars started and ready, captures in; the
+network and containers are created ahead while the scenario before waits on
+its timers, and a finished scenario's are removed in the background).
 
 So that nothing done in the background hides: the all-in overhead per scenario
 is the whole `all --jobs 1` wall time (process start, image check, the final
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,8 @@ def run_all(out: Path, *extra: str) -> tuple[float, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="remove the lab's images first and time the cold run")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N",
+                        help="warm runs of each kind, alternated; medians are reported (default 3)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
         out = Path(tmp)
@@ -53,26 +56,35 @@ def main() -> None:
             orchestrator("clean", "--images")
             cold, summary = run_all(out / "cold")
             print(f"cold all (images built first): {cold:6.1f} s   {summary['passed']}/{summary['total']} passed")
-        warm, summary = run_all(out / "warm")
-        serial, serial_summary = run_all(out / "serial", "--jobs", "1")
-        print(f"warm all (default jobs):        {warm:6.1f} s   {summary['passed']}/{summary['total']} passed")
-        print(f"warm all --jobs 1:              {serial:6.1f} s   {serial_summary['passed']}/{serial_summary['total']} passed")
-        print(f"speed-up of the default jobs:   {serial / warm:6.2f} x")
-        same = [s["verdict"] for s in summary["scenarios"]] == [s["verdict"] for s in serial_summary["scenarios"]]
-        print(f"identical verdicts:             {same}")
+        warm_runs, serial_runs = [], []
+        for i in range(args.repeat):   # alternated, so a slow spell of the machine hits both kinds
+            warm_runs.append(run_all(out / f"warm{i}"))
+            serial_runs.append(run_all(out / f"serial{i}", "--jobs", "1") + (out / f"serial{i}",))
+        warm = statistics.median(w for w, _ in warm_runs)
+        serial = statistics.median(w for w, _, _ in serial_runs)
+        shown = lambda runs: "  ".join(f"{r[0]:.1f}" for r in runs)  # noqa: E731
+        passed = lambda runs: " ".join(f"{r[1]['passed']}/{r[1]['total']}" for r in runs)  # noqa: E731
+        print(f"warm all (default jobs):        {warm:6.1f} s   median of {shown(warm_runs)}; passed {passed(warm_runs)}")
+        print(f"warm all --jobs 1:              {serial:6.1f} s   median of {shown(serial_runs)}; "
+              f"passed {passed(serial_runs)}")
+        print(f"speed-up of the default jobs:   {serial / warm:6.2f} x (of the medians)")
+        verdicts = {tuple(s["verdict"] for s in r[1]["scenarios"]) for r in warm_runs + serial_runs}
+        print(f"identical verdicts:             {len(verdicts) == 1}")
         print()
-        print(f"{'scenario (from --jobs 1)':28} {'wall':>6} {'inherent':>9} {'overhead':>9}   setup  capture  teardown")
+        # the per-scenario split comes from the --jobs 1 run of median wall time
+        _, serial_summary, folder = sorted(serial_runs, key=lambda r: r[0])[len(serial_runs) // 2]
+        print(f"{'scenario (--jobs 1, median run)':31} {'wall':>6} {'inherent':>9} {'overhead':>9}   setup  capture  teardown")
         overheads, inherents = [], []
         for s in serial_summary["scenarios"]:
-            t = json.loads((out / "serial" / s["id"] / "result.json").read_text())["timings"]
+            t = json.loads((folder / s["id"] / "result.json").read_text())["timings"]
             inherent = t.get("steps", 0) + t.get("settle", 0)
             overhead = s["duration_s"] - inherent
             overheads.append(overhead)
             inherents.append(inherent)
-            print(f"{s['id']:28} {s['duration_s']:6.2f} {inherent:9.2f} {overhead:9.2f}   "
+            print(f"{s['id']:31} {s['duration_s']:6.2f} {inherent:9.2f} {overhead:9.2f}   "
                   f"{t.get('setup', 0):5.2f}  {t.get('capture', 0):7.2f}  {t.get('teardown', 0):8.2f}")
-        print(f"{'mean overhead':28} {'':6} {'':9} {sum(overheads) / len(overheads):9.2f}")
-        print(f"{'all-in overhead per scenario':28} {serial:6.2f} {sum(inherents):9.2f} "
+        print(f"{'mean overhead':31} {'':6} {'':9} {sum(overheads) / len(overheads):9.2f}")
+        print(f"{'all-in overhead per scenario':31} {serial:6.2f} {sum(inherents):9.2f} "
               f"{(serial - sum(inherents)) / len(inherents):9.2f}   (whole --jobs 1 run)")
     print()
     sizes = subprocess.run(["docker", "images", "--filter", "label=rstlab.run", "--format",

@@ -139,12 +139,20 @@ def _drive(scenario: Scenario, lab: ScenarioLab, counters: _Counters) -> list[di
     return sorted(events, key=lambda e: (e.get("start", 0), e.get("id", 0)))
 
 
+def _lab(client: docker.DockerClient, images: ImageSet, topology: Topology, scenario: Scenario, run_id: str,
+         reaper: engine.Reaper | None) -> ScenarioLab:
+    return ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
+                       scenario.sysctls, reaper)
+
+
 def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topology, scenario: Scenario,
-                 run_id: str, progress: Progress, reaper: engine.Reaper | None = None) -> ScenarioResult:
+                 run_id: str, progress: Progress, reaper: engine.Reaper | None = None,
+                 lab: ScenarioLab | None = None, on_steps: Callable[[], None] | None = None) -> ScenarioResult:
     """Run one scenario on the engine and check what it observed. Lab errors end up in `error`.
 
     With a `reaper` its containers and network are removed in the background
-    once the captures are in; without, before this returns.
+    once the captures are in; without, before this returns. `lab` is one made
+    (and perhaps prepared) ahead; `on_steps` is called as the steps begin.
     """
     result = ScenarioResult(scenario=scenario, started=time.time())
     say = lambda msg: progress(scenario.id, msg)  # noqa: E731
@@ -157,8 +165,7 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
         mark = now
 
     try:
-        with ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
-                         scenario.sysctls, reaper) as lab:
+        with lab or _lab(client, images, topology, scenario, run_id, reaper) as lab:
             result.hosts = {h: lab.address(h) for h in scenario.hosts}
             for f in scenario.files:
                 answer = lab.agent(f.host).call("put_file", {"path": f.path, "data": base64.b64encode(f.content).decode()},
@@ -168,6 +175,8 @@ def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topolo
             say("hosts up, capturing")
             counters = _Counters(lab, scenario.hosts)
             phase("setup")
+            if on_steps is not None:
+                on_steps()
             result.events = _drive(scenario, lab, counters)
             phase("steps")
             time.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
@@ -198,6 +207,41 @@ def default_jobs() -> int:
     return max(1, min(8, 2 * (os.cpu_count() or 1)))
 
 
+class _Ahead:
+    """Prepares the labs of waiting scenarios while the running ones wait on kernel timers.
+
+    When a running scenario's steps begin, the first queued scenario neither
+    started nor prepared gets its network and containers created (not started:
+    no namespace exists, nothing runs), at most `limit` waiting at a time. Its
+    worker then only has to start them.
+    """
+
+    def __init__(self, make: Callable[[Scenario], ScenarioLab], scenarios: Sequence[Scenario], limit: int) -> None:
+        self._make = make
+        self._waiting = list(scenarios)
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._ready: dict[str, ScenarioLab] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
+
+    def take(self, scenario: Scenario) -> ScenarioLab | None:
+        """The scenario starts now: its lab if prepared (or being prepared)."""
+        with self._lock:
+            self._waiting.remove(scenario)
+            return self._ready.pop(scenario.id, None)
+
+    def steps_began(self) -> None:
+        with self._lock:
+            upcoming = [s for s in self._waiting if s.id not in self._ready]
+            if not upcoming or len(self._ready) >= self._limit:
+                return
+            lab = self._ready[upcoming[0].id] = self._make(upcoming[0])
+        lab.prepare_ahead(self._pool)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, scenarios: Sequence[Scenario],
              run_id: str, jobs: int, progress: Progress,
              on_result: Callable[[ScenarioResult], None]) -> list[ScenarioResult]:
@@ -210,9 +254,11 @@ def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, 
     results: dict[str, ScenarioResult] = {}
     lock = threading.Lock()
     reaper = engine.Reaper(client)
+    ahead = _Ahead(lambda s: _lab(client, images, topology, s, run_id, reaper), scenarios, max(1, jobs))
 
     def one(scenario: Scenario) -> None:
-        result = run_scenario(client, images, topology, scenario, run_id, progress, reaper)
+        result = run_scenario(client, images, topology, scenario, run_id, progress, reaper,
+                              ahead.take(scenario), ahead.steps_began)
         with lock:
             results[scenario.id] = result
             on_result(result)
@@ -227,10 +273,12 @@ def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, 
             future.cancel()
         engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
         pool.shutdown(wait=True, cancel_futures=True)
+        ahead.close()
         reaper.drain()
         engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
         raise
     pool.shutdown(wait=True)
+    ahead.close()
     if reaper.drain():   # normally empty: one more sweep of the whole run before giving up
         engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
     return [results[s.id] for s in scenarios]

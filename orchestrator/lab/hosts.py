@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
 import docker
@@ -60,6 +60,8 @@ class ScenarioLab:
         self.agents: dict[str, AgentChannel] = {}
         self.streams: dict[str, CaptureStream] = {}
         self._earlier: dict[str, CaptureFile] = {}
+        self.prepared = False
+        self._preparing: Future[None] | None = None
 
     # -- life cycle ----------------------------------------------------------
     def __enter__(self) -> "ScenarioLab":
@@ -73,10 +75,29 @@ class ScenarioLab:
     def __exit__(self, *exc: object) -> None:
         self.down()
 
-    def up(self) -> None:
-        """The network, then every host at once, each with its sidecar as soon as the host runs."""
+    def prepare(self) -> None:
+        """The network and every container, created but not started: no namespace exists, nothing runs.
+
+        A runner may do this ahead, while other scenarios wait on kernel timers; `up` then only starts.
+        """
         self._create_network()
-        _all(self._bring_up, [self.topology.host(name) for name in self.host_names])
+        _all(self._create_host, [self.topology.host(name) for name in self.host_names])
+        _all(self._create_sidecar, [h for h in self.host_names if h in self.capture_points])
+        self.prepared = True
+
+    def prepare_ahead(self, pool: Executor) -> None:
+        """`prepare` in the background; `up` waits for it (and raises what it raised)."""
+        self._preparing = pool.submit(self.prepare)
+
+    def up(self) -> None:
+        """Every host at once, each with its sidecar as soon as the host runs (created first if need be)."""
+        if self._preparing is not None:
+            self._preparing.result()
+        if self.prepared:
+            _all(self._boot, list(self.host_names))
+        else:
+            self._create_network()
+            _all(self._bring_up, [self.topology.host(name) for name in self.host_names])
 
     def down(self) -> None:
         """Remove every container and the network of this scenario run, by label."""
@@ -98,9 +119,12 @@ class ScenarioLab:
         The sidecar is created while the host starts and started as soon as the host runs.
         """
         with ThreadPoolExecutor(max_workers=1) as pool:
-            creating = pool.submit(self._create_sidecar, host) if host in self.capture_points else None
+            creating = (pool.submit(self._create_sidecar, host)
+                        if host in self.capture_points and host not in self.sidecars else None)
             self._start(host, self.containers[host], "host")
-        sidecar = creating.result() if creating is not None else None
+        if creating is not None:
+            creating.result()
+        sidecar = self.sidecars.get(host)
         if sidecar is not None:
             self.streams[host] = CaptureStream(self.api, sidecar, host)
             self._start(host, sidecar, "the capture of")
