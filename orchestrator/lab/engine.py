@@ -5,6 +5,7 @@ import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import docker
 import docker.errors
@@ -119,8 +120,9 @@ class Reaper:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reaper")
         self._futures: list[Future[list[LabObject]]] = []
 
-    def remove(self, *selectors: str) -> None:
-        self._futures.append(self._pool.submit(remove_until_gone, self.client, *selectors))
+    def submit(self, removal: Callable[[], list[LabObject]]) -> None:
+        """Run `removal` (which returns what it could not remove) in the background."""
+        self._futures.append(self._pool.submit(removal))
 
     def drain(self) -> list[LabObject]:
         """Wait for every removal; what could not be removed (normally nothing)."""

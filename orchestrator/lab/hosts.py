@@ -100,14 +100,25 @@ class ScenarioLab:
             _all(self._bring_up, [self.topology.host(name) for name in self.host_names])
 
     def down(self) -> None:
-        """Remove every container and the network of this scenario run, by label."""
+        """Remove every container and the network of this scenario run, by label (by the reaper if there is one)."""
+        if self.reaper is not None:
+            self.reaper.submit(self._remove)
+        else:
+            self._remove()
+
+    def _remove(self) -> list[engine.LabObject]:
+        """Containers and network first, our ends of their streams after.
+
+        Closing an agent's stdin first would let its host exit on its own while
+        it is being removed, and an exit racing a removal can leave Docker 20.10
+        counting an endpoint on a network no container holds (moby#42119): that
+        network can then never be removed. Removing a running container kills
+        it within the one engine operation.
+        """
+        left = engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
         for channel in [*self.agents.values(), *self.streams.values()]:
             channel.close()
-        selectors = (f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
-        if self.reaper is not None:
-            self.reaper.remove(*selectors)
-        else:
-            engine.remove_until_gone(self.client, *selectors)
+        return left
 
     def _bring_up(self, spec: HostSpec) -> None:
         self._create_host(spec)
@@ -214,12 +225,12 @@ class ScenarioLab:
             stream.wait_listening(READY_TIMEOUT)
             self.api.kill(self.sidecars[host], signal="SIGUSR1")
             stream.wait_report(READY_TIMEOUT)
-        except LabRuntimeError as exc:
+        except LabRuntimeError:
             if stream.closed:
                 raise LabRuntimeError(f"tcpdump on {host} exited: {stream.stderr.strip()[-200:] or 'no message'}",
                                       "AppArmor or a missing NET_RAW capability can stop tcpdump in a container"
                                       ) from None
-            raise exc
+            raise
 
     def stop_captures(self, hosts: tuple[str, ...] | None = None) -> dict[str, CaptureFile]:
         """SIGINT the sidecars and take each pcap and tcpdump's counts as it exits.

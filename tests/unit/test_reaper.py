@@ -59,7 +59,7 @@ def test_removal_runs_in_the_background_and_drain_waits_for_it() -> None:
     client.api.add("container", "other-run", engine.labels("run2", "a", "client"))
     client.api.add("network", "not-ours", {})
     reaper = engine.Reaper(client)   # type: ignore[arg-type]
-    reaper.remove(f"{engine.RUN}=run1", f"{engine.SCENARIO}=a")
+    reaper.submit(lambda: engine.remove_until_gone(client, f"{engine.RUN}=run1", f"{engine.SCENARIO}=a"))   # type: ignore[arg-type]
     assert client.api.removing.wait(5)
     assert "a-client" in client.api.objects, "remove returned while the engine was still at work"
     client.api.go_on.set()
