@@ -3,9 +3,9 @@
 Attaching before the container starts misses nothing it writes, costs no exec
 or log read, and works against a remote DOCKER_HOST. Without a TTY Docker
 multiplexes stdout and stderr on the one socket (8-byte frame headers: stream,
-three zero bytes, big-endian length); the reader thread splits the frames and
-hands each part to `_on_stdout` / `_on_stderr` under a condition that waiters
-block on.
+three zero bytes, big-endian length); the reader thread splits the frames,
+keeps stderr as text and hands stdout to `_on_stdout`, under a condition that
+waiters block on.
 """
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ def test_the_first_waiting_scenario_is_prepared_when_steps_begin() -> None:
 
 def test_at_most_limit_labs_wait_and_started_scenarios_are_skipped() -> None:
     s = scenarios()
-    ahead = _Ahead(FakeLab, s, limit=2)   # type: ignore[arg-type]
+    made: list[FakeLab] = []
+    ahead = _Ahead(lambda sc: made.append(FakeLab(sc)) or made[-1], s, limit=2)   # type: ignore[arg-type]
     ahead.take(s[0])
     ahead.take(s[1])                      # started before anything was prepared for it
     for _ in range(4):
@@ -42,4 +43,5 @@ def test_at_most_limit_labs_wait_and_started_scenarios_are_skipped() -> None:
     assert ahead.take(s[3]).scenario == s[3].id   # type: ignore[union-attr]
     assert ahead.take(s[4]) is None, "the limit held: s4 was never prepared"
     ahead.steps_began()                   # nothing is waiting any more
+    assert [lab.scenario for lab in made] == [s[2].id, s[3].id]
     ahead.close()
