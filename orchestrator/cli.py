@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: captures/)")
         r.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="scenarios at a time (default: twice the CPU count, at most 8)")
+    n = sub.add_parser("new", help="write a commented starting scenario file that runs and passes")
+    n.add_argument("name", metavar="NAME", help="the file to write (NAME.yaml unless it ends in .yaml)")
     b = sub.add_parser("build", help="build the lab's images (offline if no registry answers)")
     b.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
     c = sub.add_parser("clean", help="remove every container and network labelled rstlab.run")
@@ -107,6 +109,14 @@ def cmd_run(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
 
 def cmd_all(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     return _run(None, args.out, args.jobs, report)
+
+
+def cmd_new(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+    from .starter import write_starter
+
+    path = write_starter(args.name)
+    report.note(f"wrote {path}: run it with python -m orchestrator run {path}")
+    return ExitStatus.OK
 
 
 def cmd_build(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
@@ -184,7 +194,7 @@ def cmd_explain(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, ConsoleReport], ExitStatus]] = {
     "list": cmd_list, "run": cmd_run, "all": cmd_all, "build": cmd_build, "clean": cmd_clean,
-    "show": cmd_show, "report": cmd_report, "explain": cmd_explain,
+    "show": cmd_show, "report": cmd_report, "explain": cmd_explain, "new": cmd_new,
 }
 
 

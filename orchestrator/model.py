@@ -23,6 +23,7 @@ FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
 DEFAULT_SETTLE = 0.3
 DEFAULT_TIMEOUT = 60.0   # seconds a scenario's steps may take in all; a single call at most 30
 FILES_DIR = "/tmp/files"
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ TOP_KEYS = frozenset({
     "article_holds", "observed", "settle", "timeout", "sysctls", "files",
 })
 EXPECT_KEYS = frozenset({"packets", "app", "counters"})
+CAPTURE_KEYS = frozenset({"sequence", "exact", "absent"})
+APP_KEYS = frozenset({"call", "sock", "errno", "result", "elapsed"})
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -248,7 +251,7 @@ def _packets(where: str, raw: Any, hosts: Sequence[str], capture: Sequence[str])
         if isinstance(spec, list):
             spec = {"sequence": spec}
         spec = _mapping(here, spec)
-        _check_keys(here, spec, frozenset({"sequence", "exact", "absent"}))
+        _check_keys(here, spec, CAPTURE_KEYS)
         seq = [PacketPattern.parse(p, hosts) for p in _list(f"{here}.sequence", spec.get("sequence", []))]
         absent = [PacketPattern.parse(p, hosts) for p in _list(f"{here}.absent", spec.get("absent", []))]
         out.append(CaptureExpectation(point, tuple(seq), bool(spec.get("exact", False)), tuple(absent)))
@@ -263,7 +266,7 @@ def _app(where: str, raw: Any, hosts: Sequence[str]) -> list[AppExpectation]:
         for i, item in enumerate(_list(f"{where}.{host}", calls)):
             here = f"{where}.{host}[{i}]"
             item = _mapping(here, item)
-            _check_keys(here, item, frozenset({"call", "sock", "errno", "result", "elapsed"}))
+            _check_keys(here, item, APP_KEYS)
             if "call" not in item:
                 raise ValueError(f"{here}: missing field 'call'")
             out.append(AppExpectation(
@@ -286,6 +289,15 @@ def _counters(where: str, raw: Any, hosts: Sequence[str]) -> list[CounterExpecta
     return out
 
 
+def id_from_source(source: str) -> str:
+    """A scenario's id when its file gives none: the file's name (its folder's for `scenario.yaml`), as a slug."""
+    parts = re.split(r"[\\/]", source)
+    stem = re.sub(r"\.ya?ml$", "", parts[-1])
+    if stem == "scenario" and len(parts) > 1 and parts[-2] not in ("", "."):
+        stem = parts[-2]
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "scenario"
+
+
 def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
                           read_file: Callable[[str], bytes] | None = None) -> Scenario:
     """Validate a parsed scenario document against the topology's host names.
@@ -295,11 +307,12 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
     try:
         doc = _mapping("scenario", doc)
         _check_keys("scenario", doc, TOP_KEYS)
-        for key in ("id", "title", "claim", "hosts", "steps"):
+        for key in ("hosts", "steps"):
             if key not in doc:
                 raise ValueError(f"missing field {key!r}")
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(doc["id"])):
-            raise ValueError(f"id: {doc['id']!r} must be lowercase letters, digits and dashes")
+        scenario_id = str(doc["id"]) if "id" in doc else id_from_source(source)
+        if not ID_PATTERN.fullmatch(scenario_id):
+            raise ValueError(f"id: {scenario_id!r} must be lowercase letters, digits and dashes")
         hosts = [str(h) for h in _list("hosts", doc["hosts"])]
         for h in hosts:
             if h not in known_hosts:
@@ -331,9 +344,9 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
         expect = _mapping("expect", doc.get("expect", {}))
         _check_keys("expect", expect, EXPECT_KEYS)
         return Scenario(
-            id=str(doc["id"]),
-            title=str(doc["title"]),
-            claim=str(doc["claim"]),
+            id=scenario_id,
+            title=str(doc.get("title") or scenario_id),
+            claim=str(doc.get("claim") or "").strip(),
             explanation=str(doc.get("explanation", "")).strip(),
             hosts=tuple(hosts),
             capture=tuple(capture),

@@ -83,8 +83,9 @@ class ConsoleReport:
             self.console.print(f"[bold]{doc['scenario']}[/bold]: {doc['title']}", highlight=False)
             self.console.print(f"[{STYLE.get(v, 'magenta')}]{v}[/]: {passed} of {len(doc.get('checks', []))} checks "
                                f"held, run {doc.get('run_id', '?')} {doc.get('started', '')}", highlight=False)
-            self.console.print(f"[dim]claim:[/dim] {' '.join(str(doc.get('claim', '')).split())}", highlight=False)
-            if not doc.get("article_holds", True):
+            if doc.get("claim"):
+                self.console.print(f"[dim]claim:[/dim] {' '.join(str(doc['claim']).split())}", highlight=False)
+            if doc.get("claim") and not doc.get("article_holds", True):
                 self.console.print("[yellow]the claim does not hold on Linux[/yellow]", highlight=False)
             self.console.print(f"[dim]ladder at {ladder.point}: {ladder.total} packets"
                                + (f", {ladder.drawn} drawn" if ladder.drawn < ladder.total else "") + "[/dim]",

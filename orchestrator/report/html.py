@@ -164,10 +164,14 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
              f'<p><span class="verdict {v}">{v}</span> {escape(checks_line(doc))}'
              + (f" · error: {_inline(doc['error'])}" if doc.get("error") else "")
              + f' · <a href="{escape(sid)}/README.md">page</a></p>',
-             f'<div class="claim"><b>The article says:</b> {_inline(doc["claim"])}</div>',
-             f'<p><b>Observed:</b> {_inline(doc.get("observed")) or "(not recorded)"} '
-             + ("" if doc.get("article_holds", True) else '<span class="no">The claim does not hold on Linux.</span>')
-             + "</p>"]
+             ]
+    if doc.get("claim"):   # shown only when the scenario makes one
+        parts += [f'<div class="claim"><b>The article says:</b> {_inline(doc["claim"])}</div>',
+                  f'<p><b>Observed:</b> {_inline(doc.get("observed")) or "(not recorded)"} '
+                  + ("" if doc.get("article_holds", True) else '<span class="no">The claim does not hold on Linux.</span>')
+                  + "</p>"]
+    elif doc.get("observed"):
+        parts.append(f'<p><b>Observed:</b> {_inline(doc["observed"])}</p>')
     if doc.get("explanation"):
         parts.append(f'<details><summary>Why</summary><p>{_inline(doc["explanation"])}</p></details>')
     if doc.get("steps"):

@@ -117,10 +117,13 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
              f"**{VERDICT_MARK.get(v, '')} {v}**: {checks_line(doc)}"
              + (f". Error: {_text(doc['error'])}" if doc.get("error") else "")
              + f" · kernel {doc.get('kernel') or '?'} · run `{doc.get('run_id', '')}` · {doc.get('started', '')}", ""]
-    lines += ["## The claim and what Linux did", "",
-              f"> **The article says:** {_text(doc['claim'])}", "",
-              f"**Observed:** {_text(doc.get('observed')) or '(not recorded)'}", "",
-              "**Does the claim hold on Linux?** " + ("yes" if doc.get("article_holds", True) else "**no**"), ""]
+    if doc.get("claim"):   # a scenario of one's own may make no claim: then there is nothing to weigh
+        lines += ["## The claim and what Linux did", "",
+                  f"> **The article says:** {_text(doc['claim'])}", "",
+                  f"**Observed:** {_text(doc.get('observed')) or '(not recorded)'}", "",
+                  "**Does the claim hold on Linux?** " + ("yes" if doc.get("article_holds", True) else "**no**"), ""]
+    elif doc.get("observed"):
+        lines += ["## What Linux did", "", _text(doc["observed"]), ""]
     if doc.get("explanation"):
         lines += ["## Why", "", _text(doc["explanation"]), ""]
     if doc.get("steps"):

@@ -66,7 +66,7 @@ def test_every_builtin_scenario_loads() -> None:
     ("id: [unclosed", "not valid YAML at line 1"),
     ("", "the file is empty"),
     ("- just\n- a list\n", "scenario: expected a mapping"),
-    (VALID.replace("claim: something resets\n", ""), "missing field 'claim'"),
+    (VALID.replace("hosts: [client, router, server]\n", ""), "missing field 'hosts'"),
     (VALID + "colour: red\n", "unknown field 'colour'"),
     (VALID.replace("hosts: [client, router, server]", "hosts: [client, router, mainframe]"),
      "unknown host 'mainframe'"),
