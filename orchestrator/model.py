@@ -139,6 +139,25 @@ class CounterExpectation:
     value: Range
 
 
+# enum sk_rst_reason (include/net/rstreason.h; this list is 6.18's), as tcp:tcp_send_reset prints it
+RST_REASONS = frozenset({
+    "NOT_SPECIFIED", "NO_SOCKET", "TCP_INVALID_ACK_SEQUENCE", "TCP_RFC7323_PAWS",
+    "TCP_TOO_OLD_ACK", "TCP_ACK_UNSENT_DATA", "TCP_FLAGS", "TCP_OLD_ACK",
+    "TCP_ABORT_ON_DATA", "TCP_TIMEWAIT_SOCKET", "INVALID_SYN", "TCP_ABORT_ON_CLOSE", "TCP_ABORT_ON_LINGER",
+    "TCP_ABORT_ON_MEMORY", "TCP_STATE", "TCP_KEEPALIVE_TIMEOUT", "TCP_DISCONNECT_WITH_DATA",
+    "MPTCP_RST_EUNSPEC", "MPTCP_RST_EMPTCP", "MPTCP_RST_ERESOURCE", "MPTCP_RST_EPROHIBIT",
+    "MPTCP_RST_EWQ2BIG", "MPTCP_RST_EBADPERF", "MPTCP_RST_EMIDDLEBOX", "ERROR",
+})
+
+
+@dataclass(frozen=True)
+class ReasonExpectation:
+    """The exact multiset of reasons (tcp:tcp_send_reset) for the RSTs one host's TCP sends."""
+
+    host: str
+    reasons: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Step:
     """One thing the lab does: a peer-agent call on a host, a pause, or a wait for background calls."""
@@ -179,6 +198,7 @@ class Scenario:
     packets: tuple[CaptureExpectation, ...] = ()
     app: tuple[AppExpectation, ...] = ()
     counters: tuple[CounterExpectation, ...] = ()
+    reasons: tuple[ReasonExpectation, ...] = ()
     article_holds: bool = True
     observed: str = ""
     settle: float = DEFAULT_SETTLE
@@ -192,7 +212,7 @@ TOP_KEYS = frozenset({
     "id", "title", "claim", "explanation", "hosts", "capture", "steps", "expect",
     "article_holds", "observed", "settle", "timeout", "sysctls", "files",
 })
-EXPECT_KEYS = frozenset({"packets", "app", "counters"})
+EXPECT_KEYS = frozenset({"packets", "app", "counters", "reasons"})
 CAPTURE_KEYS = frozenset({"sequence", "exact", "absent"})
 APP_KEYS = frozenset({"call", "sock", "errno", "result", "elapsed"})
 
@@ -298,6 +318,20 @@ def id_from_source(source: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "scenario"
 
 
+def _reasons(where: str, raw: Any, hosts: Sequence[str]) -> list[ReasonExpectation]:
+    out = []
+    for host, reasons in _mapping(where, raw).items():
+        if host not in hosts:
+            raise ValueError(f"{where}.{host}: unknown host {host!r} (hosts: {', '.join(hosts)})")
+        names = [str(r) for r in _list(f"{where}.{host}", reasons if reasons is not None else [])]
+        for name in names:
+            if name not in RST_REASONS:
+                raise ValueError(f"{where}.{host}: {name!r} is not a kernel RST reason (enum sk_rst_reason: "
+                                 "NO_SOCKET, TCP_ABORT_ON_CLOSE, TCP_STATE, TCP_TIMEWAIT_SOCKET, ...)")
+        out.append(ReasonExpectation(str(host), tuple(sorted(names))))
+    return out
+
+
 def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
                           read_file: Callable[[str], bytes] | None = None) -> Scenario:
     """Validate a parsed scenario document against the topology's host names.
@@ -354,6 +388,7 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
             packets=tuple(_packets("expect.packets", expect.get("packets", {}), hosts, capture)),
             app=tuple(_app("expect.app", expect.get("app", {}), hosts)),
             counters=tuple(_counters("expect.counters", expect.get("counters", {}), hosts)),
+            reasons=tuple(_reasons("expect.reasons", expect.get("reasons", {}), hosts)),
             article_holds=bool(doc.get("article_holds", True)),
             observed=str(doc.get("observed", "")).strip(),
             settle=float(doc.get("settle", DEFAULT_SETTLE)),

@@ -23,7 +23,7 @@ from .lab.hosts import ScenarioLab
 from .lab.images import ImageSet
 from .model import Scenario, Step
 from .topology import Topology
-from .verify import Check, check_capture_integrity, check_scenario
+from .verify import Check, check_capture_integrity, check_scenario, holds
 
 STEP_TIMEOUT = 30.0
 Progress = Callable[[str, str], None]   # (scenario id, message)
@@ -49,7 +49,7 @@ class ScenarioResult:
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(c.passed for c in self.checks)
+        return self.error is None and all(holds(c) for c in self.checks)
 
 
 def _with_addresses(value: Any, lab: ScenarioLab) -> Any:

@@ -67,6 +67,10 @@ EXPECT_FIELDS: dict[str, JSON] = {
             "additionalProperties": {"type": "array", "items": {"$ref": "#/definitions/app_expectation"}}},
     "counters": {"type": "object", "description": "per host: kernel counter deltas (nstat names)",
                  "additionalProperties": {"type": "object", "additionalProperties": _RANGE}},
+    "reasons": {"type": "object",
+                "description": "per host: the kernel's reasons (tcp:tcp_send_reset) for the RSTs its TCP sends, "
+                               "exactly this multiset ([] = none)",
+                "additionalProperties": {"type": "array", "items": {"enum": sorted(model.RST_REASONS)}}},
 }
 CAPTURE_FIELDS: dict[str, JSON] = {
     "sequence": {"type": "array", "items": _PATTERN, "description": "in this order (others may come between)"},

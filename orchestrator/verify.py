@@ -9,18 +9,61 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .capture import Packet, format_packet
-from .model import AppExpectation, CaptureExpectation, CounterExpectation, PacketPattern, Scenario
+from .model import (
+    AppExpectation,
+    CaptureExpectation,
+    CounterExpectation,
+    PacketPattern,
+    ReasonExpectation,
+    Scenario,
+)
 
 
 @dataclass(frozen=True)
 class Check:
-    """One verdict: `kind` is packets, absent, app or counter; `subject` names where it applies."""
+    """One verdict: `kind` is packets, absent, app, counter, capture or reasons; `subject` names where it applies.
+
+    A check that could not be made (the kernel's reasons where tracefs is out
+    of reach) is `witnessed=False`: neither passed nor failed, and it does
+    not decide the scenario's verdict.
+    """
 
     kind: str
     subject: str
     expected: str
     observed: str
     passed: bool
+    witnessed: bool = True
+
+    @property
+    def status(self) -> str:
+        """passed, failed or not witnessed."""
+        return "not witnessed" if not self.witnessed else "passed" if self.passed else "failed"
+
+
+def tally(checks: Sequence[Check | Mapping[str, Any]]) -> str:
+    """`7/8`, or `7/8 (2 not witnessed)`: passed of witnessed checks, the others named apart."""
+    def witnessed(c: Check | Mapping[str, Any]) -> bool:
+        return c.witnessed if isinstance(c, Check) else bool(c.get("witnessed", True))
+
+    def passed(c: Check | Mapping[str, Any]) -> bool:
+        return c.passed if isinstance(c, Check) else bool(c["passed"])
+
+    made = [c for c in checks if witnessed(c)]
+    text = f"{sum(1 for c in made if passed(c))}/{len(made)}"
+    return text + (f" ({len(checks) - len(made)} not witnessed)" if len(made) < len(checks) else "")
+
+
+def mark(check: Mapping[str, Any], good: str = "✅", bad: str = "❌") -> str:
+    """A check record's mark in a table: passed, failed, or not witnessed."""
+    return "not witnessed" if not check.get("witnessed", True) else good if check["passed"] else bad
+
+
+def holds(check: Check | Mapping[str, Any]) -> bool:
+    """Does a check (or its result.json record) keep the scenario passing? Not witnessed ones do."""
+    if isinstance(check, Check):
+        return check.passed or not check.witnessed
+    return bool(check["passed"]) or not check.get("witnessed", True)
 
 
 def _host(address: str, names: Mapping[str, str]) -> str:
@@ -175,6 +218,25 @@ def check_counters(expectations: Sequence[CounterExpectation],
     return checks
 
 
+def check_reasons(expectations: Sequence[ReasonExpectation], sent: Mapping[str, Sequence[str]] | None,
+                  unavailable: str = "") -> list[Check]:
+    """Each host's RST reasons (tcp:tcp_send_reset) against the exact multiset expected.
+
+    `sent` None: the kernel was not watched (`unavailable` says why); the checks are not witnessed.
+    """
+    checks = []
+    for exp in expectations:
+        expected = ", ".join(exp.reasons) or "no RST sent by its TCP"
+        if sent is None:
+            checks.append(Check("reasons", exp.host, expected, f"not witnessed: {unavailable or 'no tracefs'}",
+                                False, witnessed=False))
+            continue
+        got = sorted(sent.get(exp.host, ()))
+        observed = ", ".join(got) or "no RST sent by its TCP"
+        checks.append(Check("reasons", exp.host, expected, observed, tuple(got) == exp.reasons))
+    return checks
+
+
 def check_capture_integrity(host: str, captured: int | None, received: int | None,
                             dropped: int | None) -> Check:
     """tcpdump's closing counts: a capture that lost packets cannot be trusted."""
@@ -184,11 +246,13 @@ def check_capture_integrity(host: str, captured: int | None, received: int | Non
 
 
 def check_scenario(scenario: Scenario, packets: Mapping[str, Sequence[Packet]], names: Mapping[str, str],
-                   events: Sequence[Mapping[str, Any]], deltas: Mapping[str, Mapping[str, int]]) -> list[Check]:
-    """Every check of a scenario from what was observed."""
+                   events: Sequence[Mapping[str, Any]], deltas: Mapping[str, Mapping[str, int]],
+                   reasons: Mapping[str, Sequence[str]] | None = None, unavailable: str = "") -> list[Check]:
+    """Every check of a scenario from what was observed (`reasons` None: the kernel was not watched)."""
     checks: list[Check] = []
     for exp in scenario.packets:
         checks += check_capture(exp, packets.get(exp.point, ()), names)
     checks += check_app(scenario.app, events)
     checks += check_counters(scenario.counters, deltas)
+    checks += check_reasons(scenario.reasons, reasons, unavailable)
     return checks

@@ -14,6 +14,7 @@ from rich.text import Text
 from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
 from ..model import Scenario
 from ..runner import ScenarioResult
+from ..verify import holds, tally
 from .files import verdict
 from .ladder import Arrow, Ladder
 
@@ -46,7 +47,7 @@ class ConsoleReport:
                                f"in {result.duration:.1f} s" + (f": {result.error}" if result.error else ""),
                                highlight=False, soft_wrap=True)
             for c in result.checks:
-                if not c.passed:
+                if not holds(c):
                     self.console.print(f"  [red]✗[/red] {c.kind} @ {c.subject}: expected {c.expected}\n"
                                        f"      observed {c.observed}", highlight=False, markup=True)
 
@@ -59,8 +60,7 @@ class ConsoleReport:
         table.add_column("what it shows")
         for r in results:
             v = verdict(r)
-            passed = sum(1 for c in r.checks if c.passed)
-            table.add_row(r.scenario.id, f"[{STYLE[v]}]{v}[/{STYLE[v]}]", f"{passed}/{len(r.checks)}",
+            table.add_row(r.scenario.id, f"[{STYLE[v]}]{v}[/{STYLE[v]}]", tally(r.checks),
                           f"{r.duration:.1f} s", r.scenario.title)
         self.console.print(table)
         self.console.print(f"captures and pages in {out}", highlight=False)
@@ -78,10 +78,10 @@ class ConsoleReport:
     def ladder(self, doc: dict, ladder: Ladder) -> None:
         """`show NAME`: a scenario's verdict and claim, then its ladder drawn in text (ladder.py's model)."""
         v = doc.get("verdict", "error")
-        passed = sum(1 for c in doc.get("checks", []) if c["passed"])
+        passed, _, made = tally(doc.get("checks", [])).partition("/")
         with self._lock:
             self.console.print(f"[bold]{doc['scenario']}[/bold]: {doc['title']}", highlight=False)
-            self.console.print(f"[{STYLE.get(v, 'magenta')}]{v}[/]: {passed} of {len(doc.get('checks', []))} checks "
+            self.console.print(f"[{STYLE.get(v, 'magenta')}]{v}[/]: {passed} of {made} checks "
                                f"held, run {doc.get('run_id', '?')} {doc.get('started', '')}", highlight=False)
             if doc.get("claim"):
                 self.console.print(f"[dim]claim:[/dim] {' '.join(str(doc['claim']).split())}", highlight=False)
@@ -93,7 +93,7 @@ class ConsoleReport:
             for line in ladder_lines(ladder, self.console.width):
                 self.console.print(line, no_wrap=True, overflow="ellipsis", crop=False)
             for c in doc.get("checks", []):
-                if not c["passed"]:
+                if not holds(c):
                     self.console.print(f"  [red]✗[/red] {c['kind']} @ {c['subject']}: expected {c['expected']}\n"
                                        f"      observed {c['observed']}", highlight=False)
 

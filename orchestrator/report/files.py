@@ -18,6 +18,7 @@ from ..catalog import PROJECT_DIR
 from ..errors import BadInput, OutputError
 from ..model import Step
 from ..runner import ScenarioResult
+from ..verify import holds
 from . import html, pages
 
 
@@ -127,7 +128,7 @@ def junit(docs: Sequence[dict[str, Any]]) -> str:
     for d in docs:
         case = ET.SubElement(suite, "testcase", classname="rstlab.scenarios", name=d["scenario"],
                              time=f"{float(d.get('duration_s') or 0):.3f}")
-        failed = [c for c in d.get("checks", []) if not c["passed"]]
+        failed = [c for c in d.get("checks", []) if not holds(c)]
         text = "\n".join(f"{c['kind']} @ {c['subject']}: expected {c['expected']}; observed {c['observed']}"
                          for c in failed)
         if d.get("error"):     # the lab failed: an error, with whatever checks failed before it
@@ -155,7 +156,7 @@ def run_summary(docs: Sequence[dict[str, Any]], run_id: str | None = None, kerne
         "passed": sum(1 for d in docs if d["verdict"] == "passed"), "total": len(docs),
         "scenarios": [{"id": d["scenario"], "title": d["title"], "verdict": d["verdict"],
                        "duration_s": d.get("duration_s"), "error": d.get("error"),
-                       "failed_checks": sum(1 for c in d.get("checks", []) if not c["passed"]),
+                       "failed_checks": sum(1 for c in d.get("checks", []) if not holds(c)),
                        "article_holds": d.get("article_holds", True),
                        "page": f"{d['scenario']}/README.md"} for d in docs],
     }

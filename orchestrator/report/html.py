@@ -11,6 +11,7 @@ import re
 from html import escape
 from typing import Any, Mapping, Sequence
 
+from ..verify import holds, mark, tally
 from .ladder import Arrow, Ladder, Note, build_ladder
 from .pages import checks_line, event_outcome, packet_rows
 
@@ -186,8 +187,8 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
     checks = doc.get("checks", [])
     parts.append("<h3>Checks</h3>" + _table(
         ["", "check", "expected", "observed"],
-        [["✓" if c["passed"] else "✗", f"{c['kind']} @ {c['subject']}", c["expected"], c["observed"]] for c in checks],
-        bad=[not c["passed"] for c in checks]))
+        [[mark(c, "✓", "✗"), f"{c['kind']} @ {c['subject']}", c["expected"], c["observed"]] for c in checks],
+        bad=[not holds(c) for c in checks]))
     for point, packets in doc.get("packets", {}).items():
         rows = [[*r[:4], str(r[4]).strip("`"), *r[5:]] for r in packet_rows(packets)]
         parts.append(f'<details{" open" if point == ladder.point else ""}><summary>Packets at {escape(point)} '
@@ -218,7 +219,7 @@ def run_page(summary: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) -> s
     rows = "".join(
         f'<tr><td><a href="#{escape(_slug(d["scenario"]))}">{escape(d["scenario"])}</a></td>'
         f'<td><span class="verdict {d["verdict"]}">{d["verdict"]}</span></td>'
-        f'<td class="num">{sum(1 for c in d.get("checks", []) if c["passed"])}/{len(d.get("checks", []))}</td>'
+        f'<td class="num">{escape(tally(d.get("checks", [])))}</td>'
         f'<td>{"yes" if d.get("article_holds", True) else "<span class=no>no</span>"}</td>'
         f"<td>{_inline(d['title'])}</td></tr>" for d in docs)
     title = f"RST Lab run {summary.get('run_id', '')}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..verify import holds, mark, tally
 from .ladder import Arrow, Ladder, Note, build_ladder
 
 VERDICT_MARK = {"passed": "✅", "failed": "❌", "error": "⚠️"}
@@ -83,9 +84,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | No
 
 
 def checks_line(doc: Mapping[str, Any]) -> str:
-    checks = doc.get("checks", [])
-    passed = sum(1 for c in checks if c["passed"])
-    return f"{passed} of {len(checks)} checks held"
+    passed, _, rest = tally(doc.get("checks", [])).partition("/")
+    return f"{passed} of {rest} checks held"
 
 
 def packet_rows(packets: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
@@ -163,7 +163,7 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
 
     lines += ["## Checks", ""]
     lines += _table(["", "check", "expected", "observed"],
-                    ([("✅" if c["passed"] else "❌"), f"{c['kind']} @ {c['subject']}", c["expected"], c["observed"]]
+                    ([mark(c), f"{c['kind']} @ {c['subject']}", c["expected"], c["observed"]]
                      for c in doc.get("checks", [])))
     lines.append("")
 
@@ -197,7 +197,7 @@ def index_page(summary: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) ->
              ""]
     lines += _table(["scenario", "verdict", "checks", "article holds", "what it shows"],
                     ([f"[{d['scenario']}]({d['scenario']}/README.md)", f"{VERDICT_MARK.get(d['verdict'], '')} {d['verdict']}",
-                      f"{sum(1 for c in d.get('checks', []) if c['passed'])}/{len(d.get('checks', []))}",
+                      tally(d.get("checks", [])),
                       "yes" if d.get("article_holds", True) else "**no**", _text(d["title"])] for d in docs))
     failing = failing_lines(docs)
     if failing:
@@ -214,7 +214,7 @@ def failing_lines(docs: Sequence[Mapping[str, Any]], link: bool = True) -> list[
         name = f"[{d['scenario']}]({d['scenario']}/README.md)" if link else f"`{d['scenario']}`"
         lines.append(f"- {name} {d['verdict']}" + (f": {_text(d['error'])}" if d.get("error") else ""))
         for c in d.get("checks", []):
-            if not c["passed"]:
+            if not holds(c):
                 lines.append(f"  - ❌ **{c['kind']} @ {c['subject']}**: expected `{_text(c['expected'])}`; "
                              f"observed `{_text(c['observed'])}`")
     return lines
@@ -225,7 +225,7 @@ def step_summary(summary: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) 
     lines = [f"### RST Lab: {summary['passed']} of {summary['total']} scenarios passed", ""]
     lines += _table(["scenario", "verdict", "checks", "what it shows"],
                     ([d["scenario"], f"{VERDICT_MARK.get(d['verdict'], '')} {d['verdict']}",
-                      f"{sum(1 for c in d.get('checks', []) if c['passed'])}/{len(d.get('checks', []))}",
+                      tally(d.get("checks", [])),
                       _text(d["title"])] for d in docs))
     failing = failing_lines(docs, link=False)
     if failing:
