@@ -44,17 +44,27 @@ Calls and args (defaults after "="); "sock" names a socket in the agent's table:
   sockets     {}                        the table: {name: {"fd", "local", "peer"}}
   put_file    {path, data, mode=0o755}  write a file (base64 data) -> {"path", "bytes"}
 
+Waiting for a kernel state (rstlab_wait.py; each takes timeout=10 and answers
+{"waited": s, ...}, or ok=false with what was last seen):
+  wait_socket    {sock=null, local_port, remote_port, state, recv_q, send_q, retransmits,
+                  probes, count=1, gone=false}   rows of /proc/net/tcp; numbers are minimums
+  wait_counter   {counter, value}       a counter of this namespace reaches value
+  wait_blocked   {sock}                 a thread is in a syscall on the socket (recv, accept began)
+  wait_conntrack {src, dst, sport, dport, state, gone=false}   /proc/net/nf_conntrack
+
 One-shot writer (a C-like program for SIGPIPE scenarios):
 
     python3 rstlab_peer.py writer --host H --port P [--bytes 5000] [--count 50]
-        [--interval 0.05] [--default-sigpipe] [--keep-going]
+        [--interval 0.05] [--default-sigpipe] [--keep-going] [--gate FIFO]
 
 connects (blocking), then makes `count` plain send() calls (no MSG_NOSIGNAL),
 printing one JSON line per call; exits 0 at the end or at the first error
 (unless --keep-going). With --default-sigpipe, SIGPIPE is at SIG_DFL, so a send
 that gets EPIPE kills the process with signal 13, like a C program. Linux
 reports the first send after a RST as ECONNRESET (no signal) and only later
-ones as EPIPE, so being killed needs --keep-going.
+ones as EPIPE, so being killed needs --keep-going. With --gate FIFO (made if
+missing) every send after the first waits for one line on FIFO: the scenario
+releases the writer step by step (`echo > FIFO`) instead of racing its clock.
 """
 from __future__ import annotations
 
@@ -201,6 +211,9 @@ SOCKOPTS: dict[str, tuple[int, int, Callable[[Any], Any]]] = {
     "TCP_KEEPINTVL": (_TCP, socket.TCP_KEEPINTVL, int),
     "TCP_KEEPCNT": (_TCP, socket.TCP_KEEPCNT, int),
     "TCP_USER_TIMEOUT": (_TCP, getattr(socket, "TCP_USER_TIMEOUT", 18), int),
+    "TCP_SYNCNT": (_TCP, socket.TCP_SYNCNT, int),
+    "TCP_LINGER2": (_TCP, socket.TCP_LINGER2, int),
+    "TCP_QUICKACK": (_TCP, socket.TCP_QUICKACK, int),
 }
 
 SHUT = {"RD": socket.SHUT_RD, "WR": socket.SHUT_WR, "RDWR": socket.SHUT_RDWR}
@@ -400,6 +413,32 @@ def call_sockets(clock: Clock) -> dict:
             for name, s in TABLE.snapshot().items()}
 
 
+def _waiting(wait: Callable[..., Any], clock: Clock, *args: Any, **kwargs: Any) -> Any:
+    import rstlab_wait   # next to this file; loaded only by scenarios that wait
+    try:
+        return wait(rstlab_wait, clock, *args, **kwargs)
+    except rstlab_wait.Failed as exc:
+        return Reply(exc.result, False, None, str(exc))
+
+
+def call_wait_socket(clock: Clock, *, sock: str | None = None, **kwargs: Any) -> Any:
+    inode = os.fstat(TABLE.get(sock).fileno()).st_ino if sock is not None else None
+    return _waiting(lambda w, c: w.wait_socket(c, inode, **kwargs), clock)
+
+
+def call_wait_counter(clock: Clock, **kwargs: Any) -> Any:
+    return _waiting(lambda w, c: w.wait_counter(c, lambda: call_counters(c), **kwargs), clock)
+
+
+def call_wait_blocked(clock: Clock, *, sock: str, timeout: float = 10.0) -> Any:
+    fd = TABLE.get(sock).fileno()
+    return _waiting(lambda w, c: w.wait_blocked(c, fd, timeout=timeout), clock)
+
+
+def call_wait_conntrack(clock: Clock, **kwargs: Any) -> Any:
+    return _waiting(lambda w, c: w.wait_conntrack(c, **kwargs), clock)
+
+
 CALLS: dict[str, Callable[..., Any]] = {
     "socket": call_socket,
     "setsockopt": call_setsockopt,
@@ -416,6 +455,10 @@ CALLS: dict[str, Callable[..., Any]] = {
     "counters": call_counters,
     "sockets": call_sockets,
     "put_file": call_put_file,
+    "wait_socket": call_wait_socket,
+    "wait_counter": call_wait_counter,
+    "wait_blocked": call_wait_blocked,
+    "wait_conntrack": call_wait_conntrack,
 }
 
 
@@ -507,6 +550,8 @@ def writer(opts: Any) -> int:
         sys.stdout.write(json.dumps(rec) + "\n")
         sys.stdout.flush()  # before the next send, which may kill the process
 
+    if opts.gate and not os.path.exists(opts.gate):
+        os.mkfifo(opts.gate)
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t0 = time.time()
     try:
@@ -519,7 +564,10 @@ def writer(opts: Any) -> int:
          "local": addr_of(s.getsockname), "peer": addr_of(s.getpeername)})
     payload = b"x" * opts.bytes
     for i in range(opts.count):
-        if i and opts.interval:
+        if i and opts.gate:
+            with open(opts.gate) as gate:   # blocks until the scenario opens it to write a line
+                gate.readline()
+        elif i and opts.interval:
             time.sleep(opts.interval)
         t0 = time.time()
         try:
@@ -553,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--default-sigpipe", action="store_true")
     w.add_argument("--keep-going", action="store_true",
                    help="keep writing after an error (needed to be killed by SIGPIPE)")
+    w.add_argument("--gate", default=None, metavar="FIFO",
+                   help="before each send after the first, wait for a line on this FIFO")
     opts = parser.parse_args(args)
     return writer(opts) if opts.mode == "writer" else serve(opts.host)
 

@@ -1,0 +1,152 @@
+"""The peer agent's waits for a kernel state (issue 20), on loopback.
+
+Each wait is tried where the state comes and where it never does (ok=false,
+with what was last seen), so a wait that always answers at once would fail here.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from test_peer import LO, PEER, Agent, connected_pair, listener
+from test_peer import agent as agent_fixture  # noqa: F401  (the `agent` fixture)
+
+sys.path.insert(0, str(PEER.parent))
+import rstlab_wait
+
+PROC_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F40 00000000:0000 0A 00000000:00000001 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0
+   1: 0100007F:1F40 0100007F:A2B6 08 00000010:00001388 01:00000014 00000003     0        2 4243 1 0 100 0 0 10 0
+   2: 0100007F:1F40 0100007F:A2B8 06 00000000:00000000 03:00000F9C 00000000     0        0 0 3 0
+"""
+
+CONNTRACK = (
+    "ipv4     2 tcp      6 17 CLOSE_WAIT src=10.213.0.10 dst=10.213.0.70 sport=40000 dport=8000 "
+    "src=10.213.0.70 dst=10.213.0.10 sport=8000 dport=40000 [ASSURED] mark=0 use=1\n"
+    "ipv4     2 udp      17 20 src=10.213.0.10 dst=10.213.0.70 sport=5 dport=53 src=10.213.0.70 "
+    "dst=10.213.0.10 sport=53 dport=5 mark=0 use=1\n")
+
+
+def test_parse_proc_tcp_rows():
+    rows = rstlab_wait.parse_proc_tcp(PROC_TCP)
+    assert [r["state"] for r in rows] == ["LISTEN", "CLOSE_WAIT", "TIME_WAIT"]
+    assert rows[0]["local"] == ["127.0.0.1", 8000] and rows[0]["recv_q"] == 1   # accept queue length
+    assert rows[1]["remote"] == ["127.0.0.1", 41654]
+    assert (rows[1]["send_q"], rows[1]["recv_q"], rows[1]["retransmits"], rows[1]["probes"]) == (16, 5000, 3, 2)
+    assert rows[2]["inode"] == 0
+
+
+def test_socket_filter_minimums_and_states():
+    rows = rstlab_wait.parse_proc_tcp(PROC_TCP)
+
+    def pick(**kw: object) -> list[str]:
+        return [r["state"] for r in rows if rstlab_wait.socket_filter(**kw)(r)]  # type: ignore[arg-type]
+    assert pick(local_port=8000, recv_q=5000) == ["CLOSE_WAIT"]
+    assert pick(recv_q=5001) == []
+    assert pick(state=["time-wait", "LISTEN"]) == ["LISTEN", "TIME_WAIT"]
+    assert pick(retransmits=3) == ["CLOSE_WAIT"]
+    assert pick(inode=4242) == ["LISTEN"]
+
+
+def test_unknown_state_is_refused(agent):
+    ans = agent.call("wait_socket", state="HALF_OPEN", timeout=0.1)
+    assert not ans["ok"] and "unknown TCP state 'HALF_OPEN'" in ans["error"]
+
+
+def test_parse_conntrack_original_direction():
+    (row,) = rstlab_wait.parse_conntrack(CONNTRACK)
+    assert (row["src"], row["dst"], row["sport"], row["dport"], row["state"]) == (
+        "10.213.0.10", "10.213.0.70", 40000, 8000, "CLOSE_WAIT")
+    assert row["flags"] == ["ASSURED"] and row["timeout"] == 17
+
+
+def test_wait_socket_close_wait_comes_when_the_peer_closes(agent):
+    connected_pair(agent)
+    waiting = agent.send("wait_socket", sock="c", state="CLOSE_WAIT", timeout=5)
+    time.sleep(0.2)
+    agent.ok("close", sock="s")
+    ans = agent.wait(waiting)
+    assert ans["ok"], ans
+    (row,) = ans["result"]["matched"]
+    assert row["state"] == "CLOSE_WAIT" and 0.1 < ans["result"]["waited"] < 5
+
+
+def test_wait_socket_recv_queue(agent):
+    connected_pair(agent)
+    agent.ok("send", sock="c", bytes=3000)
+    ans = agent.ok("wait_socket", sock="s", recv_q=3000, timeout=5)
+    assert ans["result"]["matched"][0]["recv_q"] == 3000
+    short = agent.call("wait_socket", sock="s", recv_q=3001, timeout=0.2)
+    assert not short["ok"] and short["errno"] is None
+    assert "not reached within 0.2 s" in short["error"] and "recv_q=3000" in short["error"]
+
+
+def test_wait_socket_gone_and_listener_queue(agent):
+    port = listener(agent, backlog=4)
+    agent.ok("connect", sock="c", host=LO, port=port)
+    queued = agent.ok("wait_socket", local_port=port, state="LISTEN", recv_q=1, timeout=5)
+    assert queued["result"]["matched"][0]["recv_q"] == 1   # one connection waits in the accept queue
+    agent.ok("close", sock="l")                            # the queued connection is reset
+    gone = agent.ok("wait_socket", local_port=port, gone=True, timeout=5)
+    assert gone["result"]["matched"] == []
+    still = agent.call("wait_socket", remote_port=port, state="CLOSE_WAIT", gone=True, timeout=0.2)
+    assert still["ok"]  # the client got a RST, not a FIN: never CLOSE_WAIT
+
+
+def test_wait_counter(agent):
+    now = agent.ok("counters")["result"]["TcpActiveOpens"]
+    assert agent.ok("wait_counter", counter="TcpActiveOpens", value=now)["result"]["value"] >= now
+    high = agent.call("wait_counter", counter="TcpActiveOpens", value=now + 10**9, timeout=0.2)
+    assert not high["ok"] and "not reached" in high["error"]
+    bad = agent.call("wait_counter", counter="NoSuchThing", value=1)
+    assert not bad["ok"] and "unknown counter" in bad["error"]
+
+
+def test_wait_blocked_sees_a_background_recv(agent):
+    connected_pair(agent)
+    none = agent.call("wait_blocked", sock="c", timeout=0.2)
+    assert not none["ok"]                                  # nothing is blocked on c yet
+    reader = agent.send("recv", sock="c")
+    ans = agent.ok("wait_blocked", sock="c", timeout=5)
+    assert ans["result"]["syscall"] is not None
+    agent.ok("send", sock="s", bytes=10)
+    assert agent.wait(reader)["result"]["received"] == 10
+
+
+def test_writer_gate_releases_each_send():
+    with tempfile.TemporaryDirectory() as tmp:
+        import socket
+        srv = socket.socket()
+        srv.bind((LO, 0))
+        srv.listen()
+        gate = Path(tmp) / "gate"
+        proc = subprocess.Popen([sys.executable, str(PEER), "writer", "--host", LO, "--port",
+                                 str(srv.getsockname()[1]), "--bytes", "10", "--count", "3", "--gate", str(gate)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            conn, _ = srv.accept()
+            conn.settimeout(5)
+            assert conn.recv(100) == b"x" * 10
+            conn.settimeout(0.3)
+            try:
+                more = conn.recv(100)
+            except TimeoutError:
+                more = b""
+            assert more == b""                               # held at the gate
+            for _ in range(2):
+                with open(gate, "w") as g:
+                    g.write("go\n")
+                conn.settimeout(5)
+                assert conn.recv(100) == b"x" * 10
+            assert proc.wait(5) == 0
+            assert [line.count('"ok": true') for line in proc.stdout.read().splitlines()] == [1, 1, 1, 1]
+        finally:
+            proc.kill()
+            srv.close()
+            if os.path.exists(gate):
+                os.unlink(gate)
