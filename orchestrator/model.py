@@ -17,6 +17,7 @@ from .errors import ScenarioFileError
 AGENT_CALLS = frozenset({
     "socket", "setsockopt", "listen", "accept", "connect", "send", "recv",
     "shutdown", "close", "shell", "exec", "sleep",
+    "wait_socket", "wait_counter", "wait_blocked", "wait_conntrack",
 })
 STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
 FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")

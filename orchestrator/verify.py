@@ -245,6 +245,26 @@ def check_capture_integrity(host: str, captured: int | None, received: int | Non
     return Check("capture", host, "every packet written (captured == received by filter, 0 dropped)", observed, ok)
 
 
+def check_waits(events: Sequence[Mapping[str, Any]]) -> list[Check]:
+    """Every wait for a kernel state (wait_socket, wait_counter, ...) must have seen that state.
+
+    A step gated on a state that never came ran in the wrong world: fail
+    there, with what the kernel showed instead, not three checks later.
+    """
+    checks = []
+    for e in events:
+        call = str(e.get("call") or "")
+        if not call.startswith("wait_"):
+            continue
+        args = {k: v for k, v in (e.get("args") or {}).items() if k != "timeout"}
+        expected = f"{call} " + " ".join(f"{k}={v}" for k, v in args.items())
+        result = e.get("result") if isinstance(e.get("result"), Mapping) else {}
+        observed = (f"reached after {result.get('waited', float(e['end']) - float(e['start'])):.3f} s"
+                    if e.get("ok") else str(e.get("error")))
+        checks.append(Check("wait", str(e.get("host")), expected, observed, bool(e.get("ok"))))
+    return checks
+
+
 def check_scenario(scenario: Scenario, packets: Mapping[str, Sequence[Packet]], names: Mapping[str, str],
                    events: Sequence[Mapping[str, Any]], deltas: Mapping[str, Mapping[str, int]],
                    reasons: Mapping[str, Sequence[str]] | None = None, unavailable: str = "") -> list[Check]:
@@ -253,6 +273,7 @@ def check_scenario(scenario: Scenario, packets: Mapping[str, Sequence[Packet]], 
     for exp in scenario.packets:
         checks += check_capture(exp, packets.get(exp.point, ()), names)
     checks += check_app(scenario.app, events)
+    checks += check_waits(events)
     checks += check_counters(scenario.counters, deltas)
     checks += check_reasons(scenario.reasons, reasons, unavailable)
     return checks

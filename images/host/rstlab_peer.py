@@ -421,13 +421,21 @@ def _waiting(wait: Callable[..., Any], clock: Clock, *args: Any, **kwargs: Any) 
         return Reply(exc.result, False, None, str(exc))
 
 
-def call_wait_socket(clock: Clock, *, sock: str | None = None, **kwargs: Any) -> Any:
+def call_wait_socket(clock: Clock, *, sock: str | None = None, local_port: int | None = None,
+                     remote_port: int | None = None, state: str | list | None = None,
+                     recv_q: int | None = None, send_q: int | None = None, retransmits: int | None = None,
+                     probes: int | None = None, count: int = 1, gone: bool = False,
+                     timeout: float = 10.0) -> Any:
     inode = os.fstat(TABLE.get(sock).fileno()).st_ino if sock is not None else None
-    return _waiting(lambda w, c: w.wait_socket(c, inode, **kwargs), clock)
+    return _waiting(lambda w, c: w.wait_socket(
+        c, inode, local_port=local_port, remote_port=remote_port, state=state, recv_q=recv_q,
+        send_q=send_q, retransmits=retransmits, probes=probes, count=count, gone=gone,
+        timeout=timeout), clock)
 
 
-def call_wait_counter(clock: Clock, **kwargs: Any) -> Any:
-    return _waiting(lambda w, c: w.wait_counter(c, lambda: call_counters(c), **kwargs), clock)
+def call_wait_counter(clock: Clock, *, counter: str, value: int, timeout: float = 10.0) -> Any:
+    return _waiting(lambda w, c: w.wait_counter(c, lambda: call_counters(c), counter=counter,
+                                                value=value, timeout=timeout), clock)
 
 
 def call_wait_blocked(clock: Clock, *, sock: str, timeout: float = 10.0) -> Any:
@@ -435,8 +443,11 @@ def call_wait_blocked(clock: Clock, *, sock: str, timeout: float = 10.0) -> Any:
     return _waiting(lambda w, c: w.wait_blocked(c, fd, timeout=timeout), clock)
 
 
-def call_wait_conntrack(clock: Clock, **kwargs: Any) -> Any:
-    return _waiting(lambda w, c: w.wait_conntrack(c, **kwargs), clock)
+def call_wait_conntrack(clock: Clock, *, src: str | None = None, dst: str | None = None,
+                        sport: int | None = None, dport: int | None = None, state: str | None = None,
+                        gone: bool = False, timeout: float = 10.0) -> Any:
+    return _waiting(lambda w, c: w.wait_conntrack(c, src=src, dst=dst, sport=sport, dport=dport,
+                                                  state=state, gone=gone, timeout=timeout), clock)
 
 
 CALLS: dict[str, Callable[..., Any]] = {

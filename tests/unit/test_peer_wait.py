@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from test_peer import LO, PEER, Agent, connected_pair, listener
-from test_peer import agent as agent_fixture  # noqa: F401  (the `agent` fixture)
 
 sys.path.insert(0, str(PEER.parent))
 import rstlab_wait
@@ -24,6 +24,16 @@ PROC_TCP = """\
    1: 0100007F:1F40 0100007F:A2B6 08 00000010:00001388 01:00000014 00000003     0        2 4243 1 0 100 0 0 10 0
    2: 0100007F:1F40 0100007F:A2B8 06 00000000:00000000 03:00000F9C 00000000     0        0 0 3 0
 """
+
+
+
+@pytest.fixture(name="agent")
+def running_agent():
+    a = Agent()
+    assert a.read_line()["event"] == "ready"
+    yield a
+    a.stop()
+
 
 CONNTRACK = (
     "ipv4     2 tcp      6 17 CLOSE_WAIT src=10.213.0.10 dst=10.213.0.70 sport=40000 dport=8000 "

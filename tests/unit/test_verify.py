@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from orchestrator.capture import Packet
 from orchestrator.model import AppExpectation, CaptureExpectation, CounterExpectation, PacketPattern, Range
-from orchestrator.verify import (check_app, check_capture, check_capture_integrity, check_counters,
+from orchestrator.verify import (check_app, check_capture, check_capture_integrity, check_counters, check_waits,
                                  match_sequence)
 
 HOSTS = ["client", "server", "router"]
@@ -120,3 +120,18 @@ def test_capture_integrity() -> None:
     assert not check_capture_integrity("client", 0, 2, 0).passed     # lost in tcpdump's buffer
     assert not check_capture_integrity("client", 5, 5, 1).passed     # dropped by the kernel
     assert not check_capture_integrity("client", None, None, None).passed
+
+
+def test_waits_for_a_kernel_state_must_reach_it() -> None:
+    events = [
+        {"host": "server", "call": "wait_socket", "args": {"sock": "s", "recv_q": 5000, "timeout": 5},
+         "start": 1.0, "end": 1.2, "ok": True, "result": {"matched": [], "waited": 0.2}},
+        {"host": "client", "call": "wait_socket", "args": {"sock": "c", "state": "CLOSE_WAIT"},
+         "start": 2.0, "end": 12.0, "ok": False, "result": {"matched": []},
+         "error": "1 matching socket(s) not reached within 10 s; those sockets now: 40000->8000 ESTABLISHED"},
+        {"host": "client", "call": "send", "start": 3.0, "end": 3.1, "ok": False, "errno": "EPIPE"},
+    ]
+    reached, missed = check_waits(events)
+    assert reached.passed and reached.kind == "wait" and reached.subject == "server"
+    assert reached.expected == "wait_socket sock=s recv_q=5000" and reached.observed == "reached after 0.200 s"
+    assert not missed.passed and "ESTABLISHED" in missed.observed
