@@ -1,0 +1,189 @@
+"""The kernel's own word on each RST: tracefs lines in, attributed events and per-RST verdicts out.
+
+Pure functions, no I/O (the tracefs instance that records the lines is
+`orchestrator.lab.witness`). Three tracepoints are read, as the kernel prints
+them in an instance's `trace` file (trace_clock `mono`, so timestamps are
+CLOCK_MONOTONIC seconds, the clock of `time.monotonic()`):
+
+- `tcp:tcp_send_reset`: a host's TCP sent a RST, with `reason`
+  (enum sk_rst_reason, Linux >= 6.10) and the sending socket's `state`
+  (`UNKNOWN` when no socket: the RST answers a segment nobody owns);
+- `tcp:tcp_receive_reset`: a socket took a RST (tcp_reset());
+- `sock:inet_sock_set_state`: the state that socket left as the RST closed it.
+
+Each event is "local" to the host whose address is its own end: the sender
+of a sent RST, the receiver of a taken one. A RST on the wire is matched to
+the sender's event by its four-tuple, in order; none from the host whose
+address it carries means that host's TCP stack did not send it (netfilter's
+REJECT, a middlebox: forged on the path).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .capture import Packet
+
+SEND, RECEIVE, STATE = "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state"
+NO_STATE = "UNKNOWN"   # tcp_send_reset's state when the RST has no socket behind it
+
+_LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?:\S+\s+)?"
+                   r"(?P<time>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+@dataclass(frozen=True)
+class KernelEvent:
+    """One tracepoint hit. `local` is the host-side end (sender of a sent RST, receiver of a taken one)."""
+
+    time: float            # CLOCK_MONOTONIC seconds
+    event: str             # SEND, RECEIVE or STATE
+    local: str
+    local_port: int
+    remote: str
+    remote_port: int
+    state: str | None = None      # SEND: the sending socket's state (NO_STATE: no socket)
+    reason: str | None = None     # SEND: enum sk_rst_reason
+    oldstate: str | None = None   # STATE
+    newstate: str | None = None   # STATE
+
+    @property
+    def key(self) -> tuple[str, int, str, int]:
+        return (self.local, self.local_port, self.remote, self.remote_port)
+
+
+def _split(endpoint: str) -> tuple[str, int]:
+    """`10.213.4.3:8080` (the kernel's %pISpc) -> ("10.213.4.3", 8080); IPv6 comes as `[addr]:port`."""
+    addr, _, port = endpoint.rpartition(":")
+    return addr.strip("[]"), int(port)
+
+
+def parse_line(line: str) -> KernelEvent | None:
+    """One line of a tracefs `trace` file; None for comments, other events and non-IPv4 sockets."""
+    m = _LINE.match(line)
+    if m is None or m["event"] not in (SEND, RECEIVE, STATE):
+        return None
+    f = dict(_FIELD.findall(m["body"]))
+    t = float(m["time"])
+    try:
+        if m["event"] == SEND:
+            (src, sport), (dst, dport) = _split(f["src"]), _split(f["dest"])
+            return KernelEvent(t, SEND, src, sport, dst, dport, state=f["state"], reason=f["reason"])
+        if f.get("family") != "AF_INET" or f.get("protocol", "IPPROTO_TCP") != "IPPROTO_TCP":
+            return None
+        common = (f["saddr"], int(f["sport"]), f["daddr"], int(f["dport"]))
+        if m["event"] == RECEIVE:
+            return KernelEvent(t, RECEIVE, *common)
+        return KernelEvent(t, STATE, *common, oldstate=f["oldstate"], newstate=f["newstate"])
+    except (KeyError, ValueError):
+        return None
+
+
+def parse_trace(text: str) -> list[KernelEvent]:
+    """Every event of a `trace` file's text, in time order."""
+    events = [e for e in map(parse_line, text.splitlines()) if e is not None]
+    return sorted(events, key=lambda e: e.time)
+
+
+def events_of(events: Iterable[KernelEvent], addresses: Iterable[str],
+              start: float | None = None, end: float | None = None) -> list[KernelEvent]:
+    """The events local to one of `addresses` (a scenario's hosts) within [start, end] (monotonic s)."""
+    mine = frozenset(addresses)
+    return [e for e in events if e.local in mine
+            and (start is None or e.time >= start) and (end is None or e.time <= end)]
+
+
+def reasons_by_host(events: Iterable[KernelEvent], hosts: Mapping[str, str]) -> dict[str, list[str]]:
+    """host -> the reasons of the RSTs its TCP sent, in order (`hosts` maps names to addresses)."""
+    by_address = {addr: name for name, addr in hosts.items()}
+    out: dict[str, list[str]] = {name: [] for name in hosts}
+    for e in events:
+        if e.event == SEND and e.local in by_address and e.reason is not None:
+            out[by_address[e.local]].append(e.reason)
+    return out
+
+
+@dataclass(frozen=True)
+class RstWitness:
+    """What the kernel says about one RST on the wire."""
+
+    sender: str                     # the host whose address the RST carries (or the address)
+    reason: str | None              # None: that host's TCP sent no such RST
+    state: str | None               # the sender's socket state (NO_STATE: no socket)
+    receiver: str | None = None     # host that took it
+    receiver_state: str | None = None   # the state its socket was in when the RST closed it
+
+    @property
+    def forged(self) -> bool:
+        return self.reason is None
+
+    def text(self) -> str:
+        """`kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE)`, or why there is no kernel event."""
+        if self.reason is None:
+            return f"kernel: not sent by {self.sender}'s TCP stack (forged on the path)"
+        state = "no socket" if self.state in (None, NO_STATE) else self.state
+        taken = f"; {self.receiver} took it in {self.receiver_state}" if self.receiver_state else ""
+        return f"kernel: {self.reason} ({state}){taken}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sender": self.sender, "reason": self.reason, "state": self.state,
+                "sent_by_tcp_stack": not self.forged, "receiver": self.receiver,
+                "receiver_state": self.receiver_state, "text": self.text()}
+
+
+def _receiver_states(events: Sequence[KernelEvent]) -> dict[tuple[str, int, str, int], list[str | None]]:
+    """Per receiving socket's four-tuple, in order: the state each taken RST closed it from."""
+    out: dict[tuple[str, int, str, int], list[str | None]] = {}
+    for i, e in enumerate(events):
+        if e.event != RECEIVE:
+            continue
+        closed = next((s for s in events[i + 1:] if s.event == STATE and s.key == e.key
+                       and s.newstate == "TCP_CLOSE"), None)
+        out.setdefault(e.key, []).append(closed.oldstate if closed else None)
+    return out
+
+
+def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
+                    hosts: Mapping[str, str]) -> dict[int, RstWitness]:
+    """Each RST of one capture point (by packet index) with the kernel's word on it.
+
+    A capture point sees each RST once, so the n-th RST of a four-tuple is the
+    n-th tcp_send_reset of that four-tuple at its sender.
+    """
+    names = {addr: name for name, addr in hosts.items()}
+    sent: dict[tuple[str, int, str, int], list[KernelEvent]] = {}
+    for e in events:
+        if e.event == SEND:
+            sent.setdefault(e.key, []).append(e)
+    taken = _receiver_states(events)
+    seen: Counter[tuple[str, int, str, int]] = Counter()
+    out: dict[int, RstWitness] = {}
+    for p in packets:
+        if not p.is_rst:
+            continue
+        key = (p.src, p.sport, p.dst, p.dport)
+        back = (p.dst, p.dport, p.src, p.sport)
+        n = seen[key]
+        seen[key] += 1
+        match = sent.get(key, [])
+        event = match[n] if n < len(match) else None
+        states = taken.get(back, [])
+        receiver_state = states[n] if n < len(states) else None
+        out[p.index] = RstWitness(
+            sender=names.get(p.src, p.src),
+            reason=event.reason if event else None,
+            state=event.state if event else None,
+            receiver=names.get(p.dst, p.dst) if receiver_state else None,
+            receiver_state=receiver_state)
+    return out
+
+
+def ladder_note(witness: RstWitness | None) -> str:
+    """The words a ladder puts beside a RST arrow (empty when the kernel was not watched)."""
+    if witness is None:
+        return ""
+    if witness.forged:
+        return f"not sent by {witness.sender}'s TCP"
+    return witness.reason or ""

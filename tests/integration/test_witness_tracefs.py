@@ -1,0 +1,79 @@
+"""The witness's tracefs instance on this machine's kernel: made, filtered, read, removed; a killed run's is swept."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from orchestrator.lab import witness as tracefs
+from orchestrator.witness import SEND, parse_trace
+
+
+@pytest.fixture()
+def kernel_witness() -> None:
+    why = tracefs.unavailable({"KernelVersion": os.uname().release})
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the witness must work: {why}")
+        pytest.skip(why)
+
+
+def _refused_on_loopback() -> int:
+    """A SYN to a closed loopback port: the kernel answers NO_SOCKET. Returns the client's port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", 1))
+    return int(port)
+
+
+def test_an_instance_records_sent_resets_and_keeps_only_the_lab_range_of_the_rest(kernel_witness: None) -> None:
+    instance = tracefs.TraceInstance(f"test{os.getpid()}")
+    instance.start()
+    try:
+        assert (instance.path / "trace_clock").read_text().count("[mono]") == 1
+        for event, expression in tracefs.FILTERS.items():
+            assert (instance.path / "events" / event / "filter").read_text().strip() == expression
+        before = time.monotonic()
+        port = _refused_on_loopback()
+        events = parse_trace(instance.read())
+    finally:
+        instance.remove()
+    assert not instance.path.exists()
+    mine = [e for e in events if e.remote_port == port]
+    # the RST is recorded (tcp_send_reset cannot be filtered by address); the loopback
+    # socket that took it is outside the lab's range, so its receive/state events are filtered out
+    assert [(e.event, e.reason, e.state) for e in mine] == [(SEND, "NO_SOCKET", "UNKNOWN")]
+    assert before <= mine[0].time <= time.monotonic()   # trace_clock mono is time.monotonic()
+
+
+def test_a_killed_runs_instance_is_swept_and_a_live_one_kept(kernel_witness: None) -> None:
+    """kill -9 leaves the instance behind; the sweep removes it once its run has no objects, not before."""
+    run_id = f"kill{os.getpid()}"
+    code = (f"import time; from orchestrator.lab.witness import TraceInstance; "
+            f"TraceInstance({run_id!r}).start(); print('up', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "up"
+        child.kill()                       # SIGKILL: no finally, no atexit
+        child.wait(10)
+        path = tracefs.TRACEFS / "instances" / f"{tracefs.PREFIX}{run_id}"
+        assert path.is_dir()
+        # a run that still has objects on the engine keeps its instance, however old
+        assert run_id not in tracefs.sweep_instances(lambda r: r == run_id, grace=0)
+        assert path.is_dir()
+        # a young instance is kept too (its run may not have made its first object yet)
+        assert run_id not in tracefs.sweep_instances(lambda r: False, grace=3600)
+        assert path.is_dir()
+        # only instances of runs whose objects are gone, and only ours: others' live runs are not touched
+        removed = tracefs.sweep_instances(lambda r: r != run_id, grace=0)
+        assert removed == [run_id] and not path.exists()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        tracefs.TraceInstance(run_id).remove()

@@ -1,0 +1,210 @@
+"""The kernel witness: a real tracefs record read, attributed by address, matched to the wire's RSTs."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from orchestrator.capture import read_capture
+from orchestrator.lab import witness as tracefs
+from orchestrator.witness import (
+    NO_STATE,
+    RECEIVE,
+    SEND,
+    STATE,
+    events_of,
+    ladder_note,
+    parse_line,
+    parse_trace,
+    reasons_by_host,
+    witness_packets,
+)
+
+DATA = Path(__file__).resolve().parent.parent / "fixtures" / "witness"
+TRACE = parse_trace((DATA / "trace.txt").read_text())
+HOSTS: dict[str, dict[str, str]] = json.loads((DATA / "hosts.json").read_text())
+
+# What the kernel said for each catalogue scenario in that run (DESIGN.md's table, confirmed by hand).
+REASONS = {
+    "closed-port": {"server": ["NO_SOCKET"]},
+    "connect-timeout": {"client": ["NO_SOCKET"]},
+    "data-after-close": {"server": ["TCP_TIMEWAIT_SOCKET"]},
+    "firewall-reset": {},
+    "keepalive-timeout": {"client": ["TCP_KEEPALIVE_TIMEOUT"]},
+    "linger-abort": {"server": ["TCP_STATE"]},
+    "listener-close-backlog": {"server": ["TCP_STATE"]},
+    "peer-restart": {"server": ["NO_SOCKET", "NO_SOCKET"]},
+    "reset-vs-broken-pipe": {"server": ["TCP_TIMEWAIT_SOCKET", "TCP_ABORT_ON_CLOSE", "TCP_ABORT_ON_CLOSE"]},
+    "retransmission-timeout": {"client": ["NO_SOCKET"]},
+    "silent-drop": {},
+    "sndtimeo-connect": {"client": ["NO_SOCKET"], "server": ["TCP_STATE"]},
+    "unread-data-close": {"server": ["TCP_ABORT_ON_CLOSE"]},
+}
+
+
+def test_a_send_line_parses() -> None:
+    line = ("python3-27145   [000] ..s1.   763.873481: tcp_send_reset: skbaddr=000000009a54b3e0 "
+            "skaddr=000000008deee709 src=10.213.154.70:8000 dest=10.213.154.10:59424 state=TCP_TIME_WAIT "
+            "reason=TCP_TIMEWAIT_SOCKET")
+    e = parse_line(line)
+    assert e is not None and e.event == SEND and e.time == 763.873481
+    assert e.key == ("10.213.154.70", 8000, "10.213.154.10", 59424)
+    assert (e.state, e.reason) == ("TCP_TIME_WAIT", "TCP_TIMEWAIT_SOCKET")
+
+
+def test_other_lines_are_skipped() -> None:
+    assert parse_line("# tracer: nop") is None
+    assert parse_line("  <idle>-0  [001] d.s2.  1.000000: kfree_skb: skbaddr=0 reason=NOT_SPECIFIED") is None
+    assert parse_line("x-1 [000] ..... 1.0: tcp_receive_reset: family=AF_INET6 sport=1 dport=2 saddr=0.0.0.0 "
+                      "daddr=0.0.0.0 saddrv6=::1 daddrv6=::1 sock_cookie=1") is None
+
+
+def test_the_whole_record_parses_in_time_order() -> None:
+    text = (DATA / "trace.txt").read_text()
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert len(TRACE) == len(lines) == 94
+    assert [e.time for e in TRACE] == sorted(e.time for e in TRACE)
+    assert {e.event for e in TRACE} == {SEND, RECEIVE, STATE}
+
+
+@pytest.mark.parametrize("scenario", sorted(REASONS))
+def test_each_scenario_gets_exactly_its_own_hosts_reasons(scenario: str) -> None:
+    hosts = HOSTS[scenario]
+    got = {h: r for h, r in reasons_by_host(events_of(TRACE, hosts.values()), hosts).items() if r}
+    assert got == REASONS[scenario]
+
+
+def test_other_runs_and_loopback_are_not_attributed() -> None:
+    ours = {a for hosts in HOSTS.values() for a in hosts.values()}
+    strangers = [e for e in TRACE if e.local not in ours]
+    assert any(e.local == "127.0.0.1" for e in strangers)
+    assert any(e.local.startswith("10.213.") for e in strangers)   # another run's /24
+
+
+def test_events_outside_the_window_are_left_out() -> None:
+    hosts = HOSTS["unread-data-close"]
+    (sent,) = [e for e in events_of(TRACE, hosts.values()) if e.event == SEND]
+    assert events_of(TRACE, hosts.values(), start=sent.time + 1) == []
+    assert sent in events_of(TRACE, hosts.values(), start=sent.time - 1, end=sent.time)
+
+
+def _witnessed(scenario: str) -> list[tuple[int, str]]:
+    hosts = HOSTS[scenario]
+    packets = read_capture(DATA / f"{scenario}_client.pcap").packets
+    found = witness_packets(packets, events_of(TRACE, hosts.values()), hosts)
+    return [(i, w.text()) for i, w in sorted(found.items())]
+
+
+def test_the_wire_rst_gets_the_senders_reason_and_the_receivers_state() -> None:
+    (only,) = _witnessed("unread-data-close")
+    assert only[1] == "kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE); client took it in TCP_ESTABLISHED"
+    (only,) = _witnessed("data-after-close")
+    assert only[1] == "kernel: TCP_TIMEWAIT_SOCKET (TCP_TIME_WAIT); client took it in TCP_CLOSE_WAIT"
+
+
+def test_a_forged_rst_is_not_sent_by_the_hosts_tcp_stack() -> None:
+    hosts = HOSTS["firewall-reset"]
+    packets = read_capture(DATA / "firewall-reset_client.pcap").packets
+    (w,) = witness_packets(packets, events_of(TRACE, hosts.values()), hosts).values()
+    assert w.forged and w.sender == "server" and w.reason is None
+    assert w.text() == "kernel: not sent by server's TCP stack (forged on the path)"
+    assert w.as_dict()["sent_by_tcp_stack"] is False
+    assert ladder_note(w) == "not sent by server's TCP" and ladder_note(None) == ""
+
+
+def test_no_socket_reads_as_such() -> None:
+    hosts = HOSTS["closed-port"]
+    sent = [e for e in events_of(TRACE, hosts.values()) if e.event == SEND]
+    assert [(e.state, e.reason) for e in sent] == [(NO_STATE, "NO_SOCKET")]
+
+
+# --- the tracefs side (no tracefs needed) -------------------------------------------------------
+
+
+def _holds(expression: str, address: str) -> bool:
+    """Evaluate one of our filter expressions the way the kernel does, on a 4-byte address field."""
+    value = int.from_bytes(ipaddress.ip_address(address).packed, "little")
+    terms = re.findall(r"(!?)\(?saddr & (0x[0-9a-f]+)\)?", expression)
+    return all(bool(value & int(mask, 16)) != bool(neg) for neg, mask in terms)
+
+
+@pytest.mark.parametrize("address, inside", [
+    ("10.213.0.10", True), ("10.213.154.70", True), ("10.213.255.255", True),
+    ("10.212.154.70", False), ("10.214.0.1", False), ("11.213.0.1", False), ("127.0.0.1", False),
+    ("0.0.0.0", False), ("255.255.255.255", False), ("10.245.0.1", False),
+])
+def test_the_kernel_filter_keeps_exactly_the_lab_range(address: str, inside: bool) -> None:
+    expression = tracefs.prefix_filter("saddr", tracefs.LAB_RANGE)
+    assert _holds(expression, address) is inside
+    assert _holds(expression, address) is (ipaddress.ip_address(address) in tracefs.LAB_RANGE)
+
+
+LOCAL = {"KernelVersion": "6.18.44", "OperatingSystem": "Debian GNU/Linux 12"}
+
+
+def _tracefs(tmp_path: Path) -> Path:
+    (tmp_path / "instances").mkdir(parents=True)
+    (tmp_path / "events" / "tcp" / "tcp_send_reset").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"euid": 1000}, "not root"),
+    ({"docker_host": "tcp://build-box:2376"}, "DOCKER_HOST is tcp://build-box:2376"),
+    ({"info": {"KernelVersion": "6.10.14-linuxkit", "OperatingSystem": "Docker Desktop"}}, "Docker Desktop"),
+    ({"platform_name": "darwin"}, "not this darwin machine's"),
+    ({"release": "6.6.1", "info": {"KernelVersion": "6.6.1"}}, "older than 6.10"),
+    ({"info": {"KernelVersion": "5.15.0"}}, "the engine runs kernel 5.15.0"),
+])
+def test_why_the_witness_is_unavailable(tmp_path: Path, change: dict[str, object], says: str) -> None:
+    args: dict[str, object] = {"release": "6.18.44", "euid": 0, "docker_host": "", "platform_name": "linux"}
+    info = change.pop("info", LOCAL)
+    args.update(change)
+    why = tracefs.unavailable(info, _tracefs(tmp_path), **args)  # type: ignore[arg-type]
+    assert why is not None and says in why and "\n" not in why
+
+
+def test_available_here_and_a_local_socket_is_fine(tmp_path: Path) -> None:
+    root = _tracefs(tmp_path)
+    assert tracefs.unavailable(LOCAL, root, release="6.18.44", euid=0, docker_host="unix:///var/run/docker.sock",
+                               platform_name="linux") is None
+
+
+def test_tracefs_not_mounted_is_mounted_or_said(tmp_path: Path) -> None:
+    tried: list[Path] = []
+
+    def cannot(root: Path) -> str | None:
+        tried.append(root)
+        return "mount: permission denied"
+
+    why = tracefs.unavailable(LOCAL, tmp_path, release="6.18.44", euid=0, docker_host="", platform_name="linux",
+                              mount=cannot)
+    assert tried == [tmp_path] and why is not None and "cannot be (mount: permission denied)" in why
+
+    def mounts(root: Path) -> str | None:
+        _tracefs(root)
+        return None
+
+    assert tracefs.unavailable(LOCAL, tmp_path / "t", release="6.18.44", euid=0, docker_host="",
+                               platform_name="linux", mount=mounts) is None
+
+
+def test_sweep_removes_only_old_instances_of_runs_with_no_objects(tmp_path: Path) -> None:
+    root = _tracefs(tmp_path)
+    for name in ("rstlab-dead0001", "rstlab-live0002", "rstlab-young003", "someone-elses"):
+        (root / "instances" / name).mkdir()
+    now = (root / "instances" / "rstlab-dead0001").stat().st_ctime
+    asked: list[str] = []
+
+    def live(run_id: str) -> bool:
+        asked.append(run_id)
+        return run_id == "live0002"
+
+    assert tracefs.sweep_instances(live, root, grace=60, now=lambda: now + 61) == ["dead0001", "young003"]
+    assert sorted(p.name for p in (root / "instances").iterdir()) == ["rstlab-live0002", "someone-elses"]
+    (root / "instances" / "rstlab-young004").mkdir()
+    assert tracefs.sweep_instances(lambda _: False, root, grace=60, now=lambda: now + 1) == []
+    assert "someone-elses" not in " ".join(asked)
