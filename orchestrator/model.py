@@ -76,6 +76,7 @@ class PacketPattern:
     gap: Range | None = None
     at: Range | None = None
     direction: str | None = None
+    port: int | None = None        # either end's TCP port: tells apart connections between the same hosts
 
     @classmethod
     def parse(cls, text: str, hosts: Sequence[str]) -> "PacketPattern":
@@ -94,7 +95,7 @@ class PacketPattern:
             if not sep:
                 raise ValueError(f"{text!r}: {item!r} is not key=value")
             try:
-                if key in ("seq", "ack"):
+                if key in ("seq", "ack", "port"):
                     values[key] = int(value)
                 elif key in ("len", "gap", "at"):
                     values["length" if key == "len" else key] = Range.parse(value)
@@ -103,7 +104,7 @@ class PacketPattern:
                         raise ValueError("dir is in or out")
                     values["direction"] = value
                 else:
-                    raise ValueError(f"unknown key {key!r} (seq, ack, len, gap, at, dir)")
+                    raise ValueError(f"unknown key {key!r} (seq, ack, len, gap, at, dir, port)")
             except ValueError as exc:
                 raise ValueError(f"{text!r}: {exc}") from None
         return cls(text=str(text), src=src, dst=dst, flags=flags, **values)

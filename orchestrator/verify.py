@@ -86,6 +86,8 @@ def packet_matches(pattern: PacketPattern, p: Packet, names: Mapping[str, str]) 
         return False
     if pattern.direction is not None and p.direction != pattern.direction:
         return False
+    if pattern.port is not None and pattern.port not in (p.sport, p.dport):
+        return False
     return True
 
 

@@ -107,6 +107,7 @@ def test_pattern_parse() -> None:
     assert (p.src, p.dst, p.flags, p.seq, p.ack, p.direction) == ("server", "client", "R.", 0, 1, "out")
     assert 1.0 in p.gap and 1.3 not in p.gap  # type: ignore[operator]
     assert PacketPattern.parse("* > * *", HOSTS).flags == "*"
+    assert PacketPattern.parse("client > server P. port=8001", HOSTS).port == 8001
 
 
 def test_files_come_from_next_to_the_scenario(tmp_path: Path) -> None:

@@ -135,3 +135,10 @@ def test_waits_for_a_kernel_state_must_reach_it() -> None:
     assert reached.passed and reached.kind == "wait" and reached.subject == "server"
     assert reached.expected == "wait_socket sock=s recv_q=5000" and reached.observed == "reached after 0.200 s"
     assert not missed.passed and "ESTABLISHED" in missed.observed
+
+
+def test_port_tells_connections_between_the_same_hosts_apart() -> None:
+    data = [pkt(0, 0.0, C, S, "P.", rel_seq=1, rel_ack=1, length=100)]   # 40000 > 80
+    assert match_sequence([pat("client > server P. port=80")], data, NAMES, False)[1] == 1
+    assert match_sequence([pat("client > server P. port=40000")], data, NAMES, False)[1] == 1
+    assert match_sequence([pat("client > server P. port=8001")], data, NAMES, False)[1] == 0
