@@ -203,6 +203,7 @@ class Scenario:
     reasons: tuple[ReasonExpectation, ...] = ()
     article_holds: bool = True
     observed: str = ""
+    fix: str = ""                  # what fixes it: the remedy, in words (pages show it)
     settle: float = DEFAULT_SETTLE
     timeout: float = DEFAULT_TIMEOUT
     sysctls: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -212,7 +213,7 @@ class Scenario:
 
 TOP_KEYS = frozenset({
     "id", "title", "claim", "explanation", "hosts", "capture", "steps", "expect",
-    "article_holds", "observed", "settle", "timeout", "sysctls", "files",
+    "article_holds", "observed", "fix", "settle", "timeout", "sysctls", "files",
 })
 EXPECT_KEYS = frozenset({"packets", "app", "counters", "reasons"})
 CAPTURE_KEYS = frozenset({"sequence", "exact", "absent"})
@@ -393,6 +394,7 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
             reasons=tuple(_reasons("expect.reasons", expect.get("reasons", {}), hosts)),
             article_holds=bool(doc.get("article_holds", True)),
             observed=str(doc.get("observed", "")).strip(),
+            fix=str(doc.get("fix", "")).strip(),
             settle=float(doc.get("settle", DEFAULT_SETTLE)),
             timeout=float(doc.get("timeout", DEFAULT_TIMEOUT)),
             sysctls=sysctls,

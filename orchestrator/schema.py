@@ -31,7 +31,7 @@ _RANGE: JSON = {"type": ["number", "string"],
 _PATTERN: JSON = {
     "type": "string", "pattern": r"^\S+ > \S+ \S+( \S+=\S+)*$",
     "description": "SRC > DST FLAGS [key=value…]: tcpdump flags (S, S., P., F., R, R., *, none); "
-                   "keys seq=, ack= (relative to the ISNs), len=, gap=LO..HI, at=LO..HI, dir=in|out",
+                   "keys seq=, ack= (relative to the ISNs), len=, gap=LO..HI, at=LO..HI, dir=in|out, port=N (either end)",
     "examples": ["client > server S", "server > client R. seq=0 ack=1"],
 }
 _TEXT: JSON = {"type": "string"}
@@ -51,6 +51,7 @@ TOP_FIELDS: dict[str, JSON] = {
     "expect": {"$ref": "#/definitions/expect"},
     "article_holds": {"type": "boolean", "default": True, "description": "false when the claim is wrong on Linux"},
     "observed": {**_TEXT, "description": "what was seen on Linux (optional)"},
+    "fix": {**_TEXT, "description": "what fixes it: the remedy, in words (optional; pages show it)"},
     "settle": {"type": "number", "minimum": 0, "default": model.DEFAULT_SETTLE,
                "description": "seconds to let the last segments reach every capture point"},
     "timeout": {"type": "number", "exclusiveMinimum": 0, "default": model.DEFAULT_TIMEOUT,

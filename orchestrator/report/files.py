@@ -92,7 +92,7 @@ def result_document(result: ScenarioResult, run_id: str) -> dict[str, Any]:
     return {
         "scenario": s.id, "title": s.title, "verdict": verdict(result), "error": result.error,
         "claim": s.claim, "article_holds": s.article_holds, "observed": s.observed,
-        "explanation": s.explanation, "source": source_name(s.source),
+        "explanation": s.explanation, "fix": s.fix, "source": source_name(s.source),
         "steps": [describe_step(step) for step in s.steps], "capture_points": list(s.capture),
         "run_id": run_id, "kernel": result.kernel,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.started)),

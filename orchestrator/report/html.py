@@ -175,6 +175,8 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
         parts.append(f'<p><b>Observed:</b> {_inline(doc["observed"])}</p>')
     if doc.get("explanation"):
         parts.append(f'<details><summary>Why</summary><p>{_inline(doc["explanation"])}</p></details>')
+    if doc.get("fix"):
+        parts.append(f'<p><b>What fixes it:</b> {_inline(doc["fix"])}</p>')
     if doc.get("steps"):
         parts.append("<details><summary>What the scenario does</summary><ol>"
                      + "".join(f"<li>{_inline(s)}</li>" for s in doc["steps"]) + "</ol></details>")

@@ -126,6 +126,8 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
         lines += ["## What Linux did", "", _text(doc["observed"]), ""]
     if doc.get("explanation"):
         lines += ["## Why", "", _text(doc["explanation"]), ""]
+    if doc.get("fix"):
+        lines += ["## What fixes it", "", _text(doc["fix"]), ""]
     if doc.get("steps"):
         lines += ["## What the scenario does", ""]
         lines += [f"{i + 1}. {s}" for i, s in enumerate(doc["steps"])] + [""]

@@ -133,3 +133,9 @@ def test_worked_example_loads() -> None:
     from tests.conftest import ROOT
     s = catalog.load_scenario_file(ROOT / "examples" / "unread-response" / "scenario.yaml", TOPOLOGY)
     assert s.files[0].name == "client.py" and s.steps[1].args["argv"][-2] == "{server}"
+
+
+def test_fix_is_optional_text(tmp_path: Path) -> None:
+    s = catalog.load_scenario_file(write(tmp_path, VALID + "fix: >\n  Keepalive.\n"), TOPOLOGY)
+    assert s.fix == "Keepalive."
+    assert catalog.load_scenario_file(write(tmp_path, VALID), TOPOLOGY).fix == ""

@@ -454,3 +454,11 @@ def test_steps_are_described_for_the_page() -> None:
     assert files.describe_step(Step(kind="sleep", seconds=1.5)) == "wait 1.5 s"
     long = files.describe_step(Step(kind="call", host="server", call="shell", args={"cmd": "x" * 300}))
     assert len(long) < 140 and long.endswith("…`")
+
+
+def test_what_fixes_it_is_shown_when_the_scenario_says() -> None:
+    doc = closed_port()
+    assert "## What fixes it" not in pages.scenario_page(doc)
+    doc["fix"] = "Keepalive shorter than the NAT's idle timeout."
+    assert "## What fixes it\n\nKeepalive shorter than the NAT's idle timeout." in pages.scenario_page(doc)
+    assert "<b>What fixes it:</b> Keepalive shorter" in html.run_page(files.run_summary([doc]), [doc])
