@@ -26,8 +26,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Self
+
+from ..witness import KernelEvent, events_of, parse_trace
 
 TRACEFS = Path("/sys/kernel/tracing")
 PREFIX = "rstlab-"
@@ -117,11 +120,20 @@ class TraceInstance:
         self.path = root / "instances" / f"{PREFIX}{run_id}"
 
     def start(self) -> None:
-        """Make the instance, set its clock, buffer and filters, and switch its events on. OSError if refused."""
+        """Make the instance, set its clock, buffer and filters, and switch its events on. OSError if refused.
+
+        Its first line names the run and the process that owns it, so a sweep
+        can tell a live run's instance from a killed one's.
+        """
         self.path.mkdir()
         try:
             (self.path / "trace_clock").write_text("mono")
             (self.path / "buffer_size_kb").write_text(str(BUFFER_KB))
+            pause = self.path / "options" / "pause-on-trace"
+            if pause.exists():
+                pause.write_text("0")   # reading `trace` must not stop the recording of other scenarios
+            (self.path / "trace_marker").write_text(f"{OWNER_TAG} run={self.path.name[len(PREFIX):]} "
+                                                    f"pid={os.getpid()} start={process_start(os.getpid())}\n")
             for event in EVENTS:
                 where = self.path / "events" / event
                 if event in FILTERS:
@@ -142,6 +154,35 @@ class TraceInstance:
             self.path.rmdir()
         except FileNotFoundError:
             pass
+
+
+OWNER_TAG = "rstlab-witness"
+_OWNER = re.compile(OWNER_TAG + r" run=\S+ pid=(\d+) start=(\d+)")
+
+
+def process_start(pid: int) -> int:
+    """A process's start time (clock ticks since boot, /proc/PID/stat field 22); 0 if it is gone.
+
+    With the pid it names one process: a pid reused later has another start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def owner_alive(instance: Path) -> bool | None:
+    """Is the process that made an instance still running? None if the instance does not say who made it."""
+    try:
+        text = (instance / "trace").read_text(errors="replace")
+    except OSError:
+        return None
+    m = _OWNER.search(text)
+    if m is None:
+        return None
+    start = int(m.group(2))
+    return start != 0 and process_start(int(m.group(1))) == start
 
 
 def _switch_off(path: Path) -> None:
@@ -165,18 +206,24 @@ def sweep_instances(run_is_live: Callable[[str], bool], root: Path = TRACEFS, gr
                     now: Callable[[], float] = time.time) -> list[str]:
     """Remove the instances of runs that are over (killed with -9: nobody removed them). Returns their run ids.
 
-    An instance goes when its run has no object left on the engine
-    (`run_is_live` False) and it is older than `grace` seconds (a run makes its
-    instance a moment before its first container). Other runs' live instances stay.
+    An instance goes when the process that made it is gone (its first line
+    names it). One that does not say (its first line overwritten) goes when its
+    run has no object left on the engine (`run_is_live` False) and it is older
+    than `grace` seconds (a run makes its instance a moment before its first
+    container). Other runs' live instances stay.
     """
     removed = []
     for run_id, path in sorted(lab_instances(root).items()):
-        try:
-            age = now() - path.stat().st_ctime
-        except OSError:
+        alive = owner_alive(path)
+        if alive:
             continue
-        if age < grace or run_is_live(run_id):
-            continue
+        if alive is None:
+            try:
+                age = now() - path.stat().st_ctime
+            except OSError:
+                continue
+            if age < grace or run_is_live(run_id):
+                continue
         _switch_off(path)
         try:
             path.rmdir()
@@ -184,3 +231,41 @@ def sweep_instances(run_is_live: Callable[[str], bool], root: Path = TRACEFS, gr
         except OSError:
             continue   # removed meanwhile by its own run, or busy: the next sweep tries again
     return removed
+
+
+class RunWitness:
+    """The witness of one run: its tracing instance when the kernel can be watched, else the reason it cannot."""
+
+    def __init__(self, run_id: str, engine_info: Mapping[str, object], root: Path = TRACEFS,
+                 check: Callable[[Mapping[str, object], Path], str | None] = unavailable) -> None:
+        self.unavailable = check(engine_info, root)
+        self.instance: TraceInstance | None = None
+        if self.unavailable is None:
+            instance = TraceInstance(run_id, root)
+            try:
+                instance.start()
+                self.instance = instance
+            except OSError as exc:
+                self.unavailable = f"cannot make the tracing instance {instance.path} ({exc.strerror or exc})"
+
+    def events(self, addresses: Iterable[str], start: float, end: float) -> list[KernelEvent] | None:
+        """The events local to `addresses` between two `time.monotonic()` readings; None if not witnessed."""
+        if self.instance is None:
+            return None
+        try:
+            text = self.instance.read()
+        except OSError as exc:
+            self.unavailable = f"the tracing instance could not be read ({exc.strerror or exc})"
+            return None
+        return events_of(parse_trace(text), addresses, start, end)
+
+    def close(self) -> None:
+        if self.instance is not None:
+            self.instance.remove()
+            self.instance = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

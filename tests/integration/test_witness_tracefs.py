@@ -53,27 +53,42 @@ def test_an_instance_records_sent_resets_and_keeps_only_the_lab_range_of_the_res
 
 
 def test_a_killed_runs_instance_is_swept_and_a_live_one_kept(kernel_witness: None) -> None:
-    """kill -9 leaves the instance behind; the sweep removes it once its run has no objects, not before."""
+    """kill -9 leaves the instance behind; the sweep removes it (its owner is gone), never a live run's."""
     run_id = f"kill{os.getpid()}"
     code = (f"import time; from orchestrator.lab.witness import TraceInstance; "
             f"TraceInstance({run_id!r}).start(); print('up', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    live = tracefs.TraceInstance(f"live{os.getpid()}")
+    live.start()
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "up"
+        path = tracefs.TRACEFS / "instances" / f"{tracefs.PREFIX}{run_id}"
+        assert tracefs.owner_alive(path) is True
+        assert run_id not in tracefs.sweep_instances(lambda r: r != run_id, grace=0)   # its run is going on
         child.kill()                       # SIGKILL: no finally, no atexit
         child.wait(10)
-        path = tracefs.TRACEFS / "instances" / f"{tracefs.PREFIX}{run_id}"
-        assert path.is_dir()
-        # a run that still has objects on the engine keeps its instance, however old
-        assert run_id not in tracefs.sweep_instances(lambda r: r == run_id, grace=0)
-        assert path.is_dir()
-        # a young instance is kept too (its run may not have made its first object yet)
-        assert run_id not in tracefs.sweep_instances(lambda r: False, grace=3600)
-        assert path.is_dir()
-        # only instances of runs whose objects are gone, and only ours: others' live runs are not touched
+        assert path.is_dir() and tracefs.owner_alive(path) is False
+        # with "no objects left" for it, only the killed run's instance goes:
+        # this process's live instance (and any other helper's live run) stays
         removed = tracefs.sweep_instances(lambda r: r != run_id, grace=0)
-        assert removed == [run_id] and not path.exists()
+        assert run_id in removed and not path.exists()
+        assert live.path.is_dir() and f"live{os.getpid()}" not in removed
     finally:
         if child.poll() is None:
             child.kill()
+        tracefs.TraceInstance(run_id).remove()
+        live.remove()
+
+
+def test_an_instance_that_does_not_name_its_owner_goes_only_when_its_run_has_no_objects(kernel_witness: None) -> None:
+    run_id = f"anon{os.getpid()}"
+    path = tracefs.TRACEFS / "instances" / f"{tracefs.PREFIX}{run_id}"
+    path.mkdir()   # as if its first line had been overwritten
+    try:
+        assert tracefs.owner_alive(path) is None
+        assert run_id not in tracefs.sweep_instances(lambda r: r == run_id, grace=0)   # objects left
+        assert run_id not in tracefs.sweep_instances(lambda r: r != run_id, grace=3600)  # too young
+        assert run_id in tracefs.sweep_instances(lambda r: r != run_id, grace=0)
+        assert not path.exists()
+    finally:
         tracefs.TraceInstance(run_id).remove()

@@ -208,3 +208,16 @@ def test_sweep_removes_only_old_instances_of_runs_with_no_objects(tmp_path: Path
     (root / "instances" / "rstlab-young004").mkdir()
     assert tracefs.sweep_instances(lambda _: False, root, grace=60, now=lambda: now + 1) == []
     assert "someone-elses" not in " ".join(asked)
+
+
+def test_a_run_without_the_witness_says_why_and_records_nothing(tmp_path: Path) -> None:
+    with tracefs.RunWitness("r1", LOCAL, tmp_path, check=lambda info, root: "not root: tracefs needs root") as w:
+        assert w.unavailable == "not root: tracefs needs root" and w.instance is None
+        assert w.events(["10.213.0.10"], 0.0, 1e9) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_instance_the_kernel_refuses_is_said_not_raised(tmp_path: Path) -> None:
+    w = tracefs.RunWitness("r2", LOCAL, tmp_path / "nowhere", check=lambda info, root: None)
+    assert w.instance is None and w.unavailable is not None
+    assert w.unavailable.startswith("cannot make the tracing instance") and "\n" not in w.unavailable
