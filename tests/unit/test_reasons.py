@@ -67,3 +67,11 @@ def test_not_witnessed_is_neither_passed_nor_failed() -> None:
     assert tally(records) == "1/2 (1 not witnessed)"
     assert [mark(r) for r in records] == ["✅", "not witnessed", "❌"]
     assert [holds(r) for r in records] == [True, True, False]
+
+
+def test_every_catalogue_scenario_asserts_the_reasons_of_every_host() -> None:
+    for s in catalog.builtin_scenarios(TOPOLOGY):
+        assert {r.host for r in s.reasons} == set(s.hosts), f"{s.id}: expect.reasons must name every host"
+        named = {r for exp in s.reasons for r in exp.reasons}
+        for reason in named:
+            assert reason in s.explanation, f"{s.id}: the explanation must say why the kernel gives {reason}"
