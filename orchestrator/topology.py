@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import BadInput
 
@@ -48,7 +49,7 @@ class Topology:
     def names_by_address(self) -> dict[str, str]:
         return {h.address: h.name for h in self.hosts.values()}
 
-    def relocated(self, subnet: str) -> "Topology":
+    def relocated(self, subnet: str) -> Topology:
         """The same topology moved into `subnet` (same prefix length), host parts kept."""
         old = ipaddress.ip_network(self.subnet)
         new = ipaddress.ip_network(subnet)
@@ -76,7 +77,12 @@ class Topology:
 
 
 def topology_from_compose(doc: Any, source: str = "compose.yaml") -> Topology:
-    """Build the topology from a parsed compose file; services with a role label are lab hosts."""
+    """Build the topology from a parsed compose file.
+
+    Lab hosts are the services with an `rstlab.role` label and their own place on
+    the network; services that share another's namespace (`network_mode`, the
+    by-hand capture sidecars) are not hosts: the orchestrator makes its own.
+    """
     def fail(what: str) -> BadInput:
         return BadInput(f"{source}: {what}")
 
@@ -94,7 +100,7 @@ def topology_from_compose(doc: Any, source: str = "compose.yaml") -> Topology:
     for name, svc in (doc.get("services") or {}).items():
         labels = svc.get("labels") or {}
         role = labels.get(TEMPLATE_LABEL)
-        if not role:
+        if not role or svc.get("network_mode"):
             continue  # sidecars and helpers for use by hand
         try:
             address = svc["networks"][net_name]["ipv4_address"]
