@@ -2,7 +2,8 @@
 
 Every command is a function in COMMANDS returning an ExitStatus; `main` turns
 a LabError into its one line and status, and Ctrl-C or SIGTERM into 130 after
-the lab has torn itself down.
+the lab has torn itself down. `list`, `show`, `report` and `explain` never load
+the Docker SDK: only the commands that use the engine import lab/.
 """
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ import argparse
 import json
 import signal
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rich.console import Console
 
 from . import catalog
 from .errors import BadInput, ExitStatus, LabError
 from .report.console import ConsoleReport
-from .runner import ScenarioResult
+
+if TYPE_CHECKING:
+    import docker
+
+    from .runner import Progress
 
 DEFAULT_OUT = Path("captures")
 
@@ -59,7 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_list(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+@dataclass
+class Context:
+    """What a command works with: its report (the consoles) and, for the commands that need one, the engine."""
+
+    report: ConsoleReport
+    client: docker.DockerClient | None = None
+
+    def engine(self) -> docker.DockerClient:
+        """The Docker client given to `main`, else one connected now (EngineUnavailable if none answers)."""
+        if self.client is None:
+            from .lab import engine
+            self.client = engine.connect()
+        return self.client
+
+
+def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    report = ctx.report
     scenarios = catalog.builtin_scenarios(catalog.load_topology())
     if args.json:
         print(json.dumps([{"id": s.id, "title": s.title, "claim": s.claim, "hosts": list(s.hosts),
@@ -69,15 +92,17 @@ def cmd_list(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _run(names: Sequence[str] | None, out: Path, jobs: int | None, report: ConsoleReport) -> ExitStatus:
+def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context) -> ExitStatus:
     from .lab import engine, images
-    from .report import files
+    from .lab.engine_run import EngineRun
+    from .report import results_folder
     from .runner import default_jobs, run_many
 
+    report = ctx.report
     topology = catalog.load_topology()
     scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
-    files.prepare_output(out)
-    client = engine.connect()
+    results_folder.prepare_output(out)
+    client = ctx.engine()
     leftovers = sorted({o.run_id for o in engine.lab_objects(client)})
     if leftovers:
         report.note(f"[yellow]note:[/yellow] objects of other runs are on the engine (runs "
@@ -85,72 +110,68 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, report: Conso
                     "python -m orchestrator clean")
     run_id = engine.new_run_id()
     image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, report.build_progress)
-    kernel = str(client.info().get("KernelVersion", ""))
+    kernel = engine.kernel_version(client)
     jobs = jobs or default_jobs()
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
-    def finished(result: ScenarioResult) -> None:
-        result.kernel = kernel
-        files.write_scenario(out, result, run_id)
-        report.scenario_done(result)
+    def progress(event: Progress) -> None:
+        if event.result is not None:
+            event.result.kernel = kernel
+            results_folder.write_scenario(out, event.result, run_id)
+        report.scenario_progress(event)
 
-    results = run_many(client, image_set, topology, scenarios, run_id, jobs,
-                       report.scenario_progress, finished)
-    files.write_run(out, results, run_id, kernel)
+    results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress)
+    results_folder.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))
     if any(r.error for r in results):
         return ExitStatus.ENVIRONMENT
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.EXPECTATION_FAILED
 
 
-def cmd_run(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
-    return _run(args.scenarios, args.out, args.jobs, report)
+def cmd_run(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    return _run(args.scenarios, args.out, args.jobs, ctx)
 
 
-def cmd_all(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
-    return _run(None, args.out, args.jobs, report)
+def cmd_all(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    return _run(None, args.out, args.jobs, ctx)
 
 
-def cmd_new(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+def cmd_new(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .starter import write_starter
 
     path = write_starter(args.name)
-    report.note(f"wrote {path}: run it with python -m orchestrator run {path}")
+    ctx.report.note(f"wrote {path}: run it with python -m orchestrator run {path}")
     return ExitStatus.OK
 
 
-def cmd_build(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+def cmd_build(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .lab import engine, images
 
-    client = engine.connect()
-    built = images.ensure_images(client, catalog.IMAGES_DIR, engine.new_run_id(), report.build_progress,
+    built = images.ensure_images(ctx.engine(), catalog.IMAGES_DIR, engine.new_run_id(), ctx.report.build_progress,
                                  force=args.force)
-    report.note(f"images ready: {built.base}, {built.host}")
+    ctx.report.note(f"images ready: {built.base}, {built.host}")
     return ExitStatus.OK
 
 
-def cmd_clean(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+def cmd_clean(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .lab import engine
 
-    client = engine.connect()
+    client = ctx.engine()
     removed = engine.remove_lab_objects(client)
     containers = sum(1 for o in removed if o.kind == "container")
     networks = len(removed) - containers
-    removed_images = 0
-    if args.images:
-        for image in client.images.list(filters={"label": engine.RUN}):
-            client.images.remove(image.id, force=True)
-            removed_images += 1
-    report.note(f"removed {containers} containers, {networks} networks"
+    removed_images = engine.remove_images(client) if args.images else 0
+    ctx.report.note(f"removed {containers} containers, {networks} networks"
                 + (f", {removed_images} images" if args.images else "") + " labelled rstlab.run")
     return ExitStatus.OK
 
 
-def cmd_show(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
-    from .report import files
+def cmd_show(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    from .report import results_folder
     from .report.ladder import build_ladder
 
-    doc = files.load_result(args.out, args.name)
+    report = ctx.report
+    doc = results_folder.load_result(args.out, args.name)
     if args.at is not None and args.at not in doc.get("packets", {}):
         raise BadInput(f"{args.name} has no capture point {args.at!r}",
                        f"capture points: {', '.join(doc.get('packets', {})) or 'none'}")
@@ -158,10 +179,11 @@ def cmd_show(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     return ExitStatus.OK
 
 
-def cmd_report(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
-    from .report import files, pages
+def cmd_report(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    from .report import pages, results_folder
 
-    summary, docs = files.write_report(args.folder)
+    report = ctx.report
+    summary, docs = results_folder.write_report(args.folder)
     if args.step_summary:
         print(pages.step_summary(summary, docs), end="")
     else:
@@ -170,7 +192,7 @@ def cmd_report(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
     return ExitStatus.OK
 
 
-def cmd_explain(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
+def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     import ipaddress
 
     from .capture import read_capture
@@ -188,11 +210,11 @@ def cmd_explain(args: argparse.Namespace, report: ConsoleReport) -> ExitStatus:
             if r.truncated:
                 print(f"warning: {r.path} is truncated: explained up to the cut", file=sys.stderr)
     else:
-        report.explanations(results)
+        ctx.report.explanations(results)
     return ExitStatus.OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, ConsoleReport], ExitStatus]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Context], ExitStatus]] = {
     "list": cmd_list, "run": cmd_run, "all": cmd_all, "build": cmd_build, "clean": cmd_clean,
     "show": cmd_show, "report": cmd_report, "explain": cmd_explain, "new": cmd_new,
 }
@@ -202,13 +224,17 @@ def _sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+def main(argv: Sequence[str] | None = None, console: Console | None = None, err: Console | None = None,
+         client: docker.DockerClient | None = None) -> int:
+    """Run one command. `console` and `err` default to the terminal's stdout and stderr; `client`
+    to the engine DOCKER_HOST names (tests pass their own, and run the CLI in-process)."""
     args = _parser().parse_args(argv)
     report = ConsoleReport(console)
-    err = Console(stderr=True)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    err = err or Console(stderr=True)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm) if in_main_thread else None
     try:
-        return int(COMMANDS[args.command](args, report))
+        return int(COMMANDS[args.command](args, Context(report, client)))
     except LabError as exc:
         err.print(f"error: {exc.line()}", highlight=False, markup=False, soft_wrap=True)
         return int(exc.status)
@@ -216,4 +242,5 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         err.print("interrupted: the lab's containers and networks of this run were removed", highlight=False, soft_wrap=True)
         return int(ExitStatus.INTERRUPTED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

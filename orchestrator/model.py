@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 from .errors import ScenarioFileError
 
+# The peer agent's calls (images/host/rstlab_peer.py CALLS; a unit test holds the two
+# together): those a scenario's steps may make, and those only the runner makes.
 AGENT_CALLS = frozenset({
     "socket", "setsockopt", "listen", "accept", "connect", "send", "recv",
     "shutdown", "close", "shell", "exec", "sleep",
     "wait_socket", "wait_counter", "wait_blocked", "wait_conntrack",
 })
+RUNNER_CALLS = frozenset({"counters", "put_file", "sockets"})
 STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
 FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
 DEFAULT_SETTLE = 0.3
@@ -161,16 +164,43 @@ class ReasonExpectation:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One thing the lab does: a peer-agent call on a host, a pause, or a wait for background calls."""
+class CallStep:
+    """A peer-agent call on a host; in the background it is awaited at a `wait` step or at the end."""
 
-    kind: str                       # "call", "sleep", "wait", "restart"
-    host: str | None = None
-    call: str | None = None
+    host: str
+    call: str
     args: Mapping[str, Any] = field(default_factory=dict)
     background: bool = False
     label: str | None = None
-    seconds: float = 0.0
+    kind: Literal["call"] = field(default="call", init=False)
+
+
+@dataclass(frozen=True)
+class SleepStep:
+    """A pause of the whole scenario."""
+
+    seconds: float
+    kind: Literal["sleep"] = field(default="sleep", init=False)
+
+
+@dataclass(frozen=True)
+class WaitStep:
+    """Wait for the background calls labelled `label` (None: every one still going)."""
+
+    label: str | None = None
+    kind: Literal["wait"] = field(default="wait", init=False)
+
+
+@dataclass(frozen=True)
+class RestartStep:
+    """Kill a host and start it again: a fresh network namespace, same address."""
+
+    host: str
+    kind: Literal["restart"] = field(default="restart", init=False)
+
+
+Step = Union[CallStep, SleepStep, WaitStep, RestartStep]
+"""One thing the lab does, told apart by its class (or its `kind`)."""
 
 
 @dataclass(frozen=True)
@@ -241,13 +271,13 @@ def _list(where: str, value: Any) -> list[Any]:
 def _step(where: str, raw: Any, hosts: Sequence[str]) -> Step:
     raw = _mapping(where, raw)
     if set(raw) == {"sleep"}:
-        return Step(kind="sleep", seconds=float(raw["sleep"]))
+        return SleepStep(seconds=float(raw["sleep"]))
     if set(raw) == {"restart"}:
         if raw["restart"] not in hosts:
             raise ValueError(f"{where}.restart: unknown host {raw['restart']!r} (hosts: {', '.join(hosts)})")
-        return Step(kind="restart", host=str(raw["restart"]))
+        return RestartStep(host=str(raw["restart"]))
     if set(raw) == {"wait"}:
-        return Step(kind="wait", label=None if raw["wait"] in (None, "all") else str(raw["wait"]))
+        return WaitStep(label=None if raw["wait"] in (None, "all") else str(raw["wait"]))
     if "host" not in raw or "call" not in raw:
         raise ValueError(f"{where}: a step needs host and call (or is {{sleep: S}}, {{wait: LABEL}} or {{restart: HOST}})")
     if raw["host"] not in hosts:
@@ -260,7 +290,7 @@ def _step(where: str, raw: Any, hosts: Sequence[str]) -> Step:
         if target not in hosts or not port.isdigit():
             raise ValueError(f"{where}.to: expected HOST:PORT with a scenario host, got {raw['to']!r}")
         args["host"], args["port"] = target, int(port)
-    return Step(kind="call", host=raw["host"], call=raw["call"], args=args,
+    return CallStep(host=str(raw["host"]), call=str(raw["call"]), args=args,
                 background=bool(raw.get("background", False)),
                 label=str(raw["label"]) if raw.get("label") is not None else None)
 

@@ -1,204 +1,116 @@
-"""Running scenarios: realise the lab, drive the steps, capture, check, write the results.
+"""Running scenarios: realise each one's lab, drive the steps, capture, check.
 
-The runner never prints: it reports progress through a callback and returns
-`ScenarioResult`s; the command layer decides how to show them.
+The runner never prints and never touches Docker: it talks to labs through the
+`Lab`/`LabRun` protocols (lab/protocol.py), to time through a `Clock`, reports
+what it is doing as `Progress` events and returns `ScenarioResult`s. The
+command layer decides how to show them.
 """
 from __future__ import annotations
 
 import base64
 import os
-import re
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
 
-import docker
-
-from .capture import Packet, parse_capture_bytes
+from .capture import parse_capture_bytes
+from .drive import STEP_TIMEOUT, Counters, drive
 from .errors import LabRuntimeError
-from .lab import engine
-from .lab.hosts import ScenarioLab
-from .lab.images import ImageSet
+from .lab.protocol import Clock, Lab, LabRun, SystemClock
 from .model import Scenario, Step
-from .topology import Topology
-from .verify import Check, check_capture_integrity, check_scenario, holds
+from .result import ScenarioResult
+from .verify import check_capture_integrity, check_scenario
 
-STEP_TIMEOUT = 30.0
-Progress = Callable[[str, str], None]   # (scenario id, message)
+Phase = Literal["waiting", "creating", "capturing", "step", "checking", "done"]
 
 
-@dataclass
-class ScenarioResult:
-    """Everything one scenario run observed and concluded."""
+@dataclass(frozen=True)
+class Progress:
+    """What a scenario is doing now: the runner emits these, the command layer shows them.
+
+    `step` and `index` are set in the `step` phase; `result` in the `done` phase.
+    """
 
     scenario: Scenario
-    checks: list[Check] = field(default_factory=list)
-    packets: dict[str, list[Packet]] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    counters: dict[str, dict[str, int]] = field(default_factory=dict)
-    hosts: dict[str, str] = field(default_factory=dict)
-    capture_stats: dict[str, dict[str, int | None]] = field(default_factory=dict)
-    pcaps: dict[str, bytes] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)   # setup, steps, settle, capture, teardown (s)
-    error: str | None = None
-    started: float = 0.0
-    duration: float = 0.0
-    kernel: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and all(holds(c) for c in self.checks)
+    phase: Phase
+    at: float                          # the clock's monotonic time
+    index: int = -1
+    step: Step | None = None
+    result: ScenarioResult | None = None
 
 
-def _with_addresses(value: Any, lab: ScenarioLab) -> Any:
-    """`{server}` in a command or argument becomes that host's address in this run."""
-    if isinstance(value, str):
-        return re.sub(r"\{([a-z][a-z0-9_-]*)\}",
-                      lambda m: lab.address(m.group(1)) if m.group(1) in lab.topology.hosts else m.group(0), value)
-    if isinstance(value, list):
-        return [_with_addresses(v, lab) for v in value]
-    return value
+OnProgress = Callable[[Progress], None]
 
 
-def _agent_args(step: Step, lab: ScenarioLab) -> dict[str, Any]:
-    args = {k: _with_addresses(v, lab) for k, v in step.args.items()}
-    if step.call == "connect" and args.get("host") in lab.topology.hosts:
-        args["host"] = lab.address(args["host"])
-    return args
+def _ignore(progress: Progress) -> None:
+    pass
 
 
-class _Counters:
-    """Kernel counter deltas per host over the run, across restarts (a restart starts from zero)."""
+def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_progress: OnProgress = _ignore,
+                 on_steps: Callable[[], None] | None = None) -> ScenarioResult:
+    """Run one scenario on its lab and check what it observed. Lab failures end up in `error`.
 
-    def __init__(self, lab: ScenarioLab, hosts: Sequence[str]) -> None:
-        self.lab = lab
-        self.base = {h: self.read(h) for h in hosts}
-        self.earlier: dict[str, dict[str, int]] = {h: {} for h in hosts}
-
-    def read(self, host: str) -> dict[str, int]:
-        return dict(self.lab.agent(host).call("counters", {}, STEP_TIMEOUT)["result"])
-
-    def before_restart(self, host: str) -> None:
-        self.earlier[host] = self.delta(host)
-
-    def after_restart(self, host: str) -> None:
-        self.base[host] = self.read(host)
-
-    def delta(self, host: str) -> dict[str, int]:
-        now, base, earlier = self.read(host), self.base[host], self.earlier[host]
-        return {k: now[k] - base.get(k, 0) + earlier.get(k, 0) for k in now}
-
-
-def _drive(scenario: Scenario, lab: ScenarioLab, counters: _Counters) -> list[dict[str, Any]]:
-    """Run the steps in order; background calls are awaited at a wait step or at the end."""
-    events: list[dict[str, Any]] = []
-    pending: list[tuple[str | None, str, int]] = []   # (label, host, call id)
-    deadline = time.monotonic() + scenario.timeout
-
-    def left() -> float:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise LabRuntimeError(f"{scenario.id} went over its time limit of {scenario.timeout:g} s",
-                                  "a call never returned: see the steps, or raise the scenario's timeout")
-        return remaining
-
-    def collect(which: list[tuple[str | None, str, int]]) -> None:
-        for item in which:
-            pending.remove(item)
-            _, host, call_id = item
-            try:
-                events.append(lab.agent(host).result(call_id, min(STEP_TIMEOUT, left())))
-            except LabRuntimeError:
-                left()   # says so if it was the scenario's time limit that ran out
-                raise
-
-    for step in scenario.steps:
-        if step.kind == "sleep":
-            time.sleep(min(step.seconds, left()))
-        elif step.kind == "wait":
-            collect([p for p in pending if step.label is None or p[0] == step.label])
-        elif step.kind == "restart":
-            assert step.host is not None
-            collect([p for p in pending if p[1] == step.host])
-            counters.before_restart(step.host)
-            t = time.time()
-            lab.restart(step.host)
-            counters.after_restart(step.host)
-            events.append({"host": step.host, "call": "restart", "sock": None, "start": t, "end": time.time(),
-                           "ok": True, "result": None, "errno": None, "error": None})
-        else:
-            assert step.host is not None and step.call is not None
-            call_id = lab.agent(step.host).send(step.call, _agent_args(step, lab))
-            item = (step.label, step.host, call_id)
-            pending.append(item)
-            if not step.background:
-                collect([item])
-    collect(list(pending))
-    return sorted(events, key=lambda e: (e.get("start", 0), e.get("id", 0)))
-
-
-def _lab(client: docker.DockerClient, images: ImageSet, topology: Topology, scenario: Scenario, run_id: str,
-         reaper: engine.Reaper | None) -> ScenarioLab:
-    return ScenarioLab(client, images, topology, run_id, scenario.id, scenario.hosts, scenario.capture,
-                       scenario.sysctls, reaper)
-
-
-def run_scenario(client: docker.DockerClient, images: ImageSet, topology: Topology, scenario: Scenario,
-                 run_id: str, progress: Progress, reaper: engine.Reaper | None = None,
-                 lab: ScenarioLab | None = None, on_steps: Callable[[], None] | None = None) -> ScenarioResult:
-    """Run one scenario on the engine and check what it observed. Lab errors end up in `error`.
-
-    With a `reaper` its containers and network are removed in the background
-    once the captures are in; without, before this returns. `lab` is one made
-    (and perhaps prepared) ahead; `on_steps` is called as the steps begin.
+    `on_steps` is called as the steps begin (the run then prepares a waiting
+    scenario's lab while this one waits on kernel timers).
     """
-    result = ScenarioResult(scenario=scenario, started=time.time())
-    say = lambda msg: progress(scenario.id, msg)  # noqa: E731
-    t0 = mark = time.monotonic()
+    clock = clock or SystemClock()
+    result = ScenarioResult(scenario=scenario, started=clock.time())
+    t0 = mark = clock.monotonic()
 
     def phase(name: str) -> None:
         nonlocal mark
-        now = time.monotonic()
+        now = clock.monotonic()
         result.timings[name] = round(now - mark, 3)
         mark = now
 
+    def say(name: Phase, index: int = -1, step: Step | None = None) -> None:
+        on_progress(Progress(scenario, name, clock.monotonic(), index, step))
+
+    say("creating")
     try:
-        with lab or _lab(client, images, topology, scenario, run_id, reaper) as lab:
-            result.hosts = {h: lab.address(h) for h in scenario.hosts}
-            for f in scenario.files:
-                answer = lab.agent(f.host).call("put_file", {"path": f.path, "data": base64.b64encode(f.content).decode()},
-                                                STEP_TIMEOUT)
-                if not answer["ok"]:
-                    raise LabRuntimeError(f"cannot copy {f.name} into {f.host}: {answer['error']}")
-            say("hosts up, capturing")
-            counters = _Counters(lab, scenario.hosts)
-            phase("setup")
-            if on_steps is not None:
-                on_steps()
-            result.events = _drive(scenario, lab, counters)
-            phase("steps")
-            time.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
-            phase("settle")
-            result.counters = {h: counters.delta(h) for h in scenario.hosts}
-            files = lab.stop_captures()
-            phase("capture")
-            say("captures stopped, checking")
+        with lab:
+            try:
+                result.addresses = {h: lab.addresses[h] for h in scenario.hosts}
+                for hf in scenario.files:
+                    answer = lab.agent(hf.host).call(
+                        "put_file", {"path": hf.path, "data": base64.b64encode(hf.content).decode()}, STEP_TIMEOUT)
+                    if not answer["ok"]:
+                        raise LabRuntimeError(f"cannot copy {hf.name} into {hf.host}: {answer['error']}")
+                say("capturing")
+                counters = Counters(lab, scenario.hosts)
+                phase("setup")
+                if on_steps is not None:
+                    on_steps()
+                result.events = drive(scenario, lab, counters, clock,
+                                      lambda index, step: say("step", index, step))
+                phase("steps")
+                clock.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
+                phase("settle")
+                result.counters = {h: counters.delta(h) for h in scenario.hosts}
+                fault = lab.fault()   # a host cut off or a capture gone would make the checks lie
+                if fault is not None:
+                    raise fault
+                say("checking")
+                captures = lab.stop_captures()
+                phase("capture")
+            except LabRuntimeError as exc:
+                raise (lab.fault() or exc) from None
         phase("teardown")
-        names = {addr: host for host, addr in result.hosts.items()}
-        for host, f in files.items():
+        names = result.names
+        for host, capture in captures.items():
             # A frame the bridge flooded to this host (its MAC is another's, e.g. while a
             # restarted host's port is relearned) never reached the host's TCP: leave it out.
-            result.packets[host] = [p for p in parse_capture_bytes(f.data, f"{host}.pcap").packets
+            result.packets[host] = [p for p in parse_capture_bytes(capture.data, f"{host}.pcap").packets
                                     if p.direction != "other"]
-            result.capture_stats[host] = {"captured": f.captured, "received": f.received, "dropped": f.dropped}
-            result.checks.append(check_capture_integrity(host, f.captured, f.received, f.dropped))
+            result.capture_stats[host] = {"captured": capture.captured, "received": capture.received,
+                                          "dropped": capture.dropped}
+            result.checks.append(check_capture_integrity(host, capture.captured, capture.received, capture.dropped))
         result.checks += check_scenario(scenario, result.packets, names, result.events, result.counters)
-        result.pcaps = {host: f.data for host, f in files.items()}
+        result.pcaps = {host: capture.data for host, capture in captures.items()}
     except LabRuntimeError as exc:
         result.error = exc.line()
-    result.duration = time.monotonic() - t0
+    result.duration = clock.monotonic() - t0
     return result
 
 
@@ -207,7 +119,7 @@ def default_jobs() -> int:
     return max(1, min(8, 2 * (os.cpu_count() or 1)))
 
 
-class _Ahead:
+class Ahead:
     """Prepares the labs of waiting scenarios while the running ones wait on kernel timers.
 
     When a running scenario's steps begin, the first queued scenario neither
@@ -216,15 +128,15 @@ class _Ahead:
     worker then only has to start them.
     """
 
-    def __init__(self, make: Callable[[Scenario], ScenarioLab], scenarios: Sequence[Scenario], limit: int) -> None:
+    def __init__(self, make: Callable[[Scenario], Lab], scenarios: Sequence[Scenario], limit: int) -> None:
         self._make = make
         self._waiting = list(scenarios)
         self._limit = limit
         self._lock = threading.Lock()
-        self._ready: dict[str, ScenarioLab] = {}
+        self._ready: dict[str, Lab] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
 
-    def take(self, scenario: Scenario) -> ScenarioLab | None:
+    def take(self, scenario: Scenario) -> Lab | None:
         """The scenario starts now: its lab if prepared (or being prepared)."""
         with self._lock:
             self._waiting.remove(scenario)
@@ -242,43 +154,43 @@ class _Ahead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_many(client: docker.DockerClient, images: ImageSet, topology: Topology, scenarios: Sequence[Scenario],
-             run_id: str, jobs: int, progress: Progress,
-             on_result: Callable[[ScenarioResult], None]) -> list[ScenarioResult]:
+def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress: OnProgress = _ignore,
+             clock: Clock | None = None) -> list[ScenarioResult]:
     """Run scenarios `jobs` at a time; results in the order given.
 
+    Each finished scenario is announced as a `done` Progress carrying its result.
     On Ctrl-C (KeyboardInterrupt in the calling thread) nothing new starts, every
     object of the run is removed by label (which also ends the scenarios still
     running: their agents lose their hosts), and the interrupt is raised again.
     """
+    clock = clock or SystemClock()
     results: dict[str, ScenarioResult] = {}
     lock = threading.Lock()
-    reaper = engine.Reaper(client)
-    ahead = _Ahead(lambda s: _lab(client, images, topology, s, run_id, reaper), scenarios, max(1, jobs))
+    ahead = Ahead(labs.make, scenarios, max(1, jobs))
+    for s in scenarios:
+        on_progress(Progress(s, "waiting", clock.monotonic()))
 
     def one(scenario: Scenario) -> None:
-        result = run_scenario(client, images, topology, scenario, run_id, progress, reaper,
-                              ahead.take(scenario), ahead.steps_began)
+        lab = ahead.take(scenario) or labs.make(scenario)
+        result = run_scenario(lab, scenario, clock, on_progress, ahead.steps_began)
         with lock:
             results[scenario.id] = result
-            on_result(result)
+            on_progress(Progress(scenario, "done", clock.monotonic(), result=result))
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
-    futures = [pool.submit(one, s) for s in scenarios]
+    futures: list[Future[None]] = [pool.submit(one, s) for s in scenarios]
     try:
         for future in futures:
             future.result()
     except BaseException:
         for future in futures:
             future.cancel()
-        engine.remove_lab_objects(client, f"{engine.RUN}={run_id}", parallel=True)
+        labs.remove_everything()
         pool.shutdown(wait=True, cancel_futures=True)
         ahead.close()
-        reaper.drain()
-        engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
+        labs.finish()
         raise
     pool.shutdown(wait=True)
     ahead.close()
-    if reaper.drain():   # normally empty: one more sweep of the whole run before giving up
-        engine.remove_until_gone(client, f"{engine.RUN}={run_id}")
+    labs.finish()
     return [results[s.id] for s in scenarios]

@@ -5,7 +5,6 @@ observed, in words a person reads in the report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .capture import Packet, format_packet
@@ -17,28 +16,10 @@ from .model import (
     ReasonExpectation,
     Scenario,
 )
+from .result import Check, holds
 
-
-@dataclass(frozen=True)
-class Check:
-    """One verdict: `kind` is packets, absent, app, counter, capture or reasons; `subject` names where it applies.
-
-    A check that could not be made (the kernel's reasons where tracefs is out
-    of reach) is `witnessed=False`: neither passed nor failed, and it does
-    not decide the scenario's verdict.
-    """
-
-    kind: str
-    subject: str
-    expected: str
-    observed: str
-    passed: bool
-    witnessed: bool = True
-
-    @property
-    def status(self) -> str:
-        """passed, failed or not witnessed."""
-        return "not witnessed" if not self.witnessed else "passed" if self.passed else "failed"
+__all__ = ["Check", "check_app", "check_capture", "check_capture_integrity", "check_counters", "check_reasons",
+           "check_scenario", "holds", "mark", "match_sequence", "packet_matches", "tally"]
 
 
 def tally(checks: Sequence[Check | Mapping[str, Any]]) -> str:
@@ -57,13 +38,6 @@ def tally(checks: Sequence[Check | Mapping[str, Any]]) -> str:
 def mark(check: Mapping[str, Any], good: str = "✅", bad: str = "❌") -> str:
     """A check record's mark in a table: passed, failed, or not witnessed."""
     return "not witnessed" if not check.get("witnessed", True) else good if check["passed"] else bad
-
-
-def holds(check: Check | Mapping[str, Any]) -> bool:
-    """Does a check (or its result.json record) keep the scenario passing? Not witnessed ones do."""
-    if isinstance(check, Check):
-        return check.passed or not check.witnessed
-    return bool(check["passed"]) or not check.get("witnessed", True)
 
 
 def _host(address: str, names: Mapping[str, str]) -> str:

@@ -7,9 +7,10 @@ Each stdout JSON line is an answer (it carries the call's id) or an event
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping, cast
 
 from ..errors import LabRuntimeError
+from ..result import AgentAnswer
 from .attach import AttachedStream
 
 
@@ -20,7 +21,7 @@ class AgentChannel(AttachedStream):
 
     def __init__(self, api: Any, container_id: str, host: str) -> None:
         self._pending = b""
-        self._answers: dict[int, dict[str, Any]] = {}
+        self._answers: dict[int, AgentAnswer] = {}
         self._events: list[dict[str, Any]] = []
         self._next_id = 0
         super().__init__(api, container_id, host, stdin=True)
@@ -33,7 +34,7 @@ class AgentChannel(AttachedStream):
             except ValueError:
                 continue
             if "id" in msg:
-                self._answers[msg["id"]] = msg
+                self._answers[msg["id"]] = cast(AgentAnswer, msg)
             else:
                 self._events.append(msg)
 
@@ -43,20 +44,20 @@ class AgentChannel(AttachedStream):
         return self._wait(lambda: next((e for e in self._events if e.get("event") == "ready"), None),
                           timeout, "to start")
 
-    def send(self, call: str, args: dict[str, Any]) -> int:
+    def send(self, call: str, args: Mapping[str, Any]) -> int:
         """Send a call; returns its id for `result`."""
         with self._cond:
             self._next_id += 1
             call_id = self._next_id
-        line = json.dumps({"id": call_id, "call": call, "args": args}) + "\n"
+        line = json.dumps({"id": call_id, "call": call, "args": dict(args)}) + "\n"
         try:
             self._raw.sendall(line.encode())
         except OSError as exc:
             raise LabRuntimeError(f"{self.host}: cannot reach its peer agent ({exc})") from None
         return call_id
 
-    def result(self, call_id: int, timeout: float) -> dict[str, Any]:
+    def result(self, call_id: int, timeout: float) -> AgentAnswer:
         return self._wait(lambda: self._answers.get(call_id), timeout, f"to answer call {call_id}")
 
-    def call(self, call: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, call: str, args: Mapping[str, Any], timeout: float) -> AgentAnswer:
         return self.result(self.send(call, args), timeout)

@@ -1,30 +1,54 @@
-"""Connecting to the Docker engine and the labels every lab object carries."""
+"""Connecting to the Docker engine, the labels every lab object carries, removal by label.
+
+`engine_call` is the one place an SDK exception becomes the project's error:
+every call into the SDK under lab/ runs inside it (or catches what it expects).
+"""
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import docker
 import docker.errors
+import requests.exceptions
 
-from ..errors import EngineUnavailable
+from ..errors import EngineUnavailable, LabError, LabRuntimeError
 
 RUN = "rstlab.run"
 SCENARIO = "rstlab.scenario"
 ROLE = "rstlab.role"
+SESSION = "rstlab.session"
+SESSION_ENV = "RSTLAB_SESSION"   # when set, every object also carries it as rstlab.session (tests find theirs)
+
+SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
-ISSUED: list[str] = []   # run ids this process made, so tests can find exactly their own objects
+def explanation(exc: BaseException) -> str:
+    """The engine's own words for a failed call, on one line."""
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        text = str(exc.explanation)
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:300]
+
+
+@contextmanager
+def engine_call(what: str, error: type[LabError] = LabRuntimeError) -> Iterator[None]:
+    """Run SDK calls; any SDK exception becomes `error` saying `what` failed, in the engine's words."""
+    try:
+        yield
+    except SDK_ERRORS as exc:
+        raise error(f"{what}: {explanation(exc)}") from None
 
 
 def new_run_id() -> str:
     """A short id that names and labels every object of one run."""
-    run_id = secrets.token_hex(4)
-    ISSUED.append(run_id)
-    return run_id
+    return secrets.token_hex(4)
 
 
 def labels(run_id: str, scenario: str | None = None, role: str | None = None) -> dict[str, str]:
@@ -33,6 +57,9 @@ def labels(run_id: str, scenario: str | None = None, role: str | None = None) ->
         out[SCENARIO] = scenario
     if role:
         out[ROLE] = role
+    session = os.environ.get(SESSION_ENV)
+    if session:
+        out[SESSION] = session
     return out
 
 
@@ -41,7 +68,7 @@ def connect(timeout: int = 120) -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
-    except (docker.errors.DockerException, OSError) as exc:
+    except (*SDK_ERRORS, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise EngineUnavailable(
             f"no Docker engine reachable ({reason[:160]})",
@@ -67,10 +94,11 @@ def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]
     remove meanwhile cannot make it fail.
     """
     filters = {"label": [RUN, *selectors]}
-    found = [LabObject("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"].get(RUN, ""))
-             for c in client.api.containers(all=True, filters=filters)]
-    found += [LabObject("network", n["Id"], n["Name"], (n.get("Labels") or {}).get(RUN, ""))
-              for n in client.api.networks(filters=filters)]
+    with engine_call("cannot list the lab's objects"):
+        found = [LabObject("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"].get(RUN, ""))
+                 for c in client.api.containers(all=True, filters=filters)]
+        found += [LabObject("network", n["Id"], n["Name"], (n.get("Labels") or {}).get(RUN, ""))
+                  for n in client.api.networks(filters=filters)]
     return found
 
 
@@ -85,10 +113,8 @@ def remove_lab_objects(client: docker.DockerClient, *selectors: str, parallel: b
             else:
                 client.api.remove_network(obj.id)
             return obj
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError:
-            return None   # e.g. a network whose last container is still going: the caller may try again
+        except SDK_ERRORS:
+            return None   # gone already, or a network whose last container is still going: try again
 
     containers = [o for o in found if o.kind == "container"]
     with ThreadPoolExecutor(max_workers=max(1, len(containers)) if parallel else 1) as pool:
@@ -130,7 +156,23 @@ class Reaper:
         for future in self._futures:
             try:
                 left += future.result()
-            except Exception:   # the engine went away: the caller's own removal by label reports it
+            except LabRuntimeError:   # the engine went away: the caller's own removal by label reports it
                 pass
         self._pool.shutdown(wait=True)
         return left
+
+
+def kernel_version(client: docker.DockerClient) -> str:
+    """The engine's kernel, as results record it."""
+    with engine_call("cannot ask the engine for its kernel", EngineUnavailable):
+        return str(client.info().get("KernelVersion", ""))
+
+
+def remove_images(client: docker.DockerClient) -> int:
+    """Remove every image labelled rstlab.run (the lab's own); how many went."""
+    with engine_call("cannot remove the lab's images", EngineUnavailable):
+        found = client.images.list(filters={"label": RUN})
+        for image in found:
+            if image.id is not None:
+                client.images.remove(image.id, force=True)
+    return len(found)

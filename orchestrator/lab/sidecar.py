@@ -9,9 +9,9 @@ counts, the capture's integrity check.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
+from typing import Any
 from .attach import AttachedStream
+from .protocol import CaptureFile
 
 # NET_RAW opens the packet socket; SETUID/SETGID let tcpdump drop to its own
 # unprivileged user right after opening it.
@@ -25,17 +25,6 @@ SIDECAR_CAPS = ["NET_RAW", "SETUID", "SETGID"]
 # times, and one arriving while tcpdump stops is counted but never written,
 # which would fail the capture's integrity check for a packet nobody needs.
 TCPDUMP_ARGS = ["-i", "any", "-n", "-U", "--immediate-mode", "-s", "8192", "-B", "16384", "-w", "-", "tcp or icmp"]
-
-
-@dataclass(frozen=True)
-class CaptureFile:
-    """A capture point's pcap and tcpdump's own closing counts."""
-
-    host: str
-    data: bytes
-    captured: int | None
-    received: int | None
-    dropped: int | None
 
 
 def parse_tcpdump_counts(text: str) -> tuple[int | None, int | None, int | None]:
@@ -71,7 +60,7 @@ class CaptureStream(AttachedStream):
 
     what = "tcpdump"
 
-    def __init__(self, api: object, container_id: str, host: str) -> None:
+    def __init__(self, api: Any, container_id: str, host: str) -> None:
         self._parts: list[bytes] = []
         super().__init__(api, container_id, host)
 

@@ -5,7 +5,7 @@ rich prints plain, final output when stdout is not a terminal, so CI logs stay r
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -13,12 +13,15 @@ from rich.text import Text
 
 from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
 from ..model import Scenario
-from ..runner import ScenarioResult
-from ..verify import holds, tally
-from .files import verdict
+from ..result import ScenarioResult, holds
+from ..verify import tally
 from .ladder import Arrow, Ladder
 
+if TYPE_CHECKING:
+    from ..runner import Progress
+
 STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
+PHASE_LINES = {"capturing": "hosts up, capturing", "checking": "captures stopped, checking"}
 
 
 class ConsoleReport:
@@ -32,16 +35,22 @@ class ConsoleReport:
         with self._lock:
             self.console.print(f"[dim]image[/dim] {message}", highlight=False, markup=True, soft_wrap=True)
 
-    def scenario_progress(self, scenario: str, message: str) -> None:
-        with self._lock:
-            self.console.print(f"[bold]{scenario}[/bold] {message}", highlight=False, soft_wrap=True)
+    def scenario_progress(self, event: Progress) -> None:
+        """A line when a scenario's hosts are up and when its checking begins; its verdict when done."""
+        if event.result is not None:
+            self.scenario_done(event.result)
+            return
+        message = PHASE_LINES.get(event.phase)
+        if message:
+            with self._lock:
+                self.console.print(f"[bold]{event.scenario.id}[/bold] {message}", highlight=False, soft_wrap=True)
 
     def note(self, message: str) -> None:
         with self._lock:
             self.console.print(message, highlight=False, soft_wrap=True)
 
     def scenario_done(self, result: ScenarioResult) -> None:
-        v = verdict(result)
+        v = result.verdict
         with self._lock:
             self.console.print(f"[bold]{result.scenario.id}[/bold] [{STYLE[v]}]{v}[/{STYLE[v]}] "
                                f"in {result.duration:.1f} s" + (f": {result.error}" if result.error else ""),
@@ -59,7 +68,7 @@ class ConsoleReport:
         table.add_column("time", justify="right")
         table.add_column("what it shows")
         for r in results:
-            v = verdict(r)
+            v = r.verdict
             table.add_row(r.scenario.id, f"[{STYLE[v]}]{v}[/{STYLE[v]}]", tally(r.checks),
                           f"{r.duration:.1f} s", r.scenario.title)
         self.console.print(table)
@@ -75,7 +84,7 @@ class ConsoleReport:
             table.add_row(s.id, ", ".join(s.hosts), "yes" if s.article_holds else "[yellow]no[/yellow]", s.title)
         self.console.print(table)
 
-    def ladder(self, doc: dict, ladder: Ladder) -> None:
+    def ladder(self, doc: Mapping[str, Any], ladder: Ladder) -> None:
         """`show NAME`: a scenario's verdict and claim, then its ladder drawn in text (ladder.py's model)."""
         v = doc.get("verdict", "error")
         passed, _, made = tally(doc.get("checks", [])).partition("/")

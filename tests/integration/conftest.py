@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +18,10 @@ from rich.console import Console
 from orchestrator import catalog
 from orchestrator.errors import EngineUnavailable
 from orchestrator.lab import engine, images
+
+# Every object this session makes, in-process or in a subprocess, carries rstlab.session=SESSION:
+# the leak check below finds exactly ours on an engine other runs share.
+SESSION = os.environ.setdefault(engine.SESSION_ENV, f"tests-{secrets.token_hex(4)}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,7 +39,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
             pytest.fail(f"CI is set, so integration tests must run: {exc.line()}")
         pytest.skip(f"integration tests need Docker: {exc.line()}")
     yield client
-    leaked = [o.name for o in engine.lab_objects(client) if o.run_id in engine.ISSUED]
+    leaked = [o.name for o in engine.lab_objects(client, f"{engine.SESSION}={SESSION}")]
     assert not leaked, f"the tests left lab objects on the engine: {sorted(leaked)}"
 
 

@@ -9,7 +9,8 @@ import testinfra
 
 from orchestrator import catalog
 from orchestrator.lab import engine
-from orchestrator.lab.hosts import ScenarioLab
+from orchestrator.lab.scenario_lab import ScenarioLab
+from orchestrator.model import Scenario
 from orchestrator.lab.images import ImageSet
 
 HOSTS = ("client", "router", "server", "winhost")
@@ -17,8 +18,9 @@ HOSTS = ("client", "router", "server", "winhost")
 
 @pytest.fixture(scope="module")
 def lab(docker_client: docker.DockerClient, image_set: ImageSet) -> Iterator[ScenarioLab]:
-    with ScenarioLab(docker_client, image_set, catalog.load_topology(), engine.new_run_id(), "testinfra",
-                     HOSTS, HOSTS) as running:
+    scenario = Scenario(id="testinfra", title="testinfra", claim="", explanation="", hosts=HOSTS, capture=HOSTS,
+                        steps=())
+    with ScenarioLab(docker_client, image_set, catalog.load_topology(), engine.new_run_id(), scenario) as running:
         answer = running.agent("server").call("listen", {"sock": "l", "port": 8080}, 10)
         assert answer["ok"], answer
         yield running

@@ -149,11 +149,12 @@ def test_index_html_draws_every_scenarios_ladder(run_folder: Path, tmp_path: Pat
 
 def test_screenshot_is_not_blank_and_shows_the_reset_in_red(run_folder: Path, tmp_path: Path) -> None:
     """closed-port alone on a page: the screenshot has the diagram's ink and the reset's red."""
-    from orchestrator.report import files, html
+    from orchestrator.report import html
+    from orchestrator.report.document import run_summary
 
     doc = json.loads((run_folder / "closed-port" / "result.json").read_text())
     page = tmp_path / "closed-port.html"
-    page.write_text(html.run_page(files.run_summary([doc]), [doc]))
+    page.write_text(html.run_page(run_summary([doc]), [doc]))
     shot = tmp_path / "closed-port.png"
     proc = browse(page, tmp_path, "--window-size=1000,900", f"--screenshot={shot}")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]

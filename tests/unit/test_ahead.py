@@ -5,7 +5,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from orchestrator import catalog
-from orchestrator.runner import _Ahead
+from orchestrator.runner import Ahead
 
 
 class FakeLab:
@@ -23,7 +23,7 @@ def scenarios() -> list[Any]:
 
 def test_the_first_waiting_scenario_is_prepared_when_steps_begin() -> None:
     s = scenarios()
-    ahead = _Ahead(FakeLab, s, limit=1)   # type: ignore[arg-type]
+    ahead = Ahead(FakeLab, s, limit=1)   # type: ignore[arg-type]
     assert ahead.take(s[0]) is None, "nothing is prepared before any steps began"
     ahead.steps_began()
     lab = ahead.take(s[1])
@@ -34,7 +34,7 @@ def test_the_first_waiting_scenario_is_prepared_when_steps_begin() -> None:
 def test_at_most_limit_labs_wait_and_started_scenarios_are_skipped() -> None:
     s = scenarios()
     made: list[FakeLab] = []
-    ahead = _Ahead(lambda sc: made.append(FakeLab(sc)) or made[-1], s, limit=2)   # type: ignore[arg-type]
+    ahead = Ahead(lambda sc: made.append(FakeLab(sc)) or made[-1], s, limit=2)   # type: ignore[arg-type]
     ahead.take(s[0])
     ahead.take(s[1])                      # started before anything was prepared for it
     for _ in range(4):

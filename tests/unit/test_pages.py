@@ -14,8 +14,9 @@ import pytest
 from rich.console import Console
 
 from orchestrator.cli import main
-from orchestrator.model import Step
-from orchestrator.report import files, html, pages
+from orchestrator.model import CallStep, RestartStep, SleepStep
+from orchestrator.report import html, pages, results_folder
+from orchestrator.report.document import describe_step, run_summary
 from orchestrator.report.console import ladder_lines
 from orchestrator.report.ladder import MAX_ARROWS, Note, build_ladder, default_point
 
@@ -266,7 +267,7 @@ def test_index_page_lists_every_scenario_with_verdict_and_link() -> None:
     bad["verdict"] = "failed"
     bad["checks"] = [check("counter", "server", False, "TcpOutRsts 2", "+1")]
     docs = [good, bad]
-    page = pages.index_page(files.run_summary(docs), docs)
+    page = pages.index_page(run_summary(docs), docs)
     assert "[closed-port](closed-port/README.md) | ✅ passed" in page
     assert "[peer-restart](peer-restart/README.md) | ❌ failed" in page
     assert "1 of 2 scenarios passed" in page and "[index.html](index.html)" in page
@@ -277,7 +278,7 @@ def test_step_summary_shows_the_failing_checks() -> None:
     bad = closed_port()
     bad["verdict"] = "failed"
     bad["checks"] = [check("packets", "client", False, "client > server S", "matched 0 of 1")]
-    text = pages.step_summary(files.run_summary([bad]), [bad])
+    text = pages.step_summary(run_summary([bad]), [bad])
     assert "0 of 1 scenarios passed" in text and "expected `client > server S`; observed `matched 0 of 1`" in text
 
 
@@ -289,7 +290,7 @@ def test_junit_has_one_case_per_scenario_and_the_failed_checks() -> None:
     bad["verdict"] = "failed"
     bad["checks"] = [check("packets", "client"), check("app", "client", False, "recv c -> ECONNRESET", "recv c -> ok")]
     broken.update(scenario="broken", verdict="error", error="the engine went away", checks=[])
-    suite = ET.fromstring(files.junit([good, bad, broken]))
+    suite = ET.fromstring(results_folder.junit([good, bad, broken]))
     assert suite.tag == "testsuite" and suite.get("tests") == "3"
     assert suite.get("failures") == "1" and suite.get("errors") == "1"
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -303,7 +304,7 @@ def test_junit_has_one_case_per_scenario_and_the_failed_checks() -> None:
 
 
 def test_summary_json_of_documents() -> None:
-    summary = files.run_summary([closed_port(), peer_restart()])
+    summary = run_summary([closed_port(), peer_restart()])
     assert summary["passed"] == summary["total"] == 2 and summary["run_id"] == "abcd1234"
     assert [s["page"] for s in summary["scenarios"]] == ["closed-port/README.md", "peer-restart/README.md"]
 
@@ -346,7 +347,7 @@ class _Tags(HTMLParser):
 
 def test_index_html_is_self_contained_with_a_diagram_per_scenario() -> None:
     docs = [closed_port(), peer_restart()]
-    page = html.run_page(files.run_summary(docs), docs)
+    page = html.run_page(run_summary(docs), docs)
     parser = _Tags()
     parser.feed(page)
     svgs = [a for t, a in parser.tags if t == "svg"]
@@ -447,12 +448,11 @@ def test_report_of_an_empty_folder_is_bad_input(tmp_path: Path, capsys: pytest.C
 
 
 def test_steps_are_described_for_the_page() -> None:
-    assert files.describe_step(Step(kind="call", host="client", call="connect", args={"sock": "c", "host": "server",
-                                                                                       "port": 7})) \
+    assert describe_step(CallStep(host="client", call="connect", args={"sock": "c", "host": "server", "port": 7})) \
         == "**client**: `connect` c to server:7"
-    assert files.describe_step(Step(kind="restart", host="server")).startswith("**server** restarts")
-    assert files.describe_step(Step(kind="sleep", seconds=1.5)) == "wait 1.5 s"
-    long = files.describe_step(Step(kind="call", host="server", call="shell", args={"cmd": "x" * 300}))
+    assert describe_step(RestartStep(host="server")).startswith("**server** restarts")
+    assert describe_step(SleepStep(seconds=1.5)) == "wait 1.5 s"
+    long = describe_step(CallStep(host="server", call="shell", args={"cmd": "x" * 300}))
     assert len(long) < 140 and long.endswith("…`")
 
 

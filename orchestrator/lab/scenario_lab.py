@@ -9,24 +9,32 @@ from __future__ import annotations
 import ipaddress
 import random
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import docker
 import docker.errors
+import docker.types
+from docker.models.networks import Network
 
 from ..errors import LabRuntimeError
+from ..model import Scenario
 from ..topology import HostSpec, Topology
 from . import engine
 from .agent import AgentChannel
+from .engine import engine_call
 from .images import ImageSet
-from .sidecar import SIDECAR_CAPS, TCPDUMP_ARGS, CaptureFile, CaptureStream, join
+from .protocol import CaptureFile
+from .sidecar import SIDECAR_CAPS, TCPDUMP_ARGS, CaptureStream, join
 
 LAB_SUPERNET = ipaddress.ip_network("10.213.0.0/16")
 READY_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 10.0
 
 
-def _all(work: Callable[[Any], None], items: list[Any]) -> None:
+T = TypeVar("T")
+
+
+def _all(work: Callable[[T], object], items: list[T]) -> None:
     """Run `work` on every item at once; the first error is raised once all have finished."""
     with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
         futures = [pool.submit(work, item) for item in items]
@@ -37,24 +45,22 @@ def _all(work: Callable[[Any], None], items: list[Any]) -> None:
 class ScenarioLab:
     """The containers and network of one scenario run, torn down by label on exit."""
 
-    def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology,
-                 run_id: str, scenario: str, hosts: tuple[str, ...], capture: tuple[str, ...],
-                 sysctls: Mapping[str, Mapping[str, str]] | None = None,
-                 reaper: engine.Reaper | None = None) -> None:
+    def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology, run_id: str,
+                 scenario: Scenario, reaper: engine.Reaper | None = None) -> None:
         self.client = client
         self.api = client.api
         self.images = images
         self.template = topology
         self.topology = topology
         self.run_id = run_id
-        self.scenario = scenario
-        self.host_names = hosts
-        self.capture_points = capture
-        self.sysctls = sysctls or {}
+        self.scenario = scenario.id
+        self.hosts = scenario.hosts
+        self.capture_points = scenario.capture
+        self.sysctls: Mapping[str, Mapping[str, str]] = scenario.sysctls
         self.reaper = reaper
-        self.prefix = f"rstlab-{run_id}-{scenario}"
-        self.labels = engine.labels(run_id, scenario)
-        self.network: Any = None
+        self.prefix = f"rstlab-{run_id}-{scenario.id}"
+        self.labels = engine.labels(run_id, scenario.id)
+        self.network: Network | None = None
         self.containers: dict[str, str] = {}
         self.sidecars: dict[str, str] = {}
         self.agents: dict[str, AgentChannel] = {}
@@ -62,9 +68,10 @@ class ScenarioLab:
         self._earlier: dict[str, CaptureFile] = {}
         self.prepared = False
         self._preparing: Future[None] | None = None
+        self._stopped: set[str] = set()   # containers the lab itself stopped (captures, a restarting host)
 
     # -- life cycle ----------------------------------------------------------
-    def __enter__(self) -> "ScenarioLab":
+    def __enter__(self) -> ScenarioLab:
         try:
             self.up()
         except BaseException:
@@ -81,8 +88,8 @@ class ScenarioLab:
         A runner may do this ahead, while other scenarios wait on kernel timers; `up` then only starts.
         """
         self._create_network()
-        _all(self._create_host, [self.topology.host(name) for name in self.host_names])
-        _all(self._create_sidecar, [h for h in self.host_names if h in self.capture_points])
+        _all(self._create_host, [self.topology.host(name) for name in self.hosts])
+        _all(self._create_sidecar, [h for h in self.hosts if h in self.capture_points])
         self.prepared = True
 
     def prepare_ahead(self, pool: Executor) -> None:
@@ -94,10 +101,10 @@ class ScenarioLab:
         if self._preparing is not None:
             self._preparing.result()
         if self.prepared:
-            _all(self._boot, list(self.host_names))
+            _all(self._boot, list(self.hosts))
         else:
             self._create_network()
-            _all(self._bring_up, [self.topology.host(name) for name in self.host_names])
+            _all(self._bring_up, [self.topology.host(name) for name in self.hosts])
 
     def down(self) -> None:
         """Remove every container and the network of this scenario run, by label (by the reaper if there is one)."""
@@ -137,17 +144,16 @@ class ScenarioLab:
             creating.result()
         sidecar = self.sidecars.get(host)
         if sidecar is not None:
-            self.streams[host] = CaptureStream(self.api, sidecar, host)
+            with engine_call(f"cannot attach to the capture of {host}"):
+                self.streams[host] = CaptureStream(self.api, sidecar, host)
             self._start(host, sidecar, "the capture of")
         self.agents[host].wait_ready(READY_TIMEOUT)
         if sidecar is not None:
             self._wait_listening(host)
 
     def _start(self, host: str, cid: str, what: str) -> None:
-        try:
+        with engine_call(f"cannot start {what} {host}"):
             self.api.start(cid)
-        except docker.errors.APIError as exc:
-            raise LabRuntimeError(f"cannot start {what} {host}: {exc.explanation or exc}") from None
 
     # -- network -------------------------------------------------------------
     def _create_network(self) -> None:
@@ -162,8 +168,8 @@ class ScenarioLab:
                 self.network = self.client.networks.create(
                     f"{self.prefix}-{self.template.network}", driver="bridge", internal=self.template.internal,
                     ipam=ipam, labels=self.labels, check_duplicate=True)
-            except docker.errors.APIError as exc:
-                last_error = str(exc.explanation or exc)
+            except engine.SDK_ERRORS as exc:
+                last_error = engine.explanation(exc)
                 if "overlap" in last_error.lower():
                     continue
                 raise LabRuntimeError(f"cannot create the lab network: {last_error}") from None
@@ -173,11 +179,17 @@ class ScenarioLab:
                               "remove leftover networks: python -m orchestrator clean")
 
     # -- hosts ---------------------------------------------------------------
+    def _network_name(self) -> str:
+        if self.network is None or self.network.name is None:
+            raise LabRuntimeError(f"{self.scenario}: the lab network is not there")
+        return self.network.name
+
     def _create_host(self, spec: HostSpec) -> None:
         """The host's container, its agent's channel attached before it starts."""
         api = self.api
+        network = self._network_name()
         host_config = api.create_host_config(
-            network_mode=self.network.name,
+            network_mode=network,
             cap_drop=["ALL"], cap_add=list(spec.cap_add),
             sysctls={**spec.sysctls, **self.sysctls.get(spec.name, {})} or None,
             read_only=spec.read_only,
@@ -186,19 +198,17 @@ class ScenarioLab:
             init=spec.init,
             log_config=docker.types.LogConfig(type="none"),   # the agent's output comes over its attached channel
         )
-        networking = api.create_networking_config(
-            {self.network.name: api.create_endpoint_config(ipv4_address=spec.address, aliases=[spec.name])})
+        networking = api.create_networking_config(   # takes {network: endpoint} (types-docker says one endpoint)
+            {network: api.create_endpoint_config(ipv4_address=spec.address, aliases=[spec.name])})  # type: ignore[arg-type]
         env = dict(spec.environment)
         env["RSTLAB_HOST"] = spec.name
-        try:
+        with engine_call(f"cannot create host {spec.name}"):
             created = api.create_container(
                 self.images.host, name=f"{self.prefix}-{spec.name}", hostname=spec.name,
                 environment=env, stdin_open=True, host_config=host_config, networking_config=networking,
                 labels=engine.labels(self.run_id, self.scenario, spec.role))
-        except docker.errors.APIError as exc:
-            raise LabRuntimeError(f"cannot create host {spec.name}: {exc.explanation or exc}") from None
-        self.containers[spec.name] = created["Id"]
-        self.agents[spec.name] = AgentChannel(api, created["Id"], spec.name)
+            self.containers[spec.name] = created["Id"]
+            self.agents[spec.name] = AgentChannel(api, created["Id"], spec.name)
 
     # -- capture sidecars ----------------------------------------------------
     def _create_sidecar(self, host: str) -> str:
@@ -208,22 +218,21 @@ class ScenarioLab:
             network_mode=f"container:{self.containers[host]}", read_only=True,
             cap_drop=["ALL"], cap_add=SIDECAR_CAPS, pids_limit=16, mem_limit="64m",
             log_config=docker.types.LogConfig(type="none"))   # the pcap is streamed to us, not logged
-        try:
+        with engine_call(f"cannot create the capture of {host}"):
             created = api.create_container(
                 self.images.base, name=f"{self.prefix}-capture-{host}", entrypoint=["tcpdump"],
                 command=TCPDUMP_ARGS, host_config=host_config,
                 labels=engine.labels(self.run_id, self.scenario, "capture"))
-        except docker.errors.APIError as exc:
-            raise LabRuntimeError(f"cannot create the capture of {host}: {exc.explanation or exc}") from None
-        self.sidecars[host] = created["Id"]
-        return created["Id"]
+        self.sidecars[host] = str(created["Id"])
+        return self.sidecars[host]
 
     def _wait_listening(self, host: str) -> None:
         """Ready once tcpdump listens and has reported its counts so far (the baseline of its integrity check)."""
         stream = self.streams[host]
         try:
             stream.wait_listening(READY_TIMEOUT)
-            self.api.kill(self.sidecars[host], signal="SIGUSR1")
+            with engine_call(f"cannot signal the capture of {host}"):
+                self.api.kill(self.sidecars[host], signal="SIGUSR1")
             stream.wait_report(READY_TIMEOUT)
         except LabRuntimeError:
             if stream.closed:
@@ -238,13 +247,20 @@ class ScenarioLab:
         A host restarted during the run has earlier parts: they come first in its file.
         """
         chosen = [h for h in self.sidecars if hosts is None or h in hosts]
-        _all(lambda host: self.api.kill(self.sidecars[host], signal="SIGINT"), chosen)
+        _all(self._interrupt_capture, chosen)
         files: dict[str, CaptureFile] = {}
         for host in chosen:
             done = self.streams.pop(host).finish(CAPTURE_STOP_TIMEOUT)
             files[host] = join(self._earlier.pop(host, None), done)
             del self.sidecars[host]
         return files
+
+    def _interrupt_capture(self, host: str) -> None:
+        """SIGINT: tcpdump writes what it holds, prints its counts and exits."""
+        sidecar = self.sidecars[host]
+        self._stopped.add(sidecar)
+        with engine_call(f"cannot stop the capture of {host}"):
+            self.api.kill(sidecar, signal="SIGINT")
 
     def restart(self, host: str) -> None:
         """Kill a host and start it again: a new network namespace with no memory of its connections.
@@ -255,21 +271,76 @@ class ScenarioLab:
         if host in self.sidecars:
             old = self.sidecars[host]
             self._earlier[host] = self.stop_captures((host,))[host]
-            self.api.remove_container(old, force=True)
+            with engine_call(f"cannot remove the old capture of {host}"):
+                self.api.remove_container(old, force=True)
+            self._stopped.discard(old)
         cid = self.containers[host]
-        try:
+        with engine_call(f"cannot restart host {host}"):
             # kill before closing the agent's channel: its EOF would end the agent (and the host) first
+            self._stopped.add(cid)
             self.api.kill(cid)
             self.agents.pop(host).close()
-            self.api.wait(cid, timeout=CAPTURE_STOP_TIMEOUT)
-        except docker.errors.APIError as exc:
-            raise LabRuntimeError(f"cannot restart host {host}: {exc.explanation or exc}") from None
-        self.agents[host] = AgentChannel(self.api, cid, host)
+            self.api.wait(cid, timeout=int(CAPTURE_STOP_TIMEOUT))
+        with engine_call(f"cannot attach to host {host}"):
+            self.agents[host] = AgentChannel(self.api, cid, host)
+        self._stopped.discard(cid)
         self._boot(host)
 
     # -- agents --------------------------------------------------------------
     def agent(self, host: str) -> AgentChannel:
-        return self.agents[host]
+        channel = self.agents.get(host)
+        if channel is None:
+            raise LabRuntimeError(f"{host}: its peer agent is not connected")
+        return channel
 
-    def address(self, host: str) -> str:
-        return self.topology.host(host).address
+    @property
+    def addresses(self) -> dict[str, str]:
+        """Every topology host's address in this run's subnet."""
+        return {name: spec.address for name, spec in self.topology.hosts.items()}
+
+    # -- faults from outside -------------------------------------------------
+    def fault(self) -> LabRuntimeError | None:
+        """What happened to the lab from outside, if anything: the first of the network gone, a
+        container removed, stopped or cut off from the network (the lab's own stops aside).
+
+        One list call and one network inspection; an engine that does not answer is itself the fault.
+        """
+        try:
+            return self._fault()
+        except LabRuntimeError as exc:
+            return exc
+
+    def _fault(self) -> LabRuntimeError | None:
+        if self.network is None or self.network.id is None:
+            return None
+        with engine_call("the engine stopped answering"):
+            try:
+                network = self.api.inspect_network(self.network.id)
+            except docker.errors.NotFound:
+                return LabRuntimeError(f"{self.scenario}: the lab network was removed from outside")
+            listed = self.api.containers(all=True, filters={"label": [f"{engine.RUN}={self.run_id}",
+                                                                      f"{engine.SCENARIO}={self.scenario}"]})
+        found = {c["Id"]: c for c in listed}
+        attached = set((network.get("Containers") or {}).keys())
+        roles = [(host, cid, f"host {host}") for host, cid in self.containers.items()]
+        roles += [(host, cid, f"the capture of {host}") for host, cid in self.sidecars.items()]
+        for host, cid, what in roles:
+            container = found.get(cid)
+            if container is None:
+                return LabRuntimeError(f"{what}: its container was removed from outside")
+            if container.get("State") != "running" and cid not in self._stopped:
+                return LabRuntimeError(f"{what}: {_stopped_words(str(container.get('Status', '')))}")
+        for host, cid in self.containers.items():
+            if cid not in attached and cid not in self._stopped:
+                return LabRuntimeError(f"host {host}: disconnected from the lab network from outside")
+        return None
+
+
+def _stopped_words(status: str) -> str:
+    """Docker's "Exited (137) 2 seconds ago" said as what happened to the container."""
+    code = status.partition("(")[2].partition(")")[0]
+    if code == "137":
+        return "killed from outside (SIGKILL, exit 137)"
+    if code:
+        return f"stopped from outside (exit {code})"
+    return f"not running ({status or 'no status'})"

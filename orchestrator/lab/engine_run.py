@@ -1,0 +1,40 @@
+"""One run's labs on the Docker engine: a `ScenarioLab` per scenario, removed by the run's label.
+
+The `LabRun` the runner is given (lab/protocol.py): finished scenarios are
+removed in the background by a `Reaper` while the next ones start; at the end
+(or on Ctrl-C) everything carrying the run's label goes.
+"""
+from __future__ import annotations
+
+import docker
+
+from ..model import Scenario
+from ..topology import Topology
+from . import engine
+from .images import ImageSet
+from .scenario_lab import ScenarioLab
+
+
+class EngineRun:
+    """Makes the scenario labs of run `run_id` and removes whatever they leave."""
+
+    def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology, run_id: str) -> None:
+        self.client = client
+        self.images = images
+        self.topology = topology
+        self.run_id = run_id
+        self.reaper = engine.Reaper(client)
+        self._selector = f"{engine.RUN}={run_id}"
+        self._interrupted = False
+
+    def make(self, scenario: Scenario) -> ScenarioLab:
+        return ScenarioLab(self.client, self.images, self.topology, self.run_id, scenario, self.reaper)
+
+    def remove_everything(self) -> None:
+        engine.remove_lab_objects(self.client, self._selector, parallel=True)
+        self._interrupted = True
+
+    def finish(self) -> None:
+        left = self.reaper.drain()
+        if left or self._interrupted:   # normally nothing: one more sweep before giving up
+            engine.remove_until_gone(self.client, self._selector)
