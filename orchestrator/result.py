@@ -8,10 +8,11 @@ Docker SDK.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from .capture import Packet
-from .model import Scenario
+if TYPE_CHECKING:   # annotations only: `list` need not load the capture parser
+    from .capture import Packet
+    from .model import Scenario
 
 Verdict = Literal["passed", "failed", "error"]
 
@@ -70,6 +71,19 @@ def holds(check: Check | Mapping[str, Any]) -> bool:
     if isinstance(check, Check):
         return check.passed or not check.witnessed
     return bool(check["passed"]) or not check.get("witnessed", True)
+
+
+def tally(checks: Sequence[Check | Mapping[str, Any]]) -> str:
+    """`7/8`, or `7/8 (2 not witnessed)`: passed of witnessed checks, the others named apart."""
+    def witnessed(c: Check | Mapping[str, Any]) -> bool:
+        return c.witnessed if isinstance(c, Check) else bool(c.get("witnessed", True))
+
+    def passed(c: Check | Mapping[str, Any]) -> bool:
+        return c.passed if isinstance(c, Check) else bool(c["passed"])
+
+    made = [c for c in checks if witnessed(c)]
+    text = f"{sum(1 for c in made if passed(c))}/{len(made)}"
+    return text + (f" ({len(checks) - len(made)} not witnessed)" if len(made) < len(checks) else "")
 
 
 @dataclass

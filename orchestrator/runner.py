@@ -88,12 +88,14 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
                 clock.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
                 phase("settle")
                 result.counters = {h: counters.delta(h) for h in scenario.hosts}
-                fault = lab.fault()   # a host cut off or a capture gone would make the checks lie
-                if fault is not None:
-                    raise fault
                 say("checking")
                 captures = lab.stop_captures()
                 phase("capture")
+                # checked after the captures stopped, so that it costs the timing of none of them:
+                # a host cut off or a capture gone would make the checks lie
+                fault = lab.fault()
+                if fault is not None:
+                    raise fault
             except LabRuntimeError as exc:
                 raise (lab.fault() or exc) from None
         phase("teardown")

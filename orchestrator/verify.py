@@ -16,23 +16,10 @@ from .model import (
     ReasonExpectation,
     Scenario,
 )
-from .result import Check, holds
+from .result import Check, holds, tally
 
 __all__ = ["Check", "check_app", "check_capture", "check_capture_integrity", "check_counters", "check_reasons",
            "check_scenario", "holds", "mark", "match_sequence", "packet_matches", "tally"]
-
-
-def tally(checks: Sequence[Check | Mapping[str, Any]]) -> str:
-    """`7/8`, or `7/8 (2 not witnessed)`: passed of witnessed checks, the others named apart."""
-    def witnessed(c: Check | Mapping[str, Any]) -> bool:
-        return c.witnessed if isinstance(c, Check) else bool(c.get("witnessed", True))
-
-    def passed(c: Check | Mapping[str, Any]) -> bool:
-        return c.passed if isinstance(c, Check) else bool(c["passed"])
-
-    made = [c for c in checks if witnessed(c)]
-    text = f"{sum(1 for c in made if passed(c))}/{len(made)}"
-    return text + (f" ({len(checks) - len(made)} not witnessed)" if len(made) < len(checks) else "")
 
 
 def mark(check: Mapping[str, Any], good: str = "✅", bad: str = "❌") -> str:

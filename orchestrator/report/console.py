@@ -11,14 +11,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
 from ..model import Scenario
-from ..result import ScenarioResult, holds
-from ..verify import tally
-from .ladder import Arrow, Ladder
+from ..result import ScenarioResult, holds, tally
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # imported where used, so `list` and a run load neither
+    from ..explain import CaptureExplanation, Explanation
     from ..runner import Progress
+    from .ladder import Ladder
 
 STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
 PHASE_LINES = {"capturing": "hosts up, capturing", "checking": "captures stopped, checking"}
@@ -128,11 +127,13 @@ class ConsoleReport:
                 table.add_column("cause")
                 table.add_column("connections", justify="right")
                 for cause, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-                    table.add_row(Text(cause, style=CAUSE_STYLE.get(cause, "bold green")), str(n))
+                    table.add_row(Text(cause, style=cause_style(cause)), str(n))
                 self.console.print(table)
 
     def _explanation(self, e: Explanation, t0: float) -> None:
-        style = CAUSE_STYLE.get(e.cause, "bold green")
+        from ..explain import AMBIGUOUS
+
+        style = cause_style(e.cause)
         title = Text.assemble(f"  {e.endpoints[0]} > {e.endpoints[1]}  ", (e.cause, style))
         if e.cause == AMBIGUOUS:
             title.append(": " + " or ".join(c.cause for c in e.candidates), style=style)
@@ -152,7 +153,10 @@ class ConsoleReport:
             self.console.print(Text(f"    note: {note}", style="dim"))
 
 
-CAUSE_STYLE = {AMBIGUOUS: "bold yellow", UNKNOWN: "bold magenta", SILENT_DROP: "bold cyan"}
+def cause_style(cause: str) -> str:
+    from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN
+
+    return {AMBIGUOUS: "bold yellow", UNKNOWN: "bold magenta", SILENT_DROP: "bold cyan"}.get(cause, "bold green")
 
 NOTE_STYLE = {"gap": "dim italic", "error": "bold yellow", "timeout": "yellow", "info": "cyan",
               "rst": "bold red", "omitted": "dim italic"}
@@ -161,6 +165,8 @@ TIME_COLUMN = 11
 
 def ladder_lines(ladder: Ladder, width: int = 100) -> list[Text]:
     """The ladder as lines of rich Text: lifelines, arrows with their labels, notes; resets in red with a cross."""
+    from .ladder import Arrow
+
     if not ladder.participants:
         return [Text("(no packets at this capture point)", style="dim")]
     spacing, half = ladder.geometry(len, 20, 3)
