@@ -8,7 +8,7 @@ Docker SDK.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence, TypedDict
 
 if TYPE_CHECKING:   # annotations only: `list` need not load the capture parser
     from .capture import Packet
