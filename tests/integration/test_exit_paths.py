@@ -15,6 +15,7 @@ import pytest
 from orchestrator.lab import engine
 from orchestrator.lab.images import ImageSet
 from tests.conftest import ROOT
+from tests.integration.conftest import SESSION
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -97,7 +98,9 @@ def test_image_that_fails_to_build(docker_client: docker.DockerClient, tmp_path:
     assert "Traceback" not in proc.stderr
     run_id = re.search(r"run ([0-9a-f]{8})", proc.stdout)
     assert run_id is None, "no scenario started"
-    assert not docker_client.containers.list(all=True, filters={"label": "rstlab.run", "status": "created"})
+    # none of this session's (other runs on the shared engine may have labs created ahead)
+    assert not docker_client.containers.list(all=True, filters={"label": f"{engine.SESSION}={SESSION}",
+                                                                "status": "created"})
 
 
 def test_a_hung_step_ends_at_the_scenario_time_limit(docker_client: docker.DockerClient, image_set: ImageSet,

@@ -50,7 +50,7 @@ def test_router_forwards_without_redirects(lab: ScenarioLab) -> None:
 
 
 def test_routes_cross_the_router(lab: ScenarioLab) -> None:
-    via = lab.address("router")
+    via = lab.addresses["router"]
     assert f"via {via}" in host(lab, "client").check_output("ip route")
     assert f"via {via}" in host(lab, "server").check_output("ip route")
 
