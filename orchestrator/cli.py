@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .runner import Progress
 
 DEFAULT_OUT = Path("captures")
+REFERENCE_RUN = catalog.PROJECT_DIR / "captures" / "reference"   # expected durations when --out has none
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,18 +110,21 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context)
                     f"{', '.join(leftovers)}): if no other run is going on, remove them with "
                     "python -m orchestrator clean")
     run_id = engine.new_run_id()
-    image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, report.build_progress)
+    with report.building() as build_progress:
+        image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, build_progress)
     kernel = engine.kernel_version(client)
     jobs = jobs or default_jobs()
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
-    def progress(event: Progress) -> None:
-        if event.result is not None:
-            event.result.kernel = kernel
-            results_folder.write_scenario(out, event.result, run_id)
-        report.scenario_progress(event)
+    expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
+    with report.running(scenarios, expected) as show:
+        def progress(event: Progress) -> None:
+            if event.result is not None:
+                event.result.kernel = kernel
+                results_folder.write_scenario(out, event.result, run_id)
+            show(event)
 
-    results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress)
+        results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress)
     results_folder.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))
     if any(r.error for r in results):
@@ -147,8 +151,9 @@ def cmd_new(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 def cmd_build(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .lab import engine, images
 
-    built = images.ensure_images(ctx.engine(), catalog.IMAGES_DIR, engine.new_run_id(), ctx.report.build_progress,
-                                 force=args.force)
+    with ctx.report.building() as build_progress:
+        built = images.ensure_images(ctx.engine(), catalog.IMAGES_DIR, engine.new_run_id(), build_progress,
+                                     force=args.force)
     ctx.report.note(f"images ready: {built.base}, {built.host}")
     return ExitStatus.OK
 

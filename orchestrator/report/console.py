@@ -5,7 +5,8 @@ rich prints plain, final output when stdout is not a terminal, so CI logs stay r
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +30,36 @@ class ConsoleReport:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
         self._lock = threading.Lock()
+
+    @contextmanager
+    def building(self) -> Iterator[Callable[[str], None]]:
+        """Where image build messages go: a live bar on a terminal, plain lines elsewhere."""
+        if not self.console.is_terminal:
+            yield self.build_progress
+            return
+        from .live import LiveBuild
+
+        with LiveBuild(self.console) as live:
+            yield live.update
+
+    @contextmanager
+    def running(self, scenarios: Sequence[Scenario],
+                expected: Mapping[str, float]) -> Iterator[Callable[[Progress], None]]:
+        """Where the runner's events go: a live display on a terminal, plain lines elsewhere.
+
+        Leaving it (Ctrl-C included) removes the display and gives the cursor back.
+        """
+        if not self.console.is_terminal:
+            yield self.scenario_progress
+            return
+        from .live import LiveRun
+
+        def done(event: Progress) -> None:
+            if event.result is not None:
+                self.scenario_done(event.result)
+
+        with LiveRun(self.console, scenarios, expected, done) as live:
+            yield live.update
 
     def build_progress(self, message: str) -> None:
         with self._lock:

@@ -131,3 +131,16 @@ def write_report(folder: Path) -> tuple[RunSummary, list[ResultDocument]]:
     for d in docs:
         (folder / d["scenario"] / "README.md").write_text(pages.scenario_page(d))
     return write_documents(folder, docs), docs
+
+
+def expected_durations(ids: Sequence[str], *folders: Path) -> dict[str, float]:
+    """How long each scenario took when last run: from the first of `folders` holding its result.json."""
+    found: dict[str, float] = {}
+    for scenario in ids:
+        for folder in folders:
+            try:
+                found[scenario] = float(json.loads((folder / scenario / "result.json").read_text())["duration_s"])
+                break
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return found
