@@ -461,4 +461,4 @@ def test_what_fixes_it_is_shown_when_the_scenario_says() -> None:
     assert "## What fixes it" not in pages.scenario_page(doc)
     doc["fix"] = "Keepalive shorter than the NAT's idle timeout."
     assert "## What fixes it\n\nKeepalive shorter than the NAT's idle timeout." in pages.scenario_page(doc)
-    assert "<b>What fixes it:</b> Keepalive shorter" in html.run_page(files.run_summary([doc]), [doc])
+    assert "<b>What fixes it:</b> Keepalive shorter" in html.run_page(run_summary([doc]), [doc])
