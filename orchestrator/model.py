@@ -17,7 +17,7 @@ from .errors import ScenarioFileError
 # The peer agent's calls (images/host/rstlab_peer.py CALLS; a unit test holds the two
 # together): those a scenario's steps may make, and those only the runner makes.
 AGENT_CALLS = frozenset({
-    "socket", "setsockopt", "listen", "accept", "connect", "send", "recv",
+    "socket", "setsockopt", "bind", "listen", "accept", "connect", "send", "recv",
     "shutdown", "close", "shell", "exec", "sleep",
     "wait_socket", "wait_counter", "wait_blocked", "wait_conntrack",
 })

@@ -26,6 +26,7 @@ Protocol (JSON lines; stdout carries protocol lines only, diagnostics go to stde
 Calls and args (defaults after "="); "sock" names a socket in the agent's table:
   socket      {sock}                    new unconnected IPv4 TCP socket
   setsockopt  {sock, option, value}     option: see SOCKOPTS below
+  bind        {sock, port, addr="0.0.0.0"}  a fixed local port (SO_REUSEADDR) -> {"addr"}
   listen      {sock, port, addr="0.0.0.0", backlog=16}  -> {"addr"}
   accept      {sock, as}                stores the connection as "as" -> {"peer", "local"}
   connect     {sock, host, port, nonblocking=false, timeout=null} -> {"local", "peer"}
@@ -233,6 +234,13 @@ def call_setsockopt(clock: Clock, *, sock: str, option: str, value: Any) -> None
     level, name, encode = SOCKOPTS[option]
     s = TABLE.get(sock)
     clock(s.setsockopt, level, name, encode(value))
+
+
+def call_bind(clock: Clock, *, sock: str, port: int, addr: str = "0.0.0.0") -> dict:
+    s = TABLE.get_or_create(sock)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    clock(s.bind, (addr, int(port)))
+    return {"addr": addr_of(s.getsockname)}
 
 
 def call_listen(clock: Clock, *, sock: str, port: int, addr: str = "0.0.0.0",
@@ -453,6 +461,7 @@ def call_wait_conntrack(clock: Clock, *, src: str | None = None, dst: str | None
 CALLS: dict[str, Callable[..., Any]] = {
     "socket": call_socket,
     "setsockopt": call_setsockopt,
+    "bind": call_bind,
     "listen": call_listen,
     "accept": call_accept,
     "connect": call_connect,

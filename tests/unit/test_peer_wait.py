@@ -160,3 +160,14 @@ def test_writer_gate_releases_each_send():
             srv.close()
             if os.path.exists(gate):
                 os.unlink(gate)
+
+
+def test_bind_gives_a_fixed_source_port(agent):
+    port = listener(agent)
+    import socket
+    probe = socket.socket()
+    probe.bind((LO, 0))
+    free = probe.getsockname()[1]
+    probe.close()
+    assert agent.ok("bind", sock="c", port=free, addr=LO)["result"]["addr"] == [LO, free]
+    assert agent.ok("connect", sock="c", host=LO, port=port)["result"]["local"] == [LO, free]
