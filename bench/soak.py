@@ -2,6 +2,9 @@
 """Run the whole catalogue N times and print each scenario's pass count (flakiness, issue 6).
 
     python bench/soak.py 20 [--jobs N]
+    python bench/soak.py 10 challenge-ack socket-destroy     # only these (--jobs 1: one at a time)
+
+Under load too: `bench/stress.py` runs several of these at once.
 
 A scenario that fails even once has a race to find and fix at its source.
 The failing checks of each failed run are printed so the race can be found.
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=int)
+    parser.add_argument("scenarios", nargs="*", metavar="NAME", help="scenario ids (default: the whole catalogue)")
     parser.add_argument("--jobs", type=int, default=None)
     args = parser.parse_args()
     passes: Counter[str] = Counter()
@@ -29,7 +33,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rstlab-soak-") as tmp:
         for i in range(args.runs):
             out = Path(tmp) / str(i)
-            cmd = [sys.executable, "-m", "orchestrator", "all", "--out", str(out)]
+            what = ["run", *args.scenarios] if args.scenarios else ["all"]
+            cmd = [sys.executable, "-m", "orchestrator", *what, "--out", str(out)]
             if args.jobs:
                 cmd += ["--jobs", str(args.jobs)]
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
