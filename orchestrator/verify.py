@@ -221,7 +221,8 @@ def check_waits(events: Sequence[Mapping[str, Any]]) -> list[Check]:
             continue
         args = {k: v for k, v in (e.get("args") or {}).items() if k != "timeout"}
         expected = f"{call} " + " ".join(f"{k}={v}" for k, v in args.items())
-        result = e.get("result") if isinstance(e.get("result"), Mapping) else {}
+        raw = e.get("result")
+        result: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         observed = (f"reached after {result.get('waited', float(e['end']) - float(e['start'])):.3f} s"
                     if e.get("ok") else str(e.get("error")))
         checks.append(Check("wait", str(e.get("host")), expected, observed, bool(e.get("ok"))))
