@@ -29,6 +29,7 @@ from .sidecar import SIDECAR_CAPS, TCPDUMP_ARGS, CaptureStream, join
 LAB_SUPERNET = ipaddress.ip_network("10.213.0.0/16")
 READY_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 10.0
+EXIT_LANDS_TIMEOUT = 3   # s: from a container's output ending to the engine marking it exited
 
 
 T = TypeVar("T")
@@ -258,9 +259,9 @@ class ScenarioLab:
     def _interrupt_capture(self, host: str) -> None:
         """SIGINT: tcpdump writes what it holds, prints its counts and exits."""
         sidecar = self.sidecars[host]
-        self._stopped.add(sidecar)
         with engine_call(f"cannot stop the capture of {host}"):
             self.api.kill(sidecar, signal="SIGINT")
+        self._stopped.add(sidecar)   # (only if it was running: one that was not is a fault)
 
     def restart(self, host: str) -> None:
         """Kill a host and start it again: a new network namespace with no memory of its connections.
@@ -277,8 +278,8 @@ class ScenarioLab:
         cid = self.containers[host]
         with engine_call(f"cannot restart host {host}"):
             # kill before closing the agent's channel: its EOF would end the agent (and the host) first
-            self._stopped.add(cid)
             self.api.kill(cid)
+            self._stopped.add(cid)
             self.agents.pop(host).close()
             self.api.wait(cid, timeout=int(CAPTURE_STOP_TIMEOUT))
         with engine_call(f"cannot attach to host {host}"):
@@ -313,6 +314,7 @@ class ScenarioLab:
     def _fault(self) -> LabRuntimeError | None:
         if self.network is None or self.network.id is None:
             return None
+        self._let_exits_land()
         with engine_call("the engine stopped answering"):
             try:
                 network = self.api.inspect_network(self.network.id)
@@ -334,6 +336,17 @@ class ScenarioLab:
             if cid not in attached and cid not in self._stopped:
                 return LabRuntimeError(f"host {host}: disconnected from the lab network from outside")
         return None
+
+    def _let_exits_land(self) -> None:
+        """A container whose output ended is exiting: wait (briefly) until the engine says so too."""
+        ended = [self.containers[h] for h, channel in self.agents.items() if channel.closed]
+        ended += [self.sidecars[h] for h, stream in self.streams.items() if stream.closed and h in self.sidecars]
+        for cid in ended:
+            if cid not in self._stopped:
+                try:
+                    self.api.wait(cid, timeout=EXIT_LANDS_TIMEOUT)
+                except engine.SDK_ERRORS:
+                    pass   # still running, or gone: the listing says which
 
 
 def _stopped_words(status: str) -> str:
