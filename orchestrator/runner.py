@@ -172,12 +172,15 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
     for s in scenarios:
         on_progress(Progress(s, "waiting", clock.monotonic()))
 
+    interrupted = threading.Event()
+
     def one(scenario: Scenario) -> None:
         lab = ahead.take(scenario) or labs.make(scenario)
         result = run_scenario(lab, scenario, clock, on_progress, ahead.steps_began)
         with lock:
             results[scenario.id] = result
-            on_progress(Progress(scenario, "done", clock.monotonic(), result=result))
+            if not interrupted.is_set():   # a scenario ended by the interrupt's removal has nothing to say
+                on_progress(Progress(scenario, "done", clock.monotonic(), result=result))
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
     futures: list[Future[None]] = [pool.submit(one, s) for s in scenarios]
@@ -185,6 +188,7 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
         for future in futures:
             future.result()
     except BaseException:
+        interrupted.set()
         for future in futures:
             future.cancel()
         labs.remove_everything()

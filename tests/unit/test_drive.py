@@ -258,3 +258,25 @@ def test_the_agent_calls_the_model_knows_are_the_peer_s_table() -> None:
     spec.loader.exec_module(peer)
     assert set(peer.CALLS) == AGENT_CALLS | RUNNER_CALLS
     assert not AGENT_CALLS & RUNNER_CALLS
+
+
+def test_an_interrupt_removes_everything_and_nothing_more_is_announced() -> None:
+    clock = FakeClock()
+    base = scenario(CallStep(host="client", call="socket", args={"sock": "c"}))
+    scenarios = [Scenario(**{**base.__dict__, "id": name}) for name in ("one", "two")]
+
+    class Interrupting(FakeRun):
+        def make(self, s: Scenario) -> FakeLab:
+            lab = super().make(s)
+            if s.id == "one":
+                def interrupt(host: str) -> FakeAgent:
+                    raise KeyboardInterrupt
+                lab.agent = interrupt   # type: ignore[method-assign]
+            return lab
+
+    labs = Interrupting(clock, broken=set())
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_many(labs, scenarios, 1, lambda p: done.append(p.scenario.id) if p.phase == "done" else None, clock)
+    assert labs.removed and labs.finished
+    assert done == []
