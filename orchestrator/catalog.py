@@ -17,6 +17,11 @@ COMPOSE_FILE = PROJECT_DIR / "compose.yaml"
 IMAGES_DIR = Path(os.environ.get("RSTLAB_IMAGES", PROJECT_DIR / "images"))   # the Dockerfiles (override for tests)
 
 
+# libyaml's safe loader where PyYAML was built with it: the same documents, about ten times faster
+# (parsing the catalogue was most of `list`'s time)
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> object:
     try:
         text = path.read_text()
@@ -25,6 +30,10 @@ def _read_yaml(path: Path) -> object:
     if not text.strip():
         raise ScenarioFileError(f"{path}: the file is empty")
     try:
+        return yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError:
+        pass
+    try:   # a bad file: the pure-Python loader's message names the problem better
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
