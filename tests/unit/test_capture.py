@@ -22,11 +22,11 @@ from orchestrator import capture as capture_mod
 from orchestrator.capture import (
     Capture,
     Packet,
-    connection_key,
     format_packet,
     parse_capture_bytes,
     read_capture,
 )
+from orchestrator.connections import ConnectionTracker
 from orchestrator.errors import BadInput, CaptureError, ExitStatus
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -53,9 +53,11 @@ def fixture(name: str) -> Capture:
 
 def conversations(cap: Capture) -> list[list[Packet]]:
     """Packets grouped by connection, in order of first appearance."""
-    groups: dict[tuple, list[Packet]] = {}
+    groups: dict[int, list[Packet]] = {}
+    tracker = ConnectionTracker()
     for p in cap.packets:
-        groups.setdefault(connection_key(p), []).append(p)
+        conn, _, _ = tracker.segment(p.src, p.sport, p.dst, p.dport, p.bits, p.seq, p.ack)
+        groups.setdefault(conn, []).append(p)
     return list(groups.values())
 
 
@@ -477,11 +479,9 @@ def test_every_flag_and_order() -> None:
 
 def test_flag_helpers() -> None:
     p = next(p for p in fixture("lo_ipv4.pcap").packets if p.flags == "F.")
-    assert p.is_fin and p.has_ack and not p.is_syn and not p.is_rst and not p.is_psh
-    assert p.has("F") and p.has(".") and not p.has("S")
-    with pytest.raises(ValueError):
-        p.has("X")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    assert p.is_fin and p.has_ack and not p.is_syn and not p.is_rst
+    assert not p.is_first_syn and not p.is_synack and p.bits == FIN | ACK
+    with pytest.raises(AttributeError):
         p.flags = "R"   # type: ignore[misc]
 
 
@@ -526,14 +526,24 @@ def test_pcapng_written_by_dpkt() -> None:
 # --- helpers ------------------------------------------------------------------------
 
 
-def test_connection_key_is_order_independent() -> None:
-    s = scenario(fixture("lo_ipv4.pcap"))
-    keys = {connection_key(p) for p in s["exchange"]}
-    assert len(keys) == 1
-    (a, b), = keys
-    syn = s["exchange"][0]
-    assert {a, b} == {(syn.src, syn.sport), (syn.dst, syn.dport)}
-    assert a <= b
+def test_the_tracker_keeps_both_directions_in_one_connection_and_splits_on_a_new_syn() -> None:
+    t = ConnectionTracker()
+    a, b = ("10.0.0.1", 1000), ("10.0.0.2", 80)
+    seen = [t.segment(*a, *b, SYN, 100, 0), t.segment(*b, *a, SYN | ACK, 7, 101),
+            t.segment(*a, *b, ACK, 101, 8), t.segment(*a, *b, SYN, 100, 0),   # a retransmitted SYN
+            t.segment(*a, *b, SYN, 5000, 0), t.segment(*b, *a, ACK, 8, 5001)]  # a new ISN: a new connection
+    assert seen == [(0, 0, None), (0, 0, 1), (0, 1, 1), (0, 0, None), (1, 0, None), (1, None, 1)]
+    assert t.connections == 2
+
+
+def test_ip_level_facts_are_recorded() -> None:
+    frames = [_eth(_ip4("10.0.0.1", "10.0.0.2", _tcp(1, 2, 3, 4, ACK, win=777))),
+              _eth(_ip4("10.0.0.1", "10.0.0.2", _tcp(1, 2, 3, 4, ACK), frag=0))]
+    p, q = parse_capture_bytes(_pcap(frames)).packets
+    assert (p.ttl, p.ip_id, p.df, p.window) == (64, 1, True, 777)
+    assert q.df is False
+    for p in fixture("lo_ipv6.pcap").packets:
+        assert p.ttl == 64 and p.ip_id is None and p.df is None
 
 
 def test_format_packet() -> None:
