@@ -12,25 +12,25 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from orchestrator.capture import Packet, format_packet, read_capture
-from orchestrator.explain import (AMBIGUOUS, CAUSES, SILENT_DROP, UNKNOWN, Explanation, explain_capture,
-                                  explain_file, explain_packets)
+from orchestrator.explain import (
+    AMBIGUOUS,
+    CAUSES,
+    SILENT_DROP,
+    UNKNOWN,
+    Explanation,
+    explain_capture,
+    explain_file,
+    explain_packets,
+)
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
 C, S = ("10.0.0.10", 40000), ("10.0.0.70", 80)
-
-
-@dataclass(frozen=True, slots=True)
-class TtlPacket(Packet):
-    """A Packet with the IP TTL, as a capture reader that records it would give."""
-
-    ttl: int | None = None
 
 
 class Wire:
@@ -75,11 +75,11 @@ class Wire:
         fields = dict(index=len(self.packets), time=self.t, src=src[0], dst=dst[0], sport=src[1], dport=dst[1],
                       flags=flags, seq=s, ack=a if "." in flags else 0, length=length, window=window,
                       rel_seq=rel_seq, rel_ack=rel_ack, direction=direction, ifindex=ifindex)
-        p = TtlPacket(**fields, ttl=ttl) if ttl is not None else Packet(**fields)
+        p = Packet(**fields, ttl=ttl)
         self.packets.append(p)
         return p
 
-    def handshake(self) -> "Wire":
+    def handshake(self) -> Wire:
         self.send("c", "S")
         self.send("s", "S.")
         self.send("c", ".")
@@ -147,7 +147,7 @@ def test_firewall_reset_on_a_router_that_forwards_the_flow_but_sends_the_rst_its
     w = Wire()
     for who, flags, length in (("c", "S", 0), ("s", "S.", 0), ("c", ".", 0), ("c", "P.", 100), ("s", ".", 0)):
         p = w.send(who, flags, length, direction="in")
-        w.packets.append(Packet(**{**{f: getattr(p, f) for f in Packet.__slots__}, "index": len(w.packets),
+        w.packets.append(Packet(**{**{f: getattr(p, f) for f in Packet._fields}, "index": len(w.packets),
                                    "time": p.time + 0.00002, "direction": "out"}))
     data = w.send("c", "P.", 100, direction="in")
     w.send("s", "R", seq=data.ack, direction="out")
@@ -340,7 +340,7 @@ def test_keepalive_seen_through_a_router_is_not_mistaken_for_retransmissions() -
     w.send("s", ".", direction="in")
     for _ in range(2):
         p = w.send("c", ".", seq=w.nxt["c"] - 1, dt=1.0, direction="in")
-        w.packets.append(Packet(**{**{f: getattr(p, f) for f in Packet.__slots__}, "index": len(w.packets),
+        w.packets.append(Packet(**{**{f: getattr(p, f) for f in Packet._fields}, "index": len(w.packets),
                                    "time": p.time + 0.00003, "direction": "out"}))
     w.send("c", "R.", dt=1.0, direction="in")
     e = only(w.explain())
@@ -545,13 +545,17 @@ REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained con
     "keepalive-timeout_router": [("keepalive-timeout", [])],
     "keepalive-timeout_server": [],               # the prober's RST never got through the blackhole
     "retransmission-timeout_client": [("retransmission-timeout", [])],
-    "retransmission-timeout_server": [(AMBIGUOUS, ["peer-restart", "retransmission-timeout", "firewall-reset"])],
-    "peer-restart_client": [("peer-restart", []), (AMBIGUOUS, ["closed-port", "firewall-reset"])],
+    # the client's RST carries its own TTL (63, as its other packets): no firewall forged it, but
+    # the server cannot see whether the client restarted or gave up after retransmissions
+    "retransmission-timeout_server": [(AMBIGUOUS, ["peer-restart", "retransmission-timeout"])],
+    # the refusal of the new SYN arrives with the server's TTL (63): the server's kernel sent it
+    "peer-restart_client": [("peer-restart", []), ("closed-port", [])],
     "peer-restart_server": [("peer-restart", []), ("closed-port", [])],
     "firewall-reset_client": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
     "firewall-reset_router": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
     "firewall-reset_server": [],                  # the SYN never reached the server
-    "firewall-reset-established_client": [(AMBIGUOUS, ["peer-restart", "retransmission-timeout", "firewall-reset"])],
+    # the RST arrives with TTL 64, the server's packets with 63: the router forged it
+    "firewall-reset-established_client": [("firewall-reset", [])],
     "firewall-reset-established_router": [("firewall-reset", [])],
     "silent-drop_client": [(SILENT_DROP, [])],
     "silent-drop_winhost": [(SILENT_DROP, [])],
@@ -571,6 +575,20 @@ def test_real_capture(name: str) -> None:
         assert e.sentence and e.evidence
         assert e.cause in (*CAUSES, AMBIGUOUS, SILENT_DROP) and set(causes(e)) <= {*CAUSES, SILENT_DROP}
         assert (e.rst_from is None) == (e.cause == SILENT_DROP)
+
+
+def test_ttl_tells_the_routers_forged_rst_from_the_servers_own() -> None:
+    (e,) = explain_file(str(FIXTURES / "firewall-reset-established_client.pcap")).explanations
+    assert e.cause == "firewall-reset"
+    assert "TTL 64" in e.sentence and "TTL 63" in e.sentence and e.forged
+
+
+def test_an_endpoints_own_rst_is_not_proof_of_a_restart() -> None:
+    # the server's capture: the client gave up after retransmissions the server never saw, then
+    # answered the server's data with a bare RST carrying the client's own TTL
+    (e,) = explain_file(str(FIXTURES / "retransmission-timeout_server.pcap")).explanations
+    assert e.cause == AMBIGUOUS and causes(e) == ["peer-restart", "retransmission-timeout"]
+    assert not e.forged and any("TTL (63) matches" in n for n in e.notes)
 
 
 def test_naming_the_capture_host_decides_the_lab_captures() -> None:
@@ -617,7 +635,7 @@ def test_cli_json_is_a_list_of_connections() -> None:
     for r in records:
         assert {"file", "cause", "candidates", "rst_from", "evidence", "capture_truncated"} <= r.keys()
         assert all({"line", "why", "time", "packet"} <= ev.keys() for ev in r["evidence"])
-    assert [r["cause"] for r in records] == ["peer-restart", AMBIGUOUS, AMBIGUOUS]
+    assert [r["cause"] for r in records] == ["peer-restart", "closed-port", AMBIGUOUS]
     assert records[0]["rst_from"].endswith(":80") and records[0]["file"].endswith("peer-restart_client.pcap")
 
 

@@ -1,0 +1,44 @@
+"""Explain the resets in any capture: which cause each RST matches, with the evidence.
+
+A pure analysis package: packets in, dataclasses out (no rich, no Docker, no
+printing). For every TCP connection of a capture that holds a RST it names
+who sent the first RST and the cause it matches, with the packets that
+decided it and one sentence for a developer. Where the wire cannot decide
+between causes it says `ambiguous` and lists the candidates with what would
+tell them apart. Connections that failed without any RST (a SYN never
+answered) are reported as `silent-drop`.
+
+Layout: `facts` (connections and the facts of each reset), `context`
+(capture-wide evidence), `origin` (where a RST came from: capture point,
+TTL, IP ID), `causes/` (one module per cause and the REGISTRY that orders
+them), `analysis` (runs the registry), `result` (what is returned).
+"""
+from __future__ import annotations
+
+from .analysis import explain_capture, explain_file, explain_packets
+from .causes import CAUSES
+from .result import (
+                     AMBIGUOUS,
+                     SILENT_DROP,
+                     UNKNOWN,
+                     Candidate,
+                     CaptureExplanation,
+                     Evidence,
+                     Explanation,
+                     endpoint,
+)
+
+__all__ = [
+    "AMBIGUOUS",
+    "CAUSES",
+    "SILENT_DROP",
+    "UNKNOWN",
+    "Candidate",
+    "CaptureExplanation",
+    "Evidence",
+    "Explanation",
+    "endpoint",
+    "explain_capture",
+    "explain_file",
+    "explain_packets",
+]

@@ -1,0 +1,103 @@
+"""Run every reset of a capture through the cause registry: packets in, explanations out."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..capture import Capture, Packet, read_capture
+from .causes import REGISTRY
+from .context import Context
+from .facts import Connection, Facts, connections, facts_of
+from .families import ambiguous_sentence
+from .origin import forged_evidence, sent_by_endpoint, uncomparable
+from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation
+from .verdict import Finding, explanation
+
+__all__ = ["explain_capture", "explain_file", "explain_packets"]
+
+
+def explain_file(path: str) -> CaptureExplanation:
+    """Read a capture and explain it; raises CaptureError for a file that is not one."""
+    return explain_capture(read_capture(path))
+
+
+def explain_capture(capture: Capture, local_addresses: Iterable[str] = ()) -> CaptureExplanation:
+    """Explain one parsed capture.
+
+    `local_addresses` are addresses the capture host is known to own (optional):
+    a RST the capture host sent with another address as its source is forged.
+    """
+    packets = capture.packets
+    t0 = packets[0].time if packets else 0.0
+    conns = connections(packets)
+    explanations = _explain(conns, t0, frozenset(local_addresses))
+    return CaptureExplanation(capture.path, len(packets), capture.other, capture.truncated,
+                              len(conns), t0, tuple(explanations))
+
+
+def explain_packets(packets: Sequence[Packet], t0: float | None = None,
+                    local_addresses: Iterable[str] = ()) -> list[Explanation]:
+    """Explain a sequence of packets (in capture order)."""
+    if t0 is None:
+        t0 = packets[0].time if packets else 0.0
+    return _explain(connections(packets), t0, frozenset(local_addresses))
+
+
+def _explain(conns: list[Connection], t0: float, local: frozenset[str]) -> list[Explanation]:
+    ctx = Context(conns, t0, local)
+    ctx.end_time = max((c.raw[-1].time for c in conns), default=t0)
+    todo: list[Facts] = []
+    for c in conns:
+        if c.has_reset or c.only_syns:
+            f = facts_of(c)
+            ctx.note_reset(f)
+            todo.append(f)
+    out: list[Explanation] = []
+    for f in todo:
+        if f.rst.is_rst:
+            f.forged = forged_evidence(f, ctx)
+            f.by_endpoint = "" if f.forged else sent_by_endpoint(f, ctx)
+        e = classify(f, ctx)
+        if e is not None:
+            out.append(e)
+    out.sort(key=lambda e: e.start)
+    return out
+
+
+def classify(f: Facts, ctx: Context) -> Explanation | None:
+    """The first cause that proves its case, else the causes that fit, else `unknown`."""
+    fits: list[Finding] = []
+    for cause in REGISTRY:
+        if f.family not in cause.FAMILIES:
+            continue
+        found = cause.check(f, ctx)
+        if found is None:
+            continue
+        if found.decided:
+            cands = [] if found.cause == UNKNOWN else [found]
+            return explanation(f, ctx, found.cause, found.sentence, cands, found.evidence, found.notes)
+        fits.append(found)
+    if f.family == "unanswered":
+        return None
+    if not fits:
+        return _unknown(f, ctx)
+    fits.sort(key=lambda c: c.rank)
+    evidence = [e for c in fits for e in c.evidence]
+    notes = [n for c in fits for n in c.notes]
+    if len(fits) == 1:            # every other cause of the family is ruled out
+        only = fits[0]
+        return explanation(f, ctx, only.cause, only.sentence, fits, evidence, notes)
+    sentence, more = ambiguous_sentence(f, fits)
+    note = uncomparable(f, ctx)
+    return explanation(f, ctx, AMBIGUOUS, sentence, fits, evidence, notes + more + ([note] if note else []))
+
+
+def _unknown(f: Facts, ctx: Context) -> Explanation:
+    x = f.x_text
+    evidence: list[tuple[Packet | None, str]] = [(p, "before the reset") for p in f.before[-3:]]
+    evidence.append((f.rst, f"the first RST, from {x}"))
+    if f.family == "lonely":
+        sentence = (f"The capture holds only the RST from {x} for this connection (it began before the "
+                    "capture did, or its packets were lost), so there is nothing to tell its cause by.")
+    else:
+        sentence = f"{x} sent a RST ({f.rst.flags}) that fits none of the known causes: see the packets before it."
+    return explanation(f, ctx, UNKNOWN, sentence, [], evidence, [])

@@ -1,0 +1,40 @@
+"""Every cause `explain` knows, in the one order every reset is checked in.
+
+Adding a cause: write its module here (its docstring says what it is, its
+wire signature, what tells it apart from its neighbours, references; then
+ID, FAMILIES, TELL, ZEEK and check()), and add one line to REGISTRY. The
+first cause whose check() proves its case wins; the others that fit are
+listed as candidates (by rank) when none does.
+"""
+from __future__ import annotations
+
+from ..verdict import Cause
+from . import (
+               closed_port,
+               connect_timeout,
+               data_after_close,
+               firewall_reset,
+               keepalive_timeout,
+               linger_abort,
+               listener_close_backlog,
+               peer_restart,
+               retransmission_timeout,
+               silent_drop,
+               unread_data_close,
+)
+
+REGISTRY: tuple[Cause, ...] = (
+    firewall_reset,            # first: a forged RST is forged whatever its shape
+    closed_port,
+    connect_timeout,
+    data_after_close,
+    keepalive_timeout,         # before retransmissions: one-byte probes repeat one seq too
+    retransmission_timeout,
+    peer_restart,
+    listener_close_backlog,
+    linger_abort,
+    unread_data_close,
+    silent_drop,
+)
+
+CAUSES: tuple[str, ...] = tuple(c.ID for c in REGISTRY if c is not silent_drop)

@@ -1,0 +1,52 @@
+"""silent-drop: the SYN was never answered, neither by SYN/ACK nor by RST.
+
+Wire signature: a connection of SYNs only, retransmitted with RTO backoff
+(1 s, 2 s, 4 s... on Linux; 3 s, 6 s on Windows).
+
+Apart from its neighbours: a RST or a SYN/ACK would make it closed-port,
+firewall-reset or connect-timeout; an ICMP unreachable is not examined.
+A lone SYN at the very end of a capture is not called dropped (its answer
+may just be missing).
+
+References: net/ipv4/tcp_timer.c tcp_retransmit_timer (SYN_SENT);
+iptables DROP; SCENARIOS.md silent-drop.
+"""
+from __future__ import annotations
+
+from ..context import Context
+from ..facts import Facts
+from ..result import SILENT_DROP
+from ..verdict import Finding, secs
+
+ID = SILENT_DROP
+FAMILIES = frozenset({"unanswered"})
+TELL = "a capture on the destination: if the SYN arrives there, its firewall drops it"
+ZEEK = "S0, history S"
+SYN_GRACE = 1.0           # s: a lone SYN this long before the capture's end counts as unanswered
+
+
+def check(f: Facts, ctx: Context) -> Finding | None:
+    c = f.conn
+    syns = c.pk
+    if len(syns) < 2 and ctx.end_time - syns[-1].time < SYN_GRACE:
+        return None
+    first, last = syns[0], syns[-1]
+    found = Finding(ID, f"{len(syns)} SYN(s), no answer at all", TELL, decided=True)
+    found.add(first, "the SYN")
+    for i, p in enumerate(syns[1:], 1):
+        found.add(p, f"retransmitted {secs(p.time - syns[i - 1].time)} later")
+    span = last.time - first.time
+    where = "something on the path or the host itself dropped it"
+    if first.direction == "in":
+        if any(p.index in c.forwarded for p in syns):
+            where = "this capture host forwarded it; nothing came back through it"
+        else:
+            where = ("the SYN reached this capture host and was not answered: its firewall dropped "
+                     "it (or, on a router, it was not forwarded)")
+    found.notes.append("ICMP is not examined: a host or router answering with ICMP unreachable looks "
+                       "the same here")
+    n = len(syns)
+    found.sentence = (f"The SYN to {f.x_text} was sent {n} time{'s' if n > 1 else ''}"
+                      f"{f' over {secs(span)}' if n > 1 else ''} and never answered, neither by "
+                      f"SYN/ACK nor by RST: {where}; connect() hangs until the client's own timeout.")
+    return found

@@ -1,0 +1,283 @@
+"""Connections and the facts about each reset, computed once for every cause to read.
+
+A connection is what `connections.ConnectionTracker` says it is (the one place
+that knows "a new SYN starts a new connection"). For a connection with a RST,
+`Facts` holds what the packets before the first RST say about the resetting
+side X and its peer Y, and which wire family the RST belongs to:
+
+* `refused`: X answers Y's SYN with `R.` (ack = ISN+1) and no SYN/ACK.
+* `late-synack`: X sent the SYN, Y's SYN/ACK came, X answers with a bare `R`.
+* `no-socket`: a bare `R` (no ACK) on an established connection.
+* `abort`: `R.` on an established connection (tcp_send_active_reset).
+* `lonely`: the RST is the only packet of the connection in the capture.
+* `other`: none of these.
+* `unanswered`: no RST at all, only SYNs (then `rst` is the last SYN and X the
+  side that never answered).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from ..capture import Packet
+from ..connections import SEQ_MOD, ConnectionTracker, seq_after
+from .result import endpoint
+
+__all__ = ["COPY_WINDOW", "Addr", "Connection", "Facts", "connections", "facts_of", "gaps", "seq_end"]
+
+COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
+
+Addr = tuple[str, int]
+
+
+def seq_end(p: Packet) -> int:
+    """The sequence number just past a segment (SYN and FIN count one)."""
+    return (p.seq + p.length + p.is_syn + p.is_fin) & SEQ_MOD
+
+
+class Connection:
+    """One connection: its packets (forwarding copies folded) and what they say."""
+
+    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "pk", "raw", "rst_pos",
+                 "server", "server_isn")
+
+    def __init__(self, raw: list[Packet]) -> None:
+        self.raw = raw
+        self.pk: list[Packet] = []
+        self.forwarded: set[int] = set()     # indexes of kept packets seen in and then out
+        self.rst_pos = -1
+        self.client: Addr | None = None
+        self.server: Addr | None = None
+        self.client_isn: int | None = None
+        self.server_isn: int | None = None
+        self.first_rst: Packet | None = None
+
+    def prepare(self) -> None:
+        """Fold copies, find the roles and the first RST (only for connections of interest)."""
+        if self.pk:
+            return
+        self.pk, self.forwarded = _fold_copies(self.raw)
+        for i, p in enumerate(self.pk):
+            if p.is_first_syn and self.client is None:
+                self.client, self.server = (p.src, p.sport), (p.dst, p.dport)
+                self.client_isn = p.seq
+            elif p.is_synack and self.server_isn is None:
+                if self.client is None:
+                    self.client, self.server = (p.dst, p.dport), (p.src, p.sport)
+                self.server_isn = p.seq
+            if p.is_rst and self.first_rst is None:
+                self.first_rst = p
+                self.rst_pos = i
+
+    @property
+    def has_reset(self) -> bool:
+        return any(p.is_rst for p in self.raw)
+
+    @property
+    def only_syns(self) -> bool:
+        return all(p.is_first_syn for p in self.raw)
+
+
+def connections(packets: Iterable[Packet]) -> list[Connection]:
+    """Group packets into connections, in order of each connection's first packet."""
+    groups: list[list[Packet]] = []
+    segment = ConnectionTracker().segment
+    for p in packets:
+        conn, _, _ = segment(p.src, p.sport, p.dst, p.dport, p.bits, p.seq, p.ack)
+        if conn == len(groups):
+            groups.append([p])
+        else:
+            groups[conn].append(p)
+    return [Connection(g) for g in groups]
+
+
+def _fold_copies(raw: list[Packet]) -> tuple[list[Packet], set[int]]:
+    """Drop the second sighting of a segment a capture saw twice (`-i any` on a router sees
+    a forwarded segment coming in and going out; a bridge floods a copy back): the same
+    header within COPY_WINDOW with a different direction or interface. Returns the kept
+    packets and the indexes of those that were forwarded (in, then out)."""
+    if all(p.direction is None and p.ifindex is None for p in raw):
+        return raw, set()
+    kept: list[Packet] = []
+    forwarded: set[int] = set()
+    seen: dict[tuple[str, int, str, int, int, int, int], Packet] = {}
+    for p in raw:
+        sig = (p.src, p.sport, p.flags, p.seq, p.ack, p.length, p.window)
+        q = seen.get(sig)
+        if q is not None and p.time - q.time <= COPY_WINDOW and (
+                q.direction != p.direction or q.ifindex != p.ifindex):
+            if q.direction == "in" and p.direction == "out":
+                forwarded.add(q.index)
+            continue
+        seen[sig] = p
+        kept.append(p)
+    return kept, forwarded
+
+
+@dataclass(slots=True)
+class Facts:
+    """What the packets before the first RST say about the resetting side X and its peer Y."""
+
+    conn: Connection
+    rst: Packet                        # the first RST (for `unanswered`: the last SYN)
+    x: Addr                            # who sent it (for `unanswered`: who never answered)
+    y: Addr
+    before: list[Packet]
+    xs: list[Packet]
+    ys: list[Packet]
+    x_role: str | None                 # "client", "server" or None
+    handshake: bool                    # SYN and SYN/ACK seen, and the connection got established
+    x_data: int                        # payload bytes X sent
+    y_data_acked: int                  # payload bytes of Y that X's RST acknowledges
+    y_unanswered: int                  # of those, bytes after X's last data segment
+    x_fin: Packet | None
+    origin: str | None                 # "here": the capture host sent the RST; "through"; "in"
+    family: str = ""                   # see the module docstring
+    answered: Packet | None = None     # the segment of Y a no-ACK RST answers
+    retransmissions: list[Packet] = field(default_factory=list)   # X's unacknowledged train
+    probes: list[Packet] = field(default_factory=list)            # X's trailing keepalive probes
+    forged: list[str] = field(default_factory=list)      # evidence a middlebox sent the RST
+    by_endpoint: str = ""              # evidence the endpoint itself sent it, or ""
+
+    @property
+    def x_text(self) -> str:
+        """X as `addr:port`."""
+        return endpoint(*self.x)
+
+    @property
+    def y_text(self) -> str:
+        """Y as `addr:port`."""
+        return endpoint(*self.y)
+
+
+def facts_of(conn: Connection) -> Facts:
+    """The facts of a connection with a RST (or of SYNs only: the `unanswered` family)."""
+    conn.prepare()
+    rst = conn.first_rst
+    if rst is None:
+        last = conn.pk[-1]
+        return Facts(conn, last, (last.dst, last.dport), (last.src, last.sport), conn.pk[:-1], [],
+                     conn.pk, "server", False, 0, 0, 0, None, None, family="unanswered")
+    x: Addr = (rst.src, rst.sport)
+    y: Addr = (rst.dst, rst.dport)
+    before = conn.pk[:conn.rst_pos]
+    xs = [p for p in before if p.src == x[0] and p.sport == x[1]]
+    ys = [p for p in before if not (p.src == x[0] and p.sport == x[1])]
+    x_role = None if conn.client is None else ("client" if x == conn.client else "server")
+    handshake = False
+    if conn.client_isn is not None and conn.server_isn is not None:
+        # the client's ACK of the SYN/ACK, or a RST.ACK that acknowledges the peer's SYN from
+        # past its own (only a synchronized socket sends one; the ACK may be lost from the capture)
+        x_isn, y_isn = ((conn.client_isn, conn.server_isn) if x == conn.client
+                        else (conn.server_isn, conn.client_isn))
+        handshake = (any(not p.is_syn and p.has_ack for p in before
+                         if (p.src, p.sport) == conn.client)
+                     or (rst.has_ack and not seq_after(x_isn + 1, rst.seq)
+                         and not seq_after(y_isn + 1, rst.ack) and rst.seq != x_isn))
+    x_data = sum(p.length for p in xs)
+    y_data_acked = y_unanswered = 0
+    last_x_data = max((p.time for p in xs if p.length), default=None)
+    for p in ys:
+        if p.length and (not rst.has_ack or not seq_after(seq_end(p), rst.ack)):
+            y_data_acked += p.length
+            if last_x_data is None or p.time > last_x_data:
+                y_unanswered += p.length
+    x_fin = next((p for p in xs if p.is_fin), None)
+    # Copies are folded onto their first sighting, so a kept outgoing packet is one the
+    # capture host sent itself, and a forwarded one is kept as its incoming copy.
+    if rst.index in conn.forwarded:
+        origin: str | None = "through"
+    elif rst.direction == "out":
+        origin = "here"
+    elif rst.direction in ("in", "other"):
+        origin = "in"
+    else:
+        origin = None
+    f = Facts(conn, rst, x, y, before, xs, ys, x_role, handshake, x_data, y_data_acked,
+              y_unanswered, x_fin, origin)
+    _family(f)
+    if f.family in ("no-socket", "abort"):
+        f.retransmissions = _retransmissions(f)
+        f.probes = _keepalive_probes(f)
+    return f
+
+
+def _family(f: Facts) -> None:
+    """Which family of RST this is, from the RST and the packets before it."""
+    rst = f.rst
+    y_syns = [p for p in f.ys if p.is_first_syn]
+    x_synacks = [p for p in f.xs if p.is_syn]
+    if y_syns and not x_synacks and rst.has_ack and any(rst.ack == (p.seq + 1) & SEQ_MOD
+                                                        for p in y_syns):
+        f.family = "refused"
+        return
+    x_syn = [p for p in f.xs if p.is_first_syn]
+    y_synacks = [p for p in f.ys if p.is_synack]
+    x_acked_handshake = any(not p.is_syn and p.has_ack for p in f.xs)
+    if x_syn and y_synacks and not rst.has_ack and not x_acked_handshake:
+        f.family = "late-synack"
+        f.answered = next((p for p in y_synacks if p.ack == rst.seq), y_synacks[-1])
+        return
+    if not f.before:
+        f.family = "lonely"
+        return
+    if not rst.has_ack:
+        answered = [p for p in f.ys if p.has_ack and p.ack == rst.seq]
+        f.answered = answered[-1] if answered else None
+        f.family = "no-socket"
+        return
+    if f.conn.client is not None and not f.handshake:
+        f.family = "other"
+        return
+    f.family = "abort"
+
+
+def _retransmissions(f: Facts) -> list[Packet]:
+    """X's transmissions of its first unacknowledged segment, when it sent it twice or more
+    and Y never acknowledged it (before the RST)."""
+    una: int | None = None                  # the highest acknowledgment from Y
+    for p in f.ys:
+        if p.has_ack and (una is None or seq_after(p.ack, una)):
+            una = p.ack
+    segs = [p for p in f.xs if (p.length or p.is_fin) and not p.is_syn]
+    if not segs:
+        return []
+    if una is None:
+        una = segs[-1].seq
+    train = [p for p in segs if p.seq == una]
+    if len(train) < 2:
+        return []
+    first = train[0].time
+    if any(p.has_ack and seq_after(p.ack, una) for p in f.ys if p.time > first):
+        return []
+    return train
+
+
+def _keepalive_probes(f: Facts) -> list[Packet]:
+    """X's trailing keepalive probes: pure ACKs at snd_una - 1 (length 0 or 1), after the
+    last data, with no data from Y after the first one and a non-zero peer window."""
+    snd_nxt: int | None = None
+    probes: list[Packet] = []
+    for p in f.xs:
+        if snd_nxt is not None and p.is_bare_ack and p.length <= 1 and p.seq == (snd_nxt - 1) & SEQ_MOD:
+            probes.append(p)
+        elif p.length or p.is_fin or p.is_syn:
+            probes = []
+        e = seq_end(p)
+        if snd_nxt is None or seq_after(e, snd_nxt):
+            snd_nxt = e
+    if not probes:
+        return []
+    first = probes[0].time
+    if any(p.length for p in f.ys if p.time > first):
+        return []
+    windows = [p.window for p in f.ys if p.time < first]
+    if windows and windows[-1] == 0:
+        return []          # zero-window probes, not keepalive
+    return probes
+
+
+def gaps(packets: list[Packet]) -> list[float]:
+    """The time between consecutive packets."""
+    return [q.time - p.time for p, q in pairwise(packets)]

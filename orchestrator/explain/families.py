@@ -1,0 +1,79 @@
+"""What the causes of one wire family share: the abortive close's evidence, and the sentence
+said when the packets cannot decide between the family's causes."""
+from __future__ import annotations
+
+from .facts import Facts
+from .verdict import Finding
+
+__all__ = ["abort_evidence", "ambiguous_sentence", "origin_note", "server_never_sent"]
+
+
+def server_never_sent(f: Facts) -> bool:
+    """The passive side resets an established connection it never sent a byte on."""
+    return f.x_role == "server" and f.x_data == 0 and f.handshake
+
+
+def abort_evidence(f: Facts, found: Finding) -> None:
+    """The packets of an abortive close (`R.` where a FIN would be)."""
+    x, y = f.x_text, f.y_text
+    y_data = [p for p in f.ys if p.length]
+    found.add(y_data[-1] if y_data else None, f"the last data from {y}")
+    x_acks = [p for p in f.xs if p.has_ack and y_data and p.time > y_data[-1].time]
+    found.add(x_acks[0] if x_acks else None, f"{x}'s kernel acknowledges it")
+    if f.x_fin is not None:
+        found.add(f.x_fin, f"{x} had sent FIN before")
+    if server_never_sent(f):
+        found.add(next((p for p in f.xs if p.is_syn), None), f"{x}'s kernel completes the handshake")
+    fin_note = "" if f.x_fin is not None else ", no FIN"
+    found.add(f.rst, f"RST with ACK (seq = {x}'s next byte, ack = all it received){fin_note}: "
+                     "an abortive close")
+
+
+def origin_note(f: Facts) -> str:
+    """What the capture point says about the RST when it cannot decide, or ''."""
+    if f.origin == "here":
+        return (f"the RST left the host this capture was taken on (outgoing, not forwarded): that host "
+                f"is {f.x[0]} itself or a firewall answering in its name; naming the capture host's "
+                "address decides which")
+    if f.origin == "through":
+        return f"the capture host forwarded this RST: it came from beyond it ({f.x_text}'s side)"
+    return ""
+
+
+def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[str]]:
+    """The sentence (and notes) for a reset the packets cannot pin to one cause."""
+    x, y = f.x_text, f.y_text
+    ids = [c.cause for c in candidates]
+    notes: list[str] = []
+    if f.family == "refused":
+        note = origin_note(f)
+        notes += [note] if note else []
+        return (f"The SYN to {x} was refused with a RST in {f.x[0]}'s name (connect() fails with "
+                "ECONNREFUSED): either nothing listens on that port, or a firewall on the way "
+                "rejected the SYN; a capture at this point alone cannot tell which."), notes
+    if f.family == "no-socket":
+        note = origin_note(f)
+        notes += [note] if note else []
+        if f.by_endpoint:
+            notes.append(f.by_endpoint + ": no firewall forged it")
+        ways = ["it restarted"]
+        if "retransmission-timeout" in ids:
+            ways.append("gave up on the connection earlier")
+        if "firewall-reset" in ids:
+            ways.append("a firewall on the way forged the RST")
+        return (f"{x} answered {y}'s segment with a bare RST, as a host does for a connection it does "
+                f"not know: {', or '.join(ways)}; this capture alone cannot tell which."), notes
+    if f.family == "abort" and server_never_sent(f):
+        n = f.y_data_acked
+        what = f"it received {n} bytes and never answered" if n else "no data ever flowed"
+        return (f"{x} reset the connection without ever sending a byte ({what}): its listener closed "
+                "with the connection still queued, or the application accepted it and closed it "
+                + ("with the data unread" if n else "abortively")
+                + "; the wire looks the same either way."), notes
+    if f.family == "abort":
+        if not f.handshake:
+            notes.append("the capture starts mid-connection: earlier data is not in it")
+        return (f"{x} reset the connection instead of closing it with FIN after receiving "
+                f"{f.y_data_acked} bytes: it closed with data still unread, or it aborted on purpose "
+                "(SO_LINGER {1, 0}); both send this same RST, and the peer sees ECONNRESET."), notes
+    return (f"{x}'s RST fits {' or '.join(ids)}; the packets cannot tell which."), notes

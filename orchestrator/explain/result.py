@@ -1,0 +1,100 @@
+"""What `explain` returns: plain frozen dataclasses, ready for the console, HTML or JSON.
+
+Rendering lives in `orchestrator.report`; nothing here prints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..capture import Packet
+
+__all__ = ["AMBIGUOUS", "SILENT_DROP", "UNKNOWN", "Candidate", "CaptureExplanation", "Evidence",
+           "Explanation", "endpoint"]
+
+AMBIGUOUS = "ambiguous"
+UNKNOWN = "unknown"
+SILENT_DROP = "silent-drop"
+
+
+def endpoint(addr: str, port: int) -> str:
+    """`10.0.0.1:80`, `[fd00::1]:80`."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One deciding packet: its tcpdump-like line and what it shows."""
+
+    packet: Packet
+    line: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A cause the capture fits, what fits it, and what would confirm or rule it out."""
+
+    cause: str
+    why: str
+    tell: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The verdict for one connection."""
+
+    cause: str                        # a cause id, AMBIGUOUS, UNKNOWN or SILENT_DROP
+    sentence: str                     # one sentence a developer understands
+    client: str | None                # "addr:port" of the side that sent the SYN, if seen
+    server: str | None
+    endpoints: tuple[str, str]        # client first when known
+    rst_from: str | None              # "addr:port" of the first RST's sender
+    rst_side: str | None              # "client", "server" or None (roles unknown)
+    candidates: tuple[Candidate, ...]  # one for a decided cause, several when ambiguous
+    evidence: tuple[Evidence, ...]
+    notes: tuple[str, ...]
+    start: float                      # time of the connection's first packet (epoch s)
+    rst_time: float | None
+    packets: int                      # packets of the connection (copies not counted)
+    resets: int                       # RSTs in the connection
+    conn_state: str = ""              # Zeek's conn_state (S0, REJ, RSTO, ...)
+    history: str = ""                 # Zeek's history string ("ShADadR", ...)
+    forged: tuple[str, ...] = field(default=())  # IP-level evidence that the RST was forged
+
+    def as_dict(self, t0: float = 0.0) -> dict[str, Any]:
+        """A JSON-ready mapping; times in seconds relative to `t0`. An evidence entry's
+        `packet` is the packet's position among the file's TCP packets (0-based)."""
+        return {
+            "client": self.client, "server": self.server, "endpoints": list(self.endpoints),
+            "cause": self.cause,
+            "candidates": [{"cause": c.cause, "why": c.why, "tell": c.tell} for c in self.candidates],
+            "rst_from": self.rst_from, "rst_side": self.rst_side,
+            "explanation": self.sentence,
+            "evidence": [{"packet": e.packet.index, "time": round(e.packet.time - t0, 6),
+                          "line": e.line, "why": e.why} for e in self.evidence],
+            "notes": list(self.notes),
+            "start": round(self.start - t0, 6),
+            "rst_time": None if self.rst_time is None else round(self.rst_time - t0, 6),
+            "packets": self.packets, "resets": self.resets,
+            "conn_state": self.conn_state, "history": self.history,
+            "forged": list(self.forged),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureExplanation:
+    """Every explained connection of one capture."""
+
+    path: str
+    packets: int                      # TCP packets in the file
+    other: int                        # frames that were not TCP
+    truncated: bool                   # the file ended mid-record: read up to the cut
+    connections: int                  # TCP connections in the file
+    t0: float                         # time of the first packet (0.0 if none)
+    explanations: tuple[Explanation, ...]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """The `--json` records of this file: one per explained connection."""
+        return [{"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0)}
+                for e in self.explanations]

@@ -1,0 +1,92 @@
+"""What a cause unit gives back (`Finding`), what every cause unit provides (`Cause`), and how
+findings become an `Explanation`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..capture import Packet, format_packet
+from .context import Context
+from .facts import Facts
+from .result import Candidate, Evidence, Explanation, endpoint
+
+__all__ = ["MAX_EVIDENCE", "Cause", "Finding", "explanation", "secs"]
+
+MAX_EVIDENCE = 8
+
+
+class Cause(Protocol):
+    """One cause of a reset: a module under `explain/causes/` with these names."""
+
+    ID: str                      # the cause id (SCENARIOS.md ids are contracts)
+    FAMILIES: frozenset[str]     # the wire families (facts.py) it can explain
+    TELL: str                    # what would confirm it or rule it out
+    ZEEK: str                    # the Zeek conn_state/history it would have
+
+    def check(self, f: Facts, ctx: Context) -> Finding | None:
+        """A finding when the reset fits this cause, else None."""
+        ...
+
+
+@dataclass(slots=True)
+class Finding:
+    """What a cause unit says about one reset.
+
+    `decided` means the packets prove it; otherwise it is a candidate, and
+    candidates of one reset are listed in `rank` order (lower first).
+    """
+
+    cause: str
+    why: str
+    tell: str
+    decided: bool = False
+    sentence: str = ""
+    evidence: list[tuple[Packet | None, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rank: int = 5
+
+    def add(self, p: Packet | None, why: str) -> None:
+        """Add a deciding packet (None is skipped)."""
+        if p is not None:
+            self.evidence.append((p, why))
+
+
+def secs(dt: float) -> str:
+    """`12.0 ms` below a second, `1.03 s` above."""
+    return f"{dt * 1000:.1f} ms" if dt < 1 else f"{dt:.2f} s"
+
+
+def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: list[Finding],
+                evidence: list[tuple[Packet | None, str]], notes: list[str]) -> Explanation:
+    """Assemble the verdict for one connection."""
+    conn = f.conn
+    chosen: list[Evidence] = []
+    for p, why in evidence:
+        if p is not None and not any(e.packet is p for e in chosen):
+            chosen.append(Evidence(p, format_packet(p, t0=ctx.t0), why))
+    ev = sorted(chosen, key=lambda e: e.packet.index)
+    if len(ev) > MAX_EVIDENCE:
+        ev = ev[:2] + ev[-(MAX_EVIDENCE - 2):]
+    client: str | None = None
+    server: str | None = None
+    if conn.client is not None and conn.server is not None:
+        client, server = endpoint(*conn.client), endpoint(*conn.server)
+        ends = (client, server)
+    else:
+        first = conn.pk[0]
+        ends = (endpoint(first.src, first.sport), endpoint(first.dst, first.dport))
+    is_reset = f.rst.is_rst
+    resets = sum(1 for p in conn.pk if p.is_rst)
+    notes = list(notes)
+    if is_reset and resets > 1:
+        notes.append(f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first "
+                     "(answers to segments still on their way)")
+    return Explanation(
+        cause=cause, sentence=sentence, client=client, server=server, endpoints=ends,
+        rst_from=endpoint(*f.x) if is_reset else None,
+        rst_side=f.x_role if is_reset else None,
+        candidates=tuple(Candidate(c.cause, c.why, c.tell) for c in candidates),
+        evidence=tuple(ev), notes=tuple(notes),
+        start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
+        packets=len(conn.pk), resets=resets,
+        forged=tuple(f.forged))
