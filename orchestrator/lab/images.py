@@ -15,13 +15,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import docker
 import docker.errors
 
 from ..errors import ImageBuildError
-from . import engine
+from . import engine, provision
 
 BASE_REPO = "rstlab/base"
 HOST_REPO = "rstlab/host"
@@ -77,6 +77,19 @@ def ensure_images(client: docker.DockerClient, images_dir: Path, run_id: str,
     return ImageSet(base=base, host=host)
 
 
+def ensure_image(client: docker.DockerClient, folder: Path, run_id: str, progress: Progress) -> str:
+    """An image of its own Debian root (folder: Dockerfile and packages.txt), e.g. the C builder.
+
+    Built like the base (from debian:bookworm-slim, or debootstrap offline) and
+    only when first asked for; tagged `rstlab/NAME:DIGEST` and `rstlab/NAME:latest`.
+    """
+    tag = f"rstlab/{folder.name}:{digest(_files(folder))}"
+    if not _exists(client, tag):
+        _build_base(client, folder, tag, run_id, progress)
+    client.images.get(tag).tag(f"rstlab/{folder.name}", "latest")
+    return tag
+
+
 def _build_base(client: docker.DockerClient, folder: Path, tag: str, run_id: str, progress: Progress) -> None:
     how = os.environ.get("RSTLAB_BASE", "auto")
     if how == "dockerfile" or (how == "auto" and _upstream_available(client, progress)):
@@ -94,7 +107,7 @@ def _upstream_available(client: docker.DockerClient, progress: Progress) -> bool
         client.images.pull(*UPSTREAM)
         return True
     except docker.errors.APIError as exc:
-        progress(f"cannot pull {name} ({exc.explanation or exc}); bootstrapping the base offline")
+        progress(f"cannot pull {name} ({exc.explanation or exc}); bootstrapping it offline")
         return False
 
 
@@ -114,19 +127,18 @@ def _build_dockerfile(client: docker.DockerClient, folder: Path, tag: str, run_i
 
 
 def _bootstrap_base(client: docker.DockerClient, folder: Path, tag: str, run_id: str, progress: Progress) -> None:
-    """debootstrap a bookworm root with packages.txt, strip it, import it as the base image."""
-    if shutil.which("debootstrap") is None:
-        raise ImageBuildError("no registry reachable and debootstrap is not installed",
-                              "apt-get install debootstrap, or make debian:bookworm-slim available")
+    """debootstrap a bookworm root with packages.txt, strip it, import it as an image."""
     if os.geteuid() != 0:
-        raise ImageBuildError("no registry reachable and bootstrapping the base image needs root",
-                              "run `python -m orchestrator build` as root once")
+        raise ImageBuildError(f"no registry reachable and bootstrapping {tag} needs root",
+                              "run `python -m orchestrator build` as root once, or make "
+                              "debian:bookworm-slim available to the engine")
+    debootstrap = provision.ensure_tool(provision.DEBOOTSTRAP, progress)
     packages = [p.strip() for p in (folder / "packages.txt").read_text().split() if p.strip()]
     mirror = os.environ.get("RSTLAB_DEBIAN_MIRROR", DEFAULT_MIRROR)
     progress(f"bootstrapping {tag}: debootstrap {SUITE} with {', '.join(packages)}")
     with tempfile.TemporaryDirectory(prefix="rstlab-base-") as tmp:
         root = Path(tmp) / "root"
-        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(root), mirror]
+        cmd = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(root), mirror]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         tail: list[str] = []
         assert proc.stdout is not None

@@ -2,26 +2,22 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from orchestrator import catalog
 from orchestrator.capture import read_capture
+from tests import oracles
 
 SCENARIOS = [s.id for s in catalog.builtin_scenarios(catalog.load_topology())]
 
 
 def tshark(pcap: Path) -> list[dict[str, str]]:
     """Each TCP packet as tshark dissects it: source, destination, flags."""
-    if shutil.which("tshark") is None:
-        pytest.fail("tshark is needed as the independent oracle (apt-get install tshark)")
-    out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp", "-T", "fields", "-E", "separator=,",
+    out = oracles.tshark(["-r", str(pcap), "-Y", "tcp", "-T", "fields", "-E", "separator=,",
                           "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.flags.str", "-e", "tcp.flags.syn",
-                          "-e", "tcp.flags.ack", "-e", "tcp.flags.reset"],
-                         capture_output=True, text=True, check=True).stdout
+                          "-e", "tcp.flags.ack", "-e", "tcp.flags.reset"], pcap)
     keys = ("src", "dst", "str", "syn", "ack", "rst")
     return [dict(zip(keys, line.split(","))) for line in out.splitlines() if line]
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from orchestrator.capture import read_capture
 from orchestrator.explain import explain_capture
+from tests import oracles
 from tests.integration.test_catalogue import SCENARIOS
 
 # The cause explain must find for a scenario where it is not the scenario's own id:
@@ -37,10 +37,10 @@ def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Pa
 
 
 def tshark_fields(pcap: Path) -> list[list[str]]:
-    out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp", "-o", "tcp.relative_sequence_numbers:FALSE",
+    out = oracles.tshark(["-r", str(pcap), "-Y", "tcp", "-o", "tcp.relative_sequence_numbers:FALSE",
                           "-T", "fields", "-E", "separator=,", "-e", "frame.time_epoch", "-e", "tcp.flags",
                           "-e", "tcp.seq", "-e", "tcp.ack", "-e", "tcp.len", "-e", "tcp.srcport", "-e", "tcp.dstport"],
-                         capture_output=True, text=True, check=True).stdout
+                         pcap)
     return [line.split(",") for line in out.splitlines() if line]
 
 

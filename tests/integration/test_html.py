@@ -7,9 +7,7 @@ opened as a person would, from the file, with no network. Chromium is Debian's
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -18,28 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_reference import recheck
-
 from orchestrator import catalog
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    message = "headless Chromium is needed: apt-get install chromium"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set, so the page must be checked in a browser: {message}")
-    pytest.skip(message)
+from tests import oracles
+from tests.unit.test_reference import recheck
 
 
 def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium installed here, or in the tools container (tests/oracles.py)."""
     profile = tmp_path / "profile"
-    return subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                           f"--user-data-dir={profile}", *args, page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    return oracles.run("chromium", ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                    "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                                    "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args, page.as_uri()],
+                       [page.parent, tmp_path])
 
 
 class Dom(HTMLParser):

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import shutil
 import socket
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from orchestrator.capture import (
 )
 from orchestrator.connections import ConnectionTracker
 from orchestrator.errors import BadInput, CaptureError, ExitStatus
+from tests import oracles
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -574,23 +573,13 @@ TSHARK_FIELDS = ["frame.time_epoch", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw", 
                  "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "sll.pkttype", "sll.ifindex"]
 
 
-@pytest.fixture(scope="module")
-def tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is not installed, and CI is set: install tshark")
-        pytest.skip("tshark is not installed")
-    return path
-
-
 @pytest.mark.parametrize("name", ALL_FIXTURES)
-def test_matches_tshark(tshark: str, name: str) -> None:
-    cmd = [tshark, "-n", "-r", str(FIXTURES / name), "-T", "fields", "-E", "separator=/t",
-           "-E", "occurrence=f"]
+def test_matches_tshark(name: str) -> None:
+    """tshark installed here, or in the tools container (tests/oracles.py)."""
+    cmd = ["-n", "-r", str(FIXTURES / name), "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = oracles.tshark(cmd, FIXTURES / name)
     rows = [dict(zip(TSHARK_FIELDS, line.split("\t"))) for line in out.splitlines()]
     tcp_rows = [r for r in rows if r["tcp.flags"]]
     cap = fixture(name)
