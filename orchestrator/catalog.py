@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -46,9 +47,16 @@ def load_topology(path: Path = COMPOSE_FILE) -> Topology:
     return topology_from_compose(_read_yaml(path), str(path))
 
 
+def _beside(path: Path) -> Callable[[str], tuple[bytes, int]]:
+    """Reads a file next to a scenario file: its content and permission bits (a binary stays executable)."""
+    def read(name: str) -> tuple[bytes, int]:
+        target = path.parent / name
+        return target.read_bytes(), target.stat().st_mode & 0o777
+    return read
+
+
 def load_scenario_file(path: Path, topology: Topology) -> Scenario:
-    return scenario_from_mapping(_read_yaml(path), str(path), list(topology.hosts),
-                                 read_file=lambda name: (path.parent / name).read_bytes())
+    return scenario_from_mapping(_read_yaml(path), str(path), list(topology.hosts), read_file=_beside(path))
 
 
 def builtin_scenarios(topology: Topology) -> list[Scenario]:

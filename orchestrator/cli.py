@@ -20,11 +20,13 @@ from rich.console import Console
 
 from . import catalog
 from .errors import BadInput, ExitStatus, LabError
+from .model import Scenario
 from .report.console import ConsoleReport
 
 if TYPE_CHECKING:
     import docker
 
+    from .lab.builder import Built
     from .runner import Progress
 
 DEFAULT_OUT = Path("captures")
@@ -112,6 +114,13 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context)
     run_id = engine.new_run_id()
     with report.building() as build_progress:
         image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, build_progress)
+        scenarios, built = _build_sources(client, scenarios, run_id, build_progress)
+    if built:
+        from .lab.builder import cache_dir
+
+        compiled = sum(1 for b in built if b.compiled)
+        report.note(f"programs: {len(built)} built from source, {compiled} compiled now, "
+                    f"{len(built) - compiled} from the cache ({cache_dir()})")
     kernel = engine.kernel_version(client)
     jobs = jobs or default_jobs()
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
@@ -130,6 +139,14 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context)
     if any(r.error for r in results):
         return ExitStatus.ENVIRONMENT
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.EXPECTATION_FAILED
+
+
+def _build_sources(client: docker.DockerClient, scenarios: list[Scenario], run_id: str,
+                   progress: Callable[[str], None]) -> tuple[list[Scenario], list[Built]]:
+    """C/C++ sources compiled (or from the cache) before anything starts: a compiler error is exit 2."""
+    from .lab import builder
+
+    return builder.build_sources(client, scenarios, catalog.IMAGES_DIR, run_id, progress)
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> ExitStatus:

@@ -124,6 +124,39 @@ class CaptureExpectation:
 
 
 @dataclass(frozen=True)
+class TextMatch:
+    """What a program's output must hold: `contains` a text, match a `regex` (search), or `equals` it (stripped)."""
+
+    how: str
+    text: str
+
+    HOWS = ("contains", "regex", "equals")
+
+    def matches(self, actual: str) -> bool:
+        if self.how == "contains":
+            return self.text in actual
+        if self.how == "regex":
+            return re.search(self.text, actual, re.MULTILINE) is not None
+        return actual.strip() == self.text.strip()
+
+    def __str__(self) -> str:
+        return f"{self.how} {self.text!r}"
+
+    @classmethod
+    def parse(cls, where: str, raw: Any) -> TextMatch:
+        """`{contains: TEXT}`, `{regex: PATTERN}` or `{equals: TEXT}`."""
+        if not isinstance(raw, Mapping) or len(raw) != 1 or next(iter(raw)) not in cls.HOWS:
+            raise ValueError(f"{where}: expected one of {{contains: TEXT}}, {{regex: PATTERN}}, {{equals: TEXT}}")
+        how, text = next(iter(raw.items()))
+        if how == "regex":
+            try:
+                re.compile(str(text))
+            except re.error as exc:
+                raise ValueError(f"{where}.regex: {exc}") from None
+        return cls(str(how), str(text))
+
+
+@dataclass(frozen=True)
 class AppExpectation:
     """One socket call a host's application must have seen, in order among that host's calls."""
 
@@ -133,6 +166,8 @@ class AppExpectation:
     errno: str | None = None       # an errno name, or "ok" for success
     result: Any = None             # a value the call's result must equal (or contain, for mappings)
     elapsed: Range | None = None   # seconds the call took
+    stdout: TextMatch | None = None   # a program's output (exec, shell)
+    stderr: TextMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -210,10 +245,30 @@ class HostFile:
     host: str
     name: str
     content: bytes
+    mode: int = 0o644              # the source file's permission bits: a binary stays executable
 
     @property
     def path(self) -> str:
         return f"{FILES_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
+class BuildSource:
+    """A C or C++ source the lab compiles for a host; the binary lands in /tmp/files/OUTPUT."""
+
+    host: str
+    name: str
+    content: bytes
+    flags: tuple[str, ...] = ("-O2", "-Wall")
+    output: str = ""
+
+    @property
+    def language(self) -> str:
+        return "c" if self.name.endswith(".c") else "c++"
+
+    @property
+    def path(self) -> str:
+        return f"{FILES_DIR}/{self.output}"
 
 
 @dataclass(frozen=True)
@@ -238,16 +293,19 @@ class Scenario:
     timeout: float = DEFAULT_TIMEOUT
     sysctls: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     files: tuple[HostFile, ...] = ()
+    builds: tuple[BuildSource, ...] = ()
     source: str = ""
 
 
 TOP_KEYS = frozenset({
     "id", "title", "claim", "explanation", "hosts", "capture", "steps", "expect",
-    "article_holds", "observed", "fix", "settle", "timeout", "sysctls", "files",
+    "article_holds", "observed", "fix", "settle", "timeout", "sysctls", "files", "build",
 })
 EXPECT_KEYS = frozenset({"packets", "app", "counters", "reasons"})
 CAPTURE_KEYS = frozenset({"sequence", "exact", "absent"})
-APP_KEYS = frozenset({"call", "sock", "errno", "result", "elapsed"})
+APP_KEYS = frozenset({"call", "sock", "errno", "result", "elapsed", "stdout", "stderr"})
+BUILD_KEYS = frozenset({"source", "flags", "output"})
+SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -328,6 +386,8 @@ def _app(where: str, raw: Any, hosts: Sequence[str]) -> list[AppExpectation]:
                 errno=None if item.get("errno") is None else str(item["errno"]),
                 result=item.get("result"),
                 elapsed=None if item.get("elapsed") is None else Range.parse(item["elapsed"]),
+                stdout=None if item.get("stdout") is None else TextMatch.parse(f"{here}.stdout", item["stdout"]),
+                stderr=None if item.get("stderr") is None else TextMatch.parse(f"{here}.stderr", item["stderr"]),
             ))
     return out
 
@@ -339,6 +399,42 @@ def _counters(where: str, raw: Any, hosts: Sequence[str]) -> list[CounterExpecta
             raise ValueError(f"{where}.{host}: unknown host {host!r} (hosts: {', '.join(hosts)})")
         for name, value in _mapping(f"{where}.{host}", counters).items():
             out.append(CounterExpectation(host, str(name), Range.parse(value)))
+    return out
+
+
+ReadFile = Callable[[str], "tuple[bytes, int]"]   # a file next to the scenario file: content, permission bits
+
+
+def _read(where: str, name: str, read_file: ReadFile | None) -> tuple[bytes, int]:
+    if "/" in name or name.startswith("."):
+        raise ValueError(f"{where}: {name!r} must be a file next to the scenario file")
+    if read_file is None:
+        raise ValueError(f"{where}: files can only come with a scenario file")
+    try:
+        return read_file(name)
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot read {name!r} ({exc.strerror or exc})") from None
+
+
+def _builds(raw: Mapping[str, Any], hosts: Sequence[str], read_file: ReadFile | None) -> list[BuildSource]:
+    """`build: {HOST: [SOURCE or {source, flags, output}]}`: C/C++ sources compiled for a host."""
+    out = []
+    for host, items in raw.items():
+        if host not in hosts:
+            raise ValueError(f"build.{host}: {host!r} is not one of the scenario's hosts")
+        for i, item in enumerate(_list(f"build.{host}", items)):
+            here = f"build.{host}[{i}]"
+            spec = {"source": item} if isinstance(item, str) else dict(_mapping(here, item))
+            _check_keys(here, spec, BUILD_KEYS)
+            name = str(spec.get("source", ""))
+            if not name.endswith(SOURCE_SUFFIXES):
+                raise ValueError(f"{here}: {name!r} is not a C or C++ source ({', '.join(SOURCE_SUFFIXES)})")
+            flags = tuple(str(f) for f in _list(f"{here}.flags", spec.get("flags", list(BuildSource.flags))))
+            output = str(spec.get("output") or name.rsplit(".", 1)[0])
+            if "/" in output or output.startswith("."):
+                raise ValueError(f"{here}.output: {output!r} must be a plain file name")
+            content, _ = _read(here, name, read_file)
+            out.append(BuildSource(host, name, content, flags, output))
     return out
 
 
@@ -366,7 +462,7 @@ def _reasons(where: str, raw: Any, hosts: Sequence[str]) -> list[ReasonExpectati
 
 
 def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
-                          read_file: Callable[[str], bytes] | None = None) -> Scenario:
+                          read_file: ReadFile | None = None) -> Scenario:
     """Validate a parsed scenario document against the topology's host names.
 
     `read_file` fetches a file named under `files:` (relative to the scenario file).
@@ -400,14 +496,9 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
                 raise ValueError(f"files.{host}: {host!r} is not one of the scenario's hosts")
             for name in _list(f"files.{host}", names):
                 name = str(name)
-                if "/" in name or name.startswith("."):
-                    raise ValueError(f"files.{host}: {name!r} must be a file next to the scenario file")
-                if read_file is None:
-                    raise ValueError(f"files.{host}: files can only come with a scenario file")
-                try:
-                    files.append(HostFile(host, name, read_file(name)))
-                except OSError as exc:
-                    raise ValueError(f"files.{host}: cannot read {name!r} ({exc.strerror or exc})") from None
+                content, mode = _read(f"files.{host}", name, read_file)
+                files.append(HostFile(host, name, content, mode))
+        builds = _builds(_mapping("build", doc.get("build", {})), hosts, read_file)
         expect = _mapping("expect", doc.get("expect", {}))
         _check_keys("expect", expect, EXPECT_KEYS)
         return Scenario(
@@ -429,6 +520,7 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
             timeout=float(doc.get("timeout", DEFAULT_TIMEOUT)),
             sysctls=sysctls,
             files=tuple(files),
+            builds=tuple(builds),
             source=source,
         )
     except ValueError as exc:

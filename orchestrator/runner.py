@@ -74,7 +74,8 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
                 result.addresses = {h: lab.addresses[h] for h in scenario.hosts}
                 for hf in scenario.files:
                     answer = lab.agent(hf.host).call(
-                        "put_file", {"path": hf.path, "data": base64.b64encode(hf.content).decode()}, STEP_TIMEOUT)
+                        "put_file", {"path": hf.path, "data": base64.b64encode(hf.content).decode(), "mode": hf.mode},
+                        STEP_TIMEOUT)
                     if not answer["ok"]:
                         raise LabRuntimeError(f"cannot copy {hf.name} into {hf.host}: {answer['error']}")
                 say("capturing")

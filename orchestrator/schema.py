@@ -60,6 +60,15 @@ TOP_FIELDS: dict[str, JSON] = {
                 "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "number"]}}},
     "files": {"type": "object", "description": f"per host: files next to the scenario file, copied to {model.FILES_DIR}/",
               "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": "^[^/.][^/]*$"}}},
+    "build": {"type": "object", "description": f"per host: C/C++ sources next to the scenario file, compiled "
+                                               f"(static) into {model.FILES_DIR}/OUTPUT (default: the source's stem)",
+              "additionalProperties": {"type": "array", "items": {"oneOf": [
+                  {"type": "string", "pattern": "^[^/.][^/]*\\.(c|cc|cpp|cxx)$"},
+                  {"type": "object", "required": ["source"], "additionalProperties": False, "properties": {
+                      "source": {"type": "string", "pattern": "^[^/.][^/]*\\.(c|cc|cpp|cxx)$"},
+                      "flags": {"type": "array", "items": {"type": "string"},
+                                "default": list(model.BuildSource.flags)},
+                      "output": {"type": "string", "pattern": "^[^/.][^/]*$"}}}]}}},
 }
 EXPECT_FIELDS: dict[str, JSON] = {
     "packets": {"type": "object", "description": "per capture point: the segments it must show",
@@ -84,6 +93,8 @@ APP_FIELDS: dict[str, JSON] = {
     "errno": {"type": "string", "description": "an errno name (ECONNRESET…) or ok"},
     "result": {"description": "the call's result equals this (a mapping: contains these keys)"},
     "elapsed": {**_RANGE, "description": "seconds the call took"},
+    "stdout": {"$ref": "#/definitions/text_match", "description": "what a program (exec, shell) printed"},
+    "stderr": {"$ref": "#/definitions/text_match", "description": "what a program wrote on stderr"},
 }
 STEP_FIELDS: dict[str, JSON] = {
     "host": {"description": "the host making the call"},
@@ -188,6 +199,8 @@ def build_schema(hosts: Sequence[str], peer: ModuleType) -> JSON:
                 {"type": "object", "additionalProperties": False,
                  "properties": _described("expect.packets.POINT", model.CAPTURE_KEYS, CAPTURE_FIELDS)},
             ]},
+            "text_match": {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+                           "properties": {how: {"type": "string"} for how in model.TextMatch.HOWS}},
             "app_expectation": {"type": "object", "required": ["call"], "additionalProperties": False,
                                 "properties": _described("expect.app.HOST[]", model.APP_KEYS, APP_FIELDS)},
         },

@@ -121,7 +121,7 @@ def _result_matches(expected: Any, actual: Any) -> bool:
 
 
 def _describe_event(e: Mapping[str, Any]) -> str:
-    outcome = e.get("errno") or ("ok" if e.get("ok") else str(e.get("result")))
+    outcome = e.get("errno") or ("ok" if e.get("ok") else str(e.get("error") or e.get("result")))
     took = float(e.get("end", 0)) - float(e.get("start", 0))
     return f"{e.get('call')} {e.get('sock') or ''} -> {outcome} after {took:.3f} s".replace("  ", " ")
 
@@ -137,7 +137,16 @@ def app_event_matches(exp: AppExpectation, e: Mapping[str, Any]) -> bool:
         return False
     if exp.elapsed is not None and (float(e["end"]) - float(e["start"])) not in exp.elapsed:
         return False
+    for stream, match in (("stdout", exp.stdout), ("stderr", exp.stderr)):
+        if match is not None and not match.matches(_output(e, stream)):
+            return False
     return True
+
+
+def _output(e: Mapping[str, Any], stream: str) -> str:
+    """What a program (exec, shell) wrote on stdout or stderr; empty for a socket call."""
+    result = e.get("result")
+    return str(result.get(stream) or "") if isinstance(result, Mapping) else ""
 
 
 def describe_app_expectation(exp: AppExpectation) -> str:
@@ -149,6 +158,9 @@ def describe_app_expectation(exp: AppExpectation) -> str:
         parts.append(f"result {exp.result}")
     if exp.elapsed is not None:
         parts.append(f"in {exp.elapsed} s")
+    for stream, match in (("stdout", exp.stdout), ("stderr", exp.stderr)):
+        if match is not None:
+            parts.append(f"{stream} {match}")
     return " ".join(parts)
 
 
@@ -162,7 +174,9 @@ def check_app(expectations: Sequence[AppExpectation], events: Sequence[Mapping[s
         hit = next((i for i in range(start, len(mine)) if app_event_matches(exp, mine[i])), None)
         if hit is None:
             same = [e for e in mine[start:] if e.get("call") == exp.call]
-            observed = "; ".join(_describe_event(e) for e in same) or f"no {exp.call} call"
+            streams = [s for s, m in (("stdout", exp.stdout), ("stderr", exp.stderr)) if m is not None]
+            observed = "; ".join(_describe_event(e) + "".join(f", {s} {_output(e, s)!r}" for s in streams)
+                                 for e in same) or f"no {exp.call} call"
             checks.append(Check("app", exp.host, describe_app_expectation(exp), observed, False))
         else:
             position[exp.host] = hit + 1

@@ -2,8 +2,7 @@
 
 Where the machine has the program, the tests run it. Where it does not, they
 run it in `rstlab/tools` (images/tools: Debian's tshark and chromium), built
-like the lab's own images the first time a test needs it (from
-debian:bookworm-slim, or debootstrap offline), with the paths it reads and
+on the lab's own base image the first time a test needs it, with the paths it reads and
 writes bind-mounted at the same place and no network. One line says so.
 RSTLAB_ORACLES=host|container forces one way (default: auto).
 """
@@ -58,7 +57,8 @@ def tools_image(client: docker.DockerClient) -> str:
             folder = catalog.IMAGES_DIR / "tools"
             say("tshark or chromium is not installed here: running them in the rstlab/tools container "
                 f"({folder}), built now if missing")
-            _image["tag"] = images.ensure_image(client, folder, "tests", lambda line: None)
+            base = images.ensure_images(client, catalog.IMAGES_DIR, "tests", lambda line: None).base
+            _image["tag"] = images.ensure_image(client, folder, "tests", lambda line: None, base=base)
         return _image["tag"]
 
 

@@ -77,15 +77,23 @@ def ensure_images(client: docker.DockerClient, images_dir: Path, run_id: str,
     return ImageSet(base=base, host=host)
 
 
-def ensure_image(client: docker.DockerClient, folder: Path, run_id: str, progress: Progress) -> str:
-    """An image of its own Debian root (folder: Dockerfile and packages.txt), e.g. the C builder.
+def ensure_image(client: docker.DockerClient, folder: Path, run_id: str, progress: Progress,
+                 base: str | None = None) -> str:
+    """An extra image (folder: Dockerfile and packages.txt), built only when first asked for.
 
-    Built like the base (from debian:bookworm-slim, or debootstrap offline) and
-    only when first asked for; tagged `rstlab/NAME:DIGEST` and `rstlab/NAME:latest`.
+    Without `base` it is a Debian root of its own, made like the base (from
+    debian:bookworm-slim, or debootstrap offline: the C builder). With `base`
+    its Dockerfile builds on that image, with apt-get from the Debian archive
+    (the tests' tools: debootstrap cannot configure Chromium's desktop
+    dependencies). Tagged `rstlab/NAME:DIGEST` and `rstlab/NAME:latest`.
     """
-    tag = f"rstlab/{folder.name}:{digest(_files(folder))}"
+    tag = f"rstlab/{folder.name}:{digest(_files(folder), extra=base or '')}"
     if not _exists(client, tag):
-        _build_base(client, folder, tag, run_id, progress)
+        if base is None:
+            _build_base(client, folder, tag, run_id, progress)
+        else:
+            progress(f"building {tag} on {base}")
+            _build_dockerfile(client, folder, tag, run_id, progress, buildargs={"BASE": base})
     client.images.get(tag).tag(f"rstlab/{folder.name}", "latest")
     return tag
 

@@ -194,7 +194,7 @@ class ScenarioLab:
             cap_drop=["ALL"], cap_add=list(spec.cap_add),
             sysctls={**spec.sysctls, **self.sysctls.get(spec.name, {})} or None,
             read_only=spec.read_only,
-            tmpfs={path: "" for path in spec.tmpfs} or None,
+            tmpfs=dict(t.partition(":")[::2] for t in spec.tmpfs) or None,   # PATH[:OPTIONS], as compose writes it
             pids_limit=spec.pids_limit, mem_limit=spec.mem_limit,
             init=spec.init,
             log_config=docker.types.LogConfig(type="none"),   # the agent's output comes over its attached channel

@@ -103,6 +103,8 @@ def event_outcome(e: Mapping[str, Any]) -> str:
     if isinstance(result, Mapping):
         if "received" in result:
             return f"{result['received']} bytes" + (", end of stream" if result.get("eof") else "")
+        if result.get("signal"):
+            return f"killed by {result['signal']}"
         if "rc" in result:
             return f"exit {result['rc']}"
     if isinstance(result, list) and result and isinstance(result[0], Mapping) and "sent" in result[0]:
