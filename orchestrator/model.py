@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Mapping, Sequence, Union
 
 from .errors import ScenarioFileError
+from .programs import BuildSource, HostFile, ReadFile, parse_builds, parse_files
 
 # The peer agent's calls (images/host/rstlab_peer.py CALLS; a unit test holds the two
 # together): those a scenario's steps may make, and those only the runner makes.
@@ -26,7 +27,6 @@ STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
 FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
 DEFAULT_SETTLE = 0.3
 DEFAULT_TIMEOUT = 60.0   # seconds a scenario's steps may take in all; a single call at most 30
-FILES_DIR = "/tmp/files"
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
@@ -239,39 +239,6 @@ Step = Union[CallStep, SleepStep, WaitStep, RestartStep]
 
 
 @dataclass(frozen=True)
-class HostFile:
-    """A file the scenario brings into a host (its own program, data): lands in /tmp/files/NAME."""
-
-    host: str
-    name: str
-    content: bytes
-    mode: int = 0o644              # the source file's permission bits: a binary stays executable
-
-    @property
-    def path(self) -> str:
-        return f"{FILES_DIR}/{self.name}"
-
-
-@dataclass(frozen=True)
-class BuildSource:
-    """A C or C++ source the lab compiles for a host; the binary lands in /tmp/files/OUTPUT."""
-
-    host: str
-    name: str
-    content: bytes
-    flags: tuple[str, ...] = ("-O2", "-Wall")
-    output: str = ""
-
-    @property
-    def language(self) -> str:
-        return "c" if self.name.endswith(".c") else "c++"
-
-    @property
-    def path(self) -> str:
-        return f"{FILES_DIR}/{self.output}"
-
-
-@dataclass(frozen=True)
 class Scenario:
     """A reset case: who takes part, what they do, and what must be observed."""
 
@@ -304,8 +271,6 @@ TOP_KEYS = frozenset({
 EXPECT_KEYS = frozenset({"packets", "app", "counters", "reasons"})
 CAPTURE_KEYS = frozenset({"sequence", "exact", "absent"})
 APP_KEYS = frozenset({"call", "sock", "errno", "result", "elapsed", "stdout", "stderr"})
-BUILD_KEYS = frozenset({"source", "flags", "output"})
-SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx")
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -402,42 +367,6 @@ def _counters(where: str, raw: Any, hosts: Sequence[str]) -> list[CounterExpecta
     return out
 
 
-ReadFile = Callable[[str], "tuple[bytes, int]"]   # a file next to the scenario file: content, permission bits
-
-
-def _read(where: str, name: str, read_file: ReadFile | None) -> tuple[bytes, int]:
-    if "/" in name or name.startswith("."):
-        raise ValueError(f"{where}: {name!r} must be a file next to the scenario file")
-    if read_file is None:
-        raise ValueError(f"{where}: files can only come with a scenario file")
-    try:
-        return read_file(name)
-    except OSError as exc:
-        raise ValueError(f"{where}: cannot read {name!r} ({exc.strerror or exc})") from None
-
-
-def _builds(raw: Mapping[str, Any], hosts: Sequence[str], read_file: ReadFile | None) -> list[BuildSource]:
-    """`build: {HOST: [SOURCE or {source, flags, output}]}`: C/C++ sources compiled for a host."""
-    out = []
-    for host, items in raw.items():
-        if host not in hosts:
-            raise ValueError(f"build.{host}: {host!r} is not one of the scenario's hosts")
-        for i, item in enumerate(_list(f"build.{host}", items)):
-            here = f"build.{host}[{i}]"
-            spec = {"source": item} if isinstance(item, str) else dict(_mapping(here, item))
-            _check_keys(here, spec, BUILD_KEYS)
-            name = str(spec.get("source", ""))
-            if not name.endswith(SOURCE_SUFFIXES):
-                raise ValueError(f"{here}: {name!r} is not a C or C++ source ({', '.join(SOURCE_SUFFIXES)})")
-            flags = tuple(str(f) for f in _list(f"{here}.flags", spec.get("flags", list(BuildSource.flags))))
-            output = str(spec.get("output") or name.rsplit(".", 1)[0])
-            if "/" in output or output.startswith("."):
-                raise ValueError(f"{here}.output: {output!r} must be a plain file name")
-            content, _ = _read(here, name, read_file)
-            out.append(BuildSource(host, name, content, flags, output))
-    return out
-
-
 def id_from_source(source: str) -> str:
     """A scenario's id when its file gives none: the file's name (its folder's for `scenario.yaml`), as a slug."""
     parts = re.split(r"[\\/]", source)
@@ -490,15 +419,8 @@ def scenario_from_mapping(doc: Any, source: str, known_hosts: Sequence[str],
             if host not in hosts:
                 raise ValueError(f"sysctls.{host}: {host!r} is not one of the scenario's hosts")
             sysctls[host] = {str(k): str(v) for k, v in _mapping(f"sysctls.{host}", values).items()}
-        files = []
-        for host, names in _mapping("files", doc.get("files", {})).items():
-            if host not in hosts:
-                raise ValueError(f"files.{host}: {host!r} is not one of the scenario's hosts")
-            for name in _list(f"files.{host}", names):
-                name = str(name)
-                content, mode = _read(f"files.{host}", name, read_file)
-                files.append(HostFile(host, name, content, mode))
-        builds = _builds(_mapping("build", doc.get("build", {})), hosts, read_file)
+        files = parse_files(doc.get("files", {}), hosts, read_file)
+        builds = parse_builds(doc.get("build", {}), hosts, read_file)
         expect = _mapping("expect", doc.get("expect", {}))
         _check_keys("expect", expect, EXPECT_KEYS)
         return Scenario(

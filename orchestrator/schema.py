@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import model
+from . import model, programs
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "scenario.schema.json"
 JSON = dict[str, Any]
@@ -58,16 +58,16 @@ TOP_FIELDS: dict[str, JSON] = {
                 "description": "seconds all the steps may take"},
     "sysctls": {"type": "object", "description": "per host: sysctls set when its container is created",
                 "additionalProperties": {"type": "object", "additionalProperties": {"type": ["string", "number"]}}},
-    "files": {"type": "object", "description": f"per host: files next to the scenario file, copied to {model.FILES_DIR}/",
+    "files": {"type": "object", "description": f"per host: files next to the scenario file, copied to {programs.FILES_DIR}/",
               "additionalProperties": {"type": "array", "items": {"type": "string", "pattern": "^[^/.][^/]*$"}}},
     "build": {"type": "object", "description": f"per host: C/C++ sources next to the scenario file, compiled "
-                                               f"(static) into {model.FILES_DIR}/OUTPUT (default: the source's stem)",
+                                               f"(static) into {programs.FILES_DIR}/OUTPUT (default: the source's stem)",
               "additionalProperties": {"type": "array", "items": {"oneOf": [
                   {"type": "string", "pattern": "^[^/.][^/]*\\.(c|cc|cpp|cxx)$"},
                   {"type": "object", "required": ["source"], "additionalProperties": False, "properties": {
                       "source": {"type": "string", "pattern": "^[^/.][^/]*\\.(c|cc|cpp|cxx)$"},
                       "flags": {"type": "array", "items": {"type": "string"},
-                                "default": list(model.BuildSource.flags)},
+                                "default": list(programs.BuildSource.flags)},
                       "output": {"type": "string", "pattern": "^[^/.][^/]*$"}}}]}}},
 }
 EXPECT_FIELDS: dict[str, JSON] = {

@@ -23,7 +23,8 @@ import docker
 import docker.errors
 
 from ..errors import BadInput, LabRuntimeError
-from ..model import BuildSource, HostFile, Scenario
+from ..model import Scenario
+from ..programs import BuildSource, HostFile
 from . import engine, images
 
 Progress = Callable[[str], None]

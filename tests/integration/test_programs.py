@@ -14,7 +14,7 @@ from orchestrator import catalog
 from orchestrator.cli import main
 from orchestrator.lab import builder, engine
 from orchestrator.lab.images import ImageSet
-from orchestrator.model import BuildSource
+from orchestrator.programs import BuildSource
 from tests.conftest import ROOT
 
 EXAMPLES = [ROOT / "examples" / "c-close-unread" / "scenario.yaml", ROOT / "examples" / "c-connect-timeout" / "scenario.yaml"]

@@ -8,7 +8,8 @@ import pytest
 from orchestrator import catalog
 from orchestrator.errors import ScenarioFileError
 from orchestrator.lab import builder
-from orchestrator.model import AppExpectation, BuildSource, TextMatch
+from orchestrator.model import AppExpectation, TextMatch
+from orchestrator.programs import BuildSource
 from orchestrator.verify import check_app
 
 TOPOLOGY = catalog.load_topology()
