@@ -50,6 +50,12 @@ def installed(tool: str) -> str | None:
     return None
 
 
+def _stages(line: str) -> None:
+    """The build's stages (not every apt line) on the terminal: a cold build takes minutes."""
+    if line.startswith(("Step ", "building", "bootstrapping", "importing", "installing", "cannot pull")):
+        say(line)
+
+
 def tools_image(client: docker.DockerClient) -> str:
     """rstlab/tools for the current inputs, built once (and said so) when missing."""
     with _lock:
@@ -57,8 +63,8 @@ def tools_image(client: docker.DockerClient) -> str:
             folder = catalog.IMAGES_DIR / "tools"
             say("tshark or chromium is not installed here: running them in the rstlab/tools container "
                 f"({folder}), built now if missing")
-            base = images.ensure_images(client, catalog.IMAGES_DIR, "tests", lambda line: None).base
-            _image["tag"] = images.ensure_image(client, folder, "tests", lambda line: None, base=base)
+            base = images.ensure_images(client, catalog.IMAGES_DIR, "tests", _stages).base
+            _image["tag"] = images.ensure_image(client, folder, "tests", _stages, base=base)
         return _image["tag"]
 
 
