@@ -55,11 +55,12 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _exists(client: docker.DockerClient, tag: str) -> bool:
-    try:
-        client.images.get(tag)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
+    with engine.engine_call(f"cannot look for the image {tag}", ImageBuildError):
+        try:
+            client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
 
 
 def ensure_images(client: docker.DockerClient, images_dir: Path, run_id: str,
@@ -73,7 +74,8 @@ def ensure_images(client: docker.DockerClient, images_dir: Path, run_id: str,
         progress(f"building {host}")
         _build_dockerfile(client, images_dir / "host", host, run_id, progress, buildargs={"BASE": base})
     for tag in (base, host):
-        client.images.get(tag).tag(tag.split(":")[0], "latest")
+        with engine.engine_call(f"cannot tag {tag} as latest", ImageBuildError):
+            client.images.get(tag).tag(tag.split(":")[0], "latest")
     return ImageSet(base=base, host=host)
 
 
@@ -94,7 +96,8 @@ def ensure_image(client: docker.DockerClient, folder: Path, run_id: str, progres
         else:
             progress(f"building {tag} on {base}")
             _build_dockerfile(client, folder, tag, run_id, progress, buildargs={"BASE": base})
-    client.images.get(tag).tag(f"rstlab/{folder.name}", "latest")
+    with engine.engine_call(f"cannot tag {tag} as latest", ImageBuildError):
+        client.images.get(tag).tag(f"rstlab/{folder.name}", "latest")
     return tag
 
 
@@ -114,8 +117,8 @@ def _upstream_available(client: docker.DockerClient, progress: Progress) -> bool
     try:
         client.images.pull(*UPSTREAM)
         return True
-    except docker.errors.APIError as exc:
-        progress(f"cannot pull {name} ({exc.explanation or exc}); bootstrapping it offline")
+    except engine.SDK_ERRORS as exc:
+        progress(f"cannot pull {name} ({engine.explanation(exc)}); bootstrapping it offline")
         return False
 
 
@@ -130,8 +133,8 @@ def _build_dockerfile(client: docker.DockerClient, folder: Path, tag: str, run_i
             line = str(chunk.get("stream", "")).strip()
             if line:
                 progress(line)
-    except docker.errors.APIError as exc:
-        raise ImageBuildError(f"building {tag} failed: {exc.explanation or exc}") from None
+    except engine.SDK_ERRORS as exc:
+        raise ImageBuildError(f"building {tag} failed: {engine.explanation(exc)}") from None
 
 
 def _bootstrap_base(client: docker.DockerClient, folder: Path, tag: str, run_id: str, progress: Progress) -> None:
@@ -171,7 +174,7 @@ def _bootstrap_base(client: docker.DockerClient, folder: Path, tag: str, run_id:
                    f"LABEL {engine.RUN}={run_id}", 'CMD ["/bin/bash"]']
         try:
             client.api.import_image_from_file(str(archive), repository=repo, tag=version, changes=changes)
-        except docker.errors.APIError as exc:
-            raise ImageBuildError(f"importing {tag} failed: {exc.explanation or exc}") from None
+        except engine.SDK_ERRORS as exc:
+            raise ImageBuildError(f"importing {tag} failed: {engine.explanation(exc)}") from None
     if not _exists(client, tag):
         raise ImageBuildError(f"importing {tag} produced no image")

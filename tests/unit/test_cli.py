@@ -1,20 +1,33 @@
 """The command line: each expected error is one line and its documented exit status, no traceback."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import docker.errors
 import pytest
+from rich.console import Console
 
+from orchestrator.cli import main
 from tests.conftest import ROOT
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """The command in a subprocess, as a user runs it (argument parsing and the interpreter included)."""
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=60)
+
+
+def run_main(*args: str, client: object = None) -> subprocess.CompletedProcess[str]:
+    """The command in this process: `main` given its consoles (and a Docker client), no subprocess."""
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(args), console=Console(file=out, width=200), err=Console(file=err, width=200),
+                  client=client)  # type: ignore[arg-type]
+    return subprocess.CompletedProcess(list(args), status, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], status: int, words: str) -> None:
@@ -40,31 +53,31 @@ def test_list_table() -> None:
 
 
 def test_unknown_scenario_is_bad_input() -> None:
-    assert_one_line_error(cli("run", "no-such-case"), 2, "unknown scenario 'no-such-case'")
+    assert_one_line_error(run_main("run", "no-such-case"), 2, "unknown scenario 'no-such-case'")
 
 
 def test_malformed_scenario_file_is_bad_input(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\ntitle: [oops\n")
-    assert_one_line_error(cli("run", str(bad)), 2, "not valid YAML")
+    assert_one_line_error(run_main("run", str(bad)), 2, "not valid YAML")
 
 
 def test_schema_invalid_scenario_file_names_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\ntitle: t\nclaim: c\nhosts: [client]\nsteps: [{host: client, call: fly}]\n")
-    assert_one_line_error(cli("run", str(bad)), 2, "steps[0].call: unknown call 'fly'")
+    assert_one_line_error(run_main("run", str(bad)), 2, "steps[0].call: unknown call 'fly'")
 
 
 def test_scenario_naming_a_host_the_topology_lacks(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\ntitle: t\nclaim: c\nhosts: [client, mainframe]\nsteps: []\n")
-    assert_one_line_error(cli("run", str(bad)), 2, "unknown host 'mainframe'")
+    assert_one_line_error(run_main("run", str(bad)), 2, "unknown host 'mainframe'")
 
 
 def test_empty_scenario_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    assert_one_line_error(cli("run", str(empty)), 2, "the file is empty")
+    assert_one_line_error(run_main("run", str(empty)), 2, "the file is empty")
 
 
 def test_no_engine_is_environment_error(tmp_path: Path) -> None:
@@ -73,10 +86,37 @@ def test_no_engine_is_environment_error(tmp_path: Path) -> None:
     assert_one_line_error(proc, 3, "no Docker engine reachable")
 
 
+class RefusingApi:
+    """An engine that answers and then refuses everything: each SDK call raises the SDK's own error."""
+
+    def __getattr__(self, name: str) -> object:
+        def refuse(*args: object, **kwargs: object) -> object:
+            raise docker.errors.APIError(f"500 Server Error: {name}", explanation=f"the engine refused {name}")
+        return refuse
+
+
+class RefusingClient:
+    api = RefusingApi()
+
+    def info(self) -> dict[str, str]:
+        raise docker.errors.APIError("500", explanation="the engine refused info")
+
+
+@pytest.mark.parametrize("args, words", [
+    (("run", "closed-port"), "cannot list the lab's objects: the engine refused containers"),
+    (("clean",), "cannot list the lab's objects: the engine refused containers"),
+])
+def test_an_engine_refusing_a_call_is_one_line_and_status_3(tmp_path: Path, args: tuple[str, ...],
+                                                            words: str) -> None:
+    """An SDK exception never reaches the user: lab/ turns it into the project's error (in-process, no Docker)."""
+    extra = ("--out", str(tmp_path)) if args[0] == "run" else ()
+    assert_one_line_error(run_main(*args, *extra, client=RefusingClient()), 3, words)
+
+
 def test_unwritable_output_is_bad_input(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_one_line_error(cli("run", "closed-port", "--out", str(blocker / "sub")), 2,
+    assert_one_line_error(run_main("run", "closed-port", "--out", str(blocker / "sub")), 2,
                           "cannot write to the output folder")
 
 
