@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from rich.console import Console
@@ -126,7 +127,7 @@ class ConsoleReport:
                 self.console.print(f"[dim]claim:[/dim] {' '.join(str(doc['claim']).split())}", highlight=False)
             if doc.get("claim") and not doc.get("article_holds", True):
                 self.console.print("[yellow]the claim does not hold on Linux[/yellow]", highlight=False)
-            self.console.print(f"[dim]ladder at {ladder.point}: {ladder.total} packets"
+            self.console.print(f"[dim]ladder across {ladder.where}: {ladder.total} segments"
                                + (f", {ladder.drawn} drawn" if ladder.drawn < ladder.total else "") + "[/dim]",
                                highlight=False)
             for line in ladder_lines(ladder, self.console.width):
@@ -207,7 +208,7 @@ def ladder_lines(ladder: Ladder, width: int = 100) -> list[Text]:
         least = max(max(len(p.name), len(p.address or "")) / 2 + 2 for p in ladder.participants)
         half = max(least, (room - (n - 1) * spacing) / 2)
         if n > 1:
-            spacing = max(24.0, min(spacing, (room - 2 * half) / (n - 1)))
+            spacing = max(16.0, min(spacing, (room - 2 * half) / (n - 1)))
     xs = [TIME_COLUMN + int(half + i * spacing) for i in range(n)]
     total = xs[-1] + int(half) + 1
 
@@ -245,9 +246,16 @@ def ladder_lines(ladder: Ladder, width: int = 100) -> list[Text]:
             shaft = "┄" if row.collapsed else ("━" if row.rst else "─")
             for x in range(a + 1, b):
                 chars[x] = shaft
-            head = "✕" if row.rst else ("▶" if rightwards else "◀")
+            head = "✕" if row.rst or row.stopped else ("▶" if rightwards else "◀")
             chars[b - 1 if rightwards else a + 1] = head
-            label_start, label_end = centred(chars, f" {row.label} ", (a + b) // 2, a + 2, b - 1)
+            marks = sorted(xs[ladder.column(pt)] for pt in row.seen if pt in ladder.names and a < xs[ladder.column(pt)] < b)
+            for x in marks:                     # a mark on every capture point in between that saw it
+                chars[x] = "●"
+            if row.forged:                      # made here, not by the host whose address it carries
+                chars[xs[ladder.column(row.src)]] = "◆"
+            edges = [a, *marks, b]              # the label goes in the widest stretch between marks
+            left, right = max(pairwise(edges), key=lambda e: e[1] - e[0])
+            label_start, label_end = centred(chars, f" {row.label} ", (left + right) // 2, left + 2, right - 1)
             style = "bold red" if row.rst else ("dim" if row.collapsed else "")
             spans.append((a + 1, b, style or "default"))
             spans.append((label_start, label_end, "bold red" if row.rst else "bold"))

@@ -8,8 +8,10 @@ model as the Mermaid diagram and the terminal (ladder.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
 
 from ..verify import holds, mark, tally
 from .ladder import Arrow, Ladder, Note, build_ladder
@@ -44,9 +46,11 @@ def svg_ladder(ladder: Ladder) -> str:
     """The ladder as an inline <svg> element: one <line> per drawn arrow, notes as boxes, resets in red."""
     uid = _slug(f"{ladder.scenario}-{ladder.point}")
     n = len(ladder.participants)
-    spacing, half = ladder.geometry(_w, MIN_SPACING, 18)
+    spacing, half = ladder.geometry(_w, MIN_SPACING, 18, notes_widen=False)
     xs = [TIME_W + half + i * spacing for i in range(n)]
     width = int(xs[-1] + half + 10) if n else 400
+    widest = max((_w(r.text) + 40 for r in ladder.notes), default=0.0)
+    width = max(width, int(TIME_W + widest))        # a note overhangs its span, never the picture
     body: list[str] = []
     y = TOP + HEAD_H + 18
     for row in ladder.rows:
@@ -54,15 +58,18 @@ def svg_ladder(ladder: Ladder) -> str:
         if isinstance(row, Arrow):
             y += ARROW_H
             x1, x2 = xs[ladder.column(row.src)], xs[ladder.column(row.dst)]
-            body.append(_arrow(row, x1, x2, y, uid))
+            marks = [xs[ladder.column(pt)] for pt in row.seen if pt in ladder.names]
+            body.append(_arrow(row, x1, x2, y, uid, marks))
         else:
             y += NOTE_H
-            body.append(_note(row, xs[lo], xs[hi], y, half))
+            body.append(_note(row, xs[lo], xs[hi], y, width))
     height = int(y + 26)
     head: list[str] = []
     for p, x in zip(ladder.participants, xs):
         w = max(_w(p.name), _w(p.address or "")) + 24
-        head.append(f'<g class="participant"><rect x="{x - w / 2:.1f}" y="{TOP}" width="{w:.1f}" height="{HEAD_H}" rx="5" '
+        head.append(f'<g class="participant" data-name="{escape(p.name)}"'
+                    + (' data-capture="yes"' if p.name in ladder.points else "") + ">"
+                    + f'<rect x="{x - w / 2:.1f}" y="{TOP}" width="{w:.1f}" height="{HEAD_H}" rx="5" '
                     f'fill="#eceff1" stroke="{COLOURS["line"]}"/>'
                     f'<text x="{x:.1f}" y="{TOP + 18}" text-anchor="middle" font-weight="bold">{escape(p.name)}</text>'
                     + (f'<text x="{x:.1f}" y="{TOP + 35}" text-anchor="middle" fill="#546e7a">{escape(p.address)}</text>'
@@ -72,46 +79,64 @@ def svg_ladder(ladder: Ladder) -> str:
     head.append(f'<text x="8" y="{TOP + HEAD_H + 14}" fill="{COLOURS["time"]}" font-size="11">t (s)</text>')
     defs = (f'<defs><marker id="{uid}-head" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
             f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{COLOURS["line"]}"/></marker></defs>')
-    label = (f"Ladder of {ladder.scenario} at {ladder.point}: {len(ladder.arrows)} arrows for "
-             f"{ladder.drawn} of {ladder.total} packets")
-    return (f'<svg class="ladder" data-scenario="{escape(ladder.scenario)}" data-point="{escape(ladder.point)}" '
+    label = (f"Ladder of {ladder.scenario} across {ladder.where}: {len(ladder.arrows)} arrows for "
+             f"{ladder.drawn} of {ladder.total} segments")
+    return (f'<svg class="ladder" data-scenario="{escape(ladder.scenario)}" data-point="{escape(ladder.where)}" '
+            f'data-lifelines="{len(ladder.participants)}" '
             f'data-arrows="{len(ladder.arrows)}" data-packets="{ladder.total}" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" '
             f'font-family="ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" font-size="{FONT}">'
             f"<title>{escape(label)}</title>{defs}" + "".join(head) + "".join(body) + "</svg>")
 
 
-def _arrow(a: Arrow, x1: float, x2: float, y: float, uid: str) -> str:
+def _arrow(a: Arrow, x1: float, x2: float, y: float, uid: str, marks: Sequence[float] = ()) -> str:
+    """One segment: a line from where it was first seen to where it was last seen, a dot on every capture point
+    that saw it, a diamond where a segment starts partway (forged), a cross where one stops partway or is a reset."""
     colour = COLOURS["rst"] if a.rst else COLOURS["line"]
     direction = 1 if x2 >= x1 else -1
-    end = x2 - direction * (0 if a.rst else 1)
-    classes = "seg" + (" rst" if a.rst else "") + (" collapsed" if a.collapsed else "")
-    what = f"packet {a.first}" if a.first == a.last else f"packets {a.first}–{a.last}"
-    tip = f"{a.t:.6f} s {a.src} → {a.dst} {a.label} ({what})"
-    parts = [f'<g class="{classes}" data-first="{a.first}" data-last="{a.last}"><title>{escape(tip)}</title>']
+    crossed = a.rst or a.stopped
+    end = x2 - direction * (0 if crossed else 1)
+    classes = ("seg" + (" rst" if a.rst else "") + (" collapsed" if a.collapsed else "")
+               + (" stopped" if a.stopped else "") + (" forged" if a.forged else ""))
+    what = f"segment {a.first}" if a.first == a.last else f"segments {a.first}–{a.last}"
+    seen = f"; seen at {', '.join(a.seen)}" if a.seen else ""
+    tip = f"{a.t:.6f} s {a.src} → {a.dst} {a.label} ({what}{seen})"
+    parts = [(f'<g class="{classes}" data-first="{a.first}" data-last="{a.last}" data-from="{escape(a.src)}" '
+              f'data-to="{escape(a.dst)}" data-seen="{escape(",".join(a.seen))}"><title>{escape(tip)}</title>')]
     if a.rst:
         lo, hi = sorted((x1, x2))
         parts.append(f'<rect x="{lo - 12:.1f}" y="{y - 22}" width="{hi - lo + 24:.1f}" height="28" rx="4" '
                      f'fill="#ffcdd2" fill-opacity="0.45"/>')
     parts.append(f'<text x="6" y="{y + 4}" fill="{COLOURS["time"]}" font-size="11">{a.t:.6f}</text>')
-    parts.append(f'<text x="{(x1 + x2) / 2:.1f}" y="{y - 7}" text-anchor="middle" fill="{colour}"'
+    edges = sorted({x1, x2, *(x for x in marks if min(x1, x2) < x < max(x1, x2))}, key=lambda x: abs(x - x1))
+    stretches = sorted(pairwise(edges), key=lambda e: -abs(e[1] - e[0]))      # widest first, then nearest the start
+    centre = (stretches[0][0] + stretches[0][1]) / 2 if stretches else (x1 + x2) / 2
+    parts.append(f'<text x="{centre:.1f}" y="{y - 7}" text-anchor="middle" fill="{colour}"'
                  + (' font-weight="bold"' if a.rst else "") + f">{escape(a.label)}</text>")
     dash = ' stroke-dasharray="7 4"' if a.collapsed else ""
-    if a.rst:
-        parts.append(f'<line x1="{x1:.1f}" y1="{y}" x2="{end:.1f}" y2="{y}" stroke="{colour}" stroke-width="2.6"{dash}/>')
-        parts.append(f'<path d="M{end - 7:.1f},{y - 7} L{end + 7:.1f},{y + 7} M{end - 7:.1f},{y + 7} L{end + 7:.1f},{y - 7}" '
-                     f'stroke="{colour}" stroke-width="3"/>')
-    else:
-        parts.append(f'<line x1="{x1:.1f}" y1="{y}" x2="{end:.1f}" y2="{y}" stroke="{colour}" stroke-width="1.6"'
-                     f'{dash} marker-end="url(#{uid}-head)"/>')
+    width = 2.6 if a.rst else 1.6
+    head = "" if crossed else f' marker-end="url(#{uid}-head)"'
+    parts.append(f'<line x1="{x1:.1f}" y1="{y}" x2="{end:.1f}" y2="{y}" stroke="{colour}" stroke-width="{width}"'
+                 f"{dash}{head}/>")
+    for x in marks:
+        if crossed and abs(x - end) < 1:
+            continue                    # the cross marks the last point
+        parts.append(f'<circle class="mark" cx="{x:.1f}" cy="{y}" r="4" fill="#fff" stroke="{colour}" stroke-width="2"/>')
+    if a.forged:
+        parts.append(f'<path class="origin" d="M{x1:.1f},{y - 8} L{x1 + 8:.1f},{y} L{x1:.1f},{y + 8} L{x1 - 8:.1f},{y} z" '
+                     f'fill="{colour}"/>')
+    if crossed:
+        stop = "#000" if a.stopped and not a.rst else colour
+        parts.append(f'<path class="{"stop" if a.stopped else "cross"}" d="M{end - 7:.1f},{y - 7} L{end + 7:.1f},{y + 7} '
+                     f'M{end - 7:.1f},{y + 7} L{end + 7:.1f},{y - 7}" stroke="{stop}" stroke-width="3"/>')
     parts.append("</g>")
     return "".join(parts)
 
 
-def _note(note: Note, x_lo: float, x_hi: float, y: float, half: float) -> str:
+def _note(note: Note, x_lo: float, x_hi: float, y: float, width: float) -> str:
     fill, stroke = COLOURS["rst_note" if note.kind == "rst" else note.kind]
     w = max(_w(note.text) + 16, x_hi - x_lo + 40 if x_hi > x_lo else 0)
-    cx = (x_lo + x_hi) / 2
+    cx = min(max((x_lo + x_hi) / 2, TIME_W + w / 2), width - w / 2 - 4)      # overhangs its span, stays in the picture
     style = ' font-style="italic"' if note.kind in ("gap", "omitted") else ""
     weight = ' font-weight="bold"' if note.kind in ("rst", "error") else ""
     colour = COLOURS["rst"] if note.kind == "rst" else "#263238"
@@ -181,10 +206,14 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
         parts.append("<details><summary>What the scenario does</summary><ol>"
                      + "".join(f"<li>{_inline(s)}</li>" for s in doc["steps"]) + "</ol></details>")
     ladder = build_ladder(doc)
-    if ladder.point:
-        parts.append(f'<p class="muted">Ladder at <b>{escape(ladder.point)}</b> '
-                     f'(<a href="{escape(sid)}/{escape(ladder.point)}.pcap">{escape(ladder.point)}.pcap</a>): '
-                     f"{ladder.total} packets, time in seconds since the first.</p>")
+    if ladder.participants:
+        pcaps = ", ".join(f'<a href="{escape(sid)}/{escape(pt)}.pcap">{escape(pt)}.pcap</a>' for pt in ladder.points)
+        parts.append(f'<p class="muted">Ladder across every capture point (<b>{escape(ladder.where)}</b>; {pcaps}; '
+                     f'all in one annotated <a href="{escape(sid)}/{escape(sid)}.pcapng">{escape(sid)}.pcapng</a>): '
+                     f"{ladder.total} segments, time in seconds since the first. Each arrow runs from where the "
+                     "segment was first seen to where it was last seen, with a dot on every capture point that saw "
+                     "it; a cross at its end means it went no further (or is a reset), a diamond that it was made "
+                     "there, not by the host whose address it carries.</p>")
         parts.append(f'<div class="diagram">{svg_ladder(ladder)}</div>')
     checks = doc.get("checks", [])
     parts.append("<h3>Checks</h3>" + _table(
@@ -193,7 +222,7 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
         bad=[not holds(c) for c in checks]))
     for point, packets in doc.get("packets", {}).items():
         rows = [[*r[:4], str(r[4]).strip("`"), *r[5:]] for r in packet_rows(packets)]
-        parts.append(f'<details{" open" if point == ladder.point else ""}><summary>Packets at {escape(point)} '
+        parts.append(f'<details><summary>Packets at {escape(point)} '
                      f"({len(packets)})</summary>"
                      + _table(["#", "t (s)", "from", "to", "flags", "seq", "ack", "len", "dir"], rows,
                               numeric=(0, 1, 5, 6, 7), bad=[("R" in p["flags"]) for p in packets]) + "</details>")

@@ -1,7 +1,10 @@
-"""The ladder model: one capture point's packets and the applications' outcomes, as rows to draw.
+"""The ladder model: every capture point's packets and the applications' outcomes, as rows to draw.
 
 A ladder (a sequence diagram of TCP segments) is built once from a scenario's
-result document (result.json) and drawn three ways from the same rows: Mermaid
+result document (result.json): each host is a lifeline, each segment one arrow
+from where it was first seen to where it was last seen (journey.py matches the
+capture points), marked at every capture point that saw it. It is drawn three
+ways from the same rows: Mermaid
 for the Markdown page (pages.py), inline SVG for index.html (html.py) and
 rich text in the terminal (console.py). Everything about *what* is drawn lives
 here: which capture point, which hosts are participants and in which order,
@@ -11,8 +14,11 @@ decide how it looks.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
+
+from .journey import Journey, lifelines, match_journeys
 
 GAP_NOTE = 0.2        # seconds: a longer pause between two rows is written on the ladder
 MAX_ARROWS = 30       # arrows drawn at most; the rest is summarised in a note
@@ -41,6 +47,10 @@ class Arrow:
     last: int                # == first unless collapsed
     count: int = 1
     t_last: float | None = None
+    seen: tuple[str, ...] = ()   # the capture points that saw it (a mark on each of their lifelines)
+    forged: bool = False         # starts partway: its source's capture never saw it leave
+    stopped: bool = False        # ends partway: its destination's capture never saw it arrive
+    retransmissions: int = 0     # a train of the same segment sent again: how many times again
 
     @property
     def rst(self) -> bool:
@@ -66,17 +76,23 @@ class Note:
     t: float | None = None
 
 
-Row = Union[Arrow, Note]
+Row = Arrow | Note
 
 
 @dataclass
 class Ladder:
     scenario: str
-    point: str                          # the capture point drawn
+    point: str                          # the capture point drawn, or "" for all of them
     participants: list[Participant]
     rows: list[Row] = field(default_factory=list)
-    total: int = 0                      # packets at the capture point
-    drawn: int = 0                      # packets drawn as (or inside) an arrow
+    total: int = 0                      # segments on the wire (each counted once however many points saw it)
+    drawn: int = 0                      # segments drawn as (or inside) an arrow
+    points: list[str] = field(default_factory=list)     # the capture points drawn
+
+    @property
+    def where(self) -> str:
+        """`client, router, server` or the one point drawn."""
+        return self.point or ", ".join(self.points)
 
     @property
     def names(self) -> list[str]:
@@ -90,7 +106,8 @@ class Ladder:
         cols = [self.column(n) for n in ((row.src, row.dst) if isinstance(row, Arrow) else row.over)]
         return min(cols), max(cols)
 
-    def geometry(self, measure: Callable[[str], float], minimum: float, pad: float) -> tuple[float, float]:
+    def geometry(self, measure: Callable[[str], float], minimum: float, pad: float,
+                 notes_widen: bool = True) -> tuple[float, float]:
         """(spacing between neighbouring columns, margin left and right of the outer columns), in the
         renderer's unit (`measure` gives a text's width): every label fits over its span, every note over
         one column fits around it, and so do the participants' names and addresses."""
@@ -99,6 +116,8 @@ class Ladder:
         for row in self.rows:
             lo, hi = self.span(row)
             text = row.label if isinstance(row, Arrow) else row.text
+            if not notes_widen and isinstance(row, Note):
+                continue                # the renderer lets a note overhang its span instead
             if hi > lo:
                 spacing = max(spacing, (measure(text) + 2 * pad) / (hi - lo))
             else:
@@ -186,11 +205,25 @@ def _event_note(e: Mapping[str, Any]) -> Note | None:
     return None
 
 
+def _segment_arrow(p: Mapping[str, Any], n: int, ports: bool) -> Arrow:
+    """One segment's arrow: from where it was first seen to where it was last seen, marked where it was seen."""
+    label = segment_label(p, ports)
+    repeats = int(p.get("retx") or 0)
+    if repeats:
+        label += f" ×{repeats + 1} in {seconds(float(p['t_last']) - float(p['t']))}"
+    if p.get("forged") and "R" not in p["flags"]:      # a forged reset says so in its note
+        label += f" as {p['src']}"
+    last = n + repeats
+    return Arrow(p["from"], p["to"], p["flags"], label, float(p["t"]), n, last, repeats + 1,
+                 float(p["t_last"]) if repeats else None, tuple(p.get("seen") or ()), bool(p.get("forged")),
+                 bool(p.get("stopped")), repeats)
+
+
 def _summary_arrows(run: Sequence[tuple[int, Mapping[str, Any]]], ports: bool) -> list[Arrow]:
     """A collapsed run of plain segments: one arrow per direction and connection, in order of appearance."""
     groups: dict[tuple[Any, ...], list[tuple[int, Mapping[str, Any]]]] = {}
     for i, p in run:
-        groups.setdefault((p["src"], p["dst"], p["sport"], p["dport"]), []).append((i, p))
+        groups.setdefault((p["from"], p["to"], p["sport"], p["dport"]), []).append((i, p))
     arrows = []
     for (src, dst, sport, dport), members in groups.items():
         data = [p for _, p in members if p.get("len")]
@@ -205,39 +238,90 @@ def _summary_arrows(run: Sequence[tuple[int, Mapping[str, Any]]], ports: bool) -
         else:
             what = f"{len(members)} ACKs ack={first.get('ack')}…{last.get('ack')}"
         label = f"{sport}→{dport} ×{what}" if ports else f"×{what}"
+        seen = tuple(dict.fromkeys(pt for _, p in members for pt in (p.get("seen") or ())))
         arrows.append(Arrow(src, dst, "/".join(sorted({p["flags"] for _, p in members})), label, float(first["t"]),
-                            members[0][0] + 1, members[-1][0] + 1, len(members), float(last["t"])))
+                            members[0][0] + 1, members[-1][0] + 1, len(members), float(last["t"]), seen))
     return arrows
 
 
+def _records(journeys: Sequence[Journey]) -> list[dict[str, Any]]:
+    """The journeys as segment records to draw, a retransmission train (the same segment again) as one."""
+    out: list[dict[str, Any]] = []
+    for j in journeys:
+        rec = {**j.packet, "t": j.t, "from": j.start, "to": j.stop, "seen": j.points, "forged": j.forged,
+               "stopped": j.stopped, "retx": 0, "key": j.key}
+        prev = out[-1] if out else None
+        if prev is not None and prev["key"] == rec["key"] and all(
+                prev[k] == rec[k] for k in ("from", "to", "forged", "stopped")):
+            prev["retx"] += 1
+            prev["t_last"] = rec["t"]
+            continue
+        out.append(rec)
+    return out
+
+
+def _kernel_reason(p: Mapping[str, Any]) -> str | None:
+    """The kernel's reason for a RST when the result carries it (the witness's record on the packet)."""
+    for key in ("kernel", "witness", "reason"):
+        value = p.get(key)
+        if isinstance(value, Mapping):
+            if value.get("reason"):
+                return str(value["reason"])
+            if value.get("sent_by_tcp_stack") is False:
+                return "no TCP stack sent it"
+        elif isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _rst_note(a: Arrow, p: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> Note:
+    """Beside a RST: who sent it (or forged it), the kernel's reason, and the errno the receiver's application got."""
+    who = "RST+ACK" if "." in a.flags else "RST"
+    text = f"{who} forged at {a.src} (as {p['src']})" if a.forged else f"{who} from {a.src}"
+    reason = _kernel_reason(p)
+    if reason:
+        text += f" · kernel: {reason}"
+    receiver = str(p["dst"])
+    errno = next((e for e in events if e.get("host") == receiver and e.get("errno") and e.get("end") is not None
+                  and e.get("start") is not None and e.get("t") is not None
+                  and float(e["t"]) + float(e["end"]) - float(e["start"]) >= a.t - 0.001), None)
+    if errno is not None:
+        text += f" · {receiver}: {errno.get('call')} → {errno['errno']}"
+    return Note("rst", text, (a.src, a.dst), a.t)
+
+
 def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: int = MAX_ARROWS) -> Ladder:
-    """The ladder of one capture point of a result document (default: `default_point`)."""
-    point = point or default_point(doc)
-    packets: list[Mapping[str, Any]] = list(doc.get("packets", {}).get(point, [])) if point else []
+    """The ladder across every capture point of a result document (or of the one `point` given)."""
+    all_packets: Mapping[str, Sequence[Mapping[str, Any]]] = doc.get("packets", {}) or {}
+    chosen = {point: all_packets.get(point, [])} if point else dict(all_packets)
+    journeys = match_journeys(chosen)
+    packets = _records(journeys)
     hosts = doc.get("hosts", {})
-    order = list(hosts)
     connections = {frozenset(((p["src"], p["sport"]), (p["dst"], p["dport"]))) for p in packets}
     ports = len(connections) > 1
 
-    # 1. packets into arrows: long runs of plain segments collapsed
+    # 1. segments into arrows: long runs of plain segments collapsed
     arrows: list[Arrow] = []
+    source: dict[int, Mapping[str, Any]] = {}          # arrow id -> its segment record (for the RST note)
+    numbers = [1]
+    for p in packets:
+        numbers.append(numbers[-1] + 1 + int(p["retx"]))
     i = 0
     while i < len(packets):
         j = i
-        while (j < len(packets) and _plain(packets[j])
+        while (j < len(packets) and _plain(packets[j]) and not packets[j]["retx"]
                and (j == i or float(packets[j]["t"]) - float(packets[j - 1]["t"]) <= GAP_NOTE)):
             j += 1
         if j - i > STRETCH:
-            run = list(enumerate(packets))[i:j]
-            for k, p in run[:KEEP_EDGE]:
-                arrows.append(Arrow(p["src"], p["dst"], p["flags"], segment_label(p, ports), float(p["t"]), k + 1, k + 1))
+            run = [(numbers[k] - 1, packets[k]) for k in range(i, j)]
+            arrows += [_segment_arrow(p, n + 1, ports) for n, p in run[:KEEP_EDGE]]
             arrows += _summary_arrows(run[KEEP_EDGE:-KEEP_EDGE], ports)
-            for k, p in run[-KEEP_EDGE:]:
-                arrows.append(Arrow(p["src"], p["dst"], p["flags"], segment_label(p, ports), float(p["t"]), k + 1, k + 1))
+            arrows += [_segment_arrow(p, n + 1, ports) for n, p in run[-KEEP_EDGE:]]
             i = j
             continue
-        p = packets[i]
-        arrows.append(Arrow(p["src"], p["dst"], p["flags"], segment_label(p, ports), float(p["t"]), i + 1, i + 1))
+        arrow = _segment_arrow(packets[i], numbers[i], ports)
+        source[id(arrow)] = packets[i]
+        arrows.append(arrow)
         i += 1
 
     # 2. at most max_arrows: keep every reset and the segment it answers, then the beginning and the end
@@ -265,9 +349,10 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
         kept = [a if k in keep else None for k, a in enumerate(arrows)]
 
     # 3. the application's outcomes, by time, among the arrows
-    events = [n for n in (_event_note(e) for e in doc.get("events", [])) if n is not None]
+    raw_events = list(doc.get("events", []))
+    events = [n for n in (_event_note(e) for e in raw_events) if n is not None]
     participants_used = {a.src for a in arrows} | {a.dst for a in arrows} | {n.over[0] for n in events}
-    names = [h for h in order if h in participants_used] + sorted(participants_used - set(order))
+    names = lifelines(list(hosts)) + sorted(participants_used - set(hosts))      # every host is a lifeline
     participants = [Participant(n, hosts.get(n, {}).get("address") if n in hosts else None) for n in names]
     everyone = (names[0], names[-1]) if len(names) > 1 else tuple(names)
 
@@ -284,8 +369,8 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
         if omitted:
             n = sum(a.count for a in omitted)
             last_t = omitted[-1].t_last if omitted[-1].t_last is not None else omitted[-1].t
-            rows.append(Note("omitted", f"… {n} more segments not drawn (packets {omitted[0].first}–{omitted[-1].last}, "
-                                        f"{omitted[0].t:.3f}–{last_t:.3f} s): see the packet table",
+            rows.append(Note("omitted", f"… {n} more segments not drawn (segments {omitted[0].first}–{omitted[-1].last}, "
+                                        f"{omitted[0].t:.3f}–{last_t:.3f} s): see the packet tables",
                              everyone, omitted[0].t))
             omitted.clear()
 
@@ -300,11 +385,13 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
             rows.append(Note("gap", f"+{seconds(t - previous)}", everyone, previous))
         rows.append(row)
         if isinstance(row, Arrow) and row.rst:
-            who = "RST+ACK" if "." in row.flags else "RST"
-            rows.append(Note("rst", f"{who} from {row.src}", (row.src, row.dst), row.t))
+            record = source.get(id(row), {"src": row.src, "dst": row.dst})
+            rows.append(_rst_note(row, record, raw_events))
         if t != float("inf"):
             previous = row.t_last if isinstance(row, Arrow) and row.t_last is not None else t
     flush_omitted()
 
     drawn = sum(a.count for a in kept if a is not None)
-    return Ladder(str(doc.get("scenario", "")), point or "", participants, rows, len(packets), drawn)
+    total = sum(1 + int(p["retx"]) for p in packets)
+    return Ladder(str(doc.get("scenario", "")), point or "", participants, rows, total, drawn,
+                  [point] if point else lifelines(list(chosen)))

@@ -7,7 +7,8 @@ results without the lab (`python -m orchestrator report DIR`).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..verify import holds, mark, tally
 from .ladder import Arrow, Ladder, Note, build_ladder
@@ -40,8 +41,14 @@ def mermaid(ladder: Ladder) -> str:
     while i < len(rows):
         row = rows[i]
         if isinstance(row, Arrow):
-            arrow = ("--x" if row.collapsed else "-x") if row.rst else ("-->>" if row.collapsed else "->>")
-            line = f"    {ids[row.src]}{arrow}{ids[row.dst]}: {mermaid_text(row.label)}"
+            if row.rst:
+                arrow = "--x" if row.collapsed else "-x"
+            elif row.stopped:
+                arrow = "--)" if row.collapsed else "-)"      # an open arrow: it got no further than here
+            else:
+                arrow = "-->>" if row.collapsed else "->>"
+            label = row.label + (" (no further)" if row.stopped else "")
+            line = f"    {ids[row.src]}{arrow}{ids[row.dst]}: {mermaid_text(label)}"
             following = rows[i + 1] if i + 1 < len(rows) else None
             if row.rst:
                 lines += [f"    rect {RST_RECT}", line]
@@ -135,15 +142,17 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
         lines += [f"{i + 1}. {s}" for i, s in enumerate(doc["steps"])] + [""]
 
     ladder = build_ladder(doc)
-    if ladder.point:
-        others = [p for p in doc.get("packets", {}) if p != ladder.point]
+    if ladder.participants:
+        pcaps = ", ".join(f"[{pt}.pcap]({pt}.pcap)" for pt in ladder.points)
         lines += ["## The ladder", "",
-                  f"Drawn from the capture at **{ladder.point}** ([{ladder.point}.pcap]({ladder.point}.pcap)): "
-                  f"{ladder.total} packets" + (f", {ladder.drawn} of them drawn" if ladder.drawn < ladder.total else "")
-                  + ". Times are seconds since the run's first packet; a pause over "
-                  f"{int(0.2 * 1000)} ms is written on the diagram, a reset is drawn with a cross in red, "
-                  "and the applications' errors and timeouts are notes."
-                  + (f" The other capture points ({', '.join(others)}) are in the packet tables below." if others else ""),
+                  f"Drawn across every capture point ({pcaps}; all of them in one annotated "
+                  f"[{doc['scenario']}.pcapng]({doc['scenario']}.pcapng) for Wireshark): {ladder.total} segments"
+                  + (f", {ladder.drawn} of them drawn" if ladder.drawn < ladder.total else "")
+                  + ". Each arrow runs from the host where the segment was first seen to where it was last seen: "
+                  "an arrow that ends at the router (open head) got no further, a reset that starts there was made "
+                  "there. Times are seconds since the run's first packet; a pause over "
+                  f"{int(0.2 * 1000)} ms is written on the diagram, a retransmission train is one arrow, a reset "
+                  "is drawn with a cross in red with the kernel's reason and the application's errno beside it.",
                   "", "```mermaid", mermaid(ladder).rstrip("\n"), "```", ""]
 
     lines += ["## Packets", ""]
@@ -196,8 +205,8 @@ def _source_name(doc: Mapping[str, Any]) -> str:
 def index_page(summary: Mapping[str, Any], docs: Sequence[Mapping[str, Any]]) -> str:
     """The run's index: every scenario with its verdict, one line of what it shows, and a link."""
     lines = ["# RST Lab run", "",
-             f"Run `{summary.get('run_id', '')}` on kernel {summary.get('kernel') or '?'}: {summary['passed']} of "
-             f"{summary['total']} scenarios passed. The same pages with the ladders drawn: [index.html](index.html).",
+             (f"Run `{summary.get('run_id', '')}` on kernel {summary.get('kernel') or '?'}: {summary['passed']} of "
+              f"{summary['total']} scenarios passed. The same pages with the ladders drawn: [index.html](index.html)."),
              ""]
     lines += _table(["scenario", "verdict", "checks", "article holds", "what it shows"],
                     ([f"[{d['scenario']}]({d['scenario']}/README.md)", f"{VERDICT_MARK.get(d['verdict'], '')} {d['verdict']}",

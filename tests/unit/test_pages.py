@@ -54,11 +54,19 @@ def make_doc(packets: list[dict[str, Any]], events: list[dict[str, Any]] | None 
         "capture_points": list(points), "run_id": "abcd1234", "kernel": "6.1.0", "started": "2026-01-01T00:00:00Z",
         "duration_s": 1.5, "t0": 1000.0, "hosts": HOSTS,
         "checks": checks if checks is not None else [check("packets", "client")],
-        "packets": {p: copy.deepcopy(packets) for p in points},
+        "packets": {p: _as_seen_at(p, packets) for p in points},
         "events": events or [], "counters": {"server": {"TcpOutRsts": 1}},
         "captures": {p: {"captured": len(packets), "received": len(packets), "dropped": 0, "file": f"{p}.pcap"}
                      for p in points},
     }
+
+
+def _as_seen_at(point: str, packets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The packets as one capture point records them: its own are "out", the rest "in"."""
+    out = copy.deepcopy(packets)
+    for p in out:
+        p["dir"] = "out" if p["src"] == point else "in"
+    return out
 
 
 def closed_port() -> dict[str, Any]:
@@ -123,12 +131,14 @@ def test_default_point_is_the_client_else_the_first_named() -> None:
     assert default_point(closed_port()) == "client"
     doc = make_doc([pkt(0.0, "client", "server", "S")], points=("server", "router"))
     assert default_point(doc) == "server"
-    assert build_ladder(doc).point == "server"
+    assert build_ladder(doc, "server").point == "server"
+    assert build_ladder(doc).points == ["router", "server"], "every point, in path order"
 
 
 def test_participants_are_hosts_with_addresses_in_topology_order() -> None:
     ladder = build_ladder(peer_restart())
-    assert [(p.name, p.address) for p in ladder.participants] == [("client", "10.213.7.10"), ("server", "10.213.7.70")]
+    assert [(p.name, p.address) for p in ladder.participants] == [
+        ("client", "10.213.7.10"), ("router", "10.213.7.200"), ("server", "10.213.7.70")], "every host is a lifeline"
 
 
 def test_every_packet_of_a_short_capture_is_an_arrow_in_order() -> None:
@@ -153,10 +163,19 @@ def test_application_errors_are_notes_at_their_time() -> None:
 
 
 def test_time_gaps_that_matter_are_written() -> None:
-    doc = make_doc([pkt(0.0, "client", "server", "S"), pkt(0.1, "client", "server", "S"),
-                    pkt(1.1, "client", "server", "S"), pkt(3.2, "client", "server", "S")])
+    doc = make_doc([pkt(0.0, "client", "server", "S"), pkt(0.1, "server", "client", "S.", 0, 1),
+                    pkt(1.1, "client", "server", ".", 1, 1), pkt(3.2, "client", "server", "F.", 1, 1)])
     gaps = [r.text for r in build_ladder(doc).rows if isinstance(r, Note) and r.kind == "gap"]
     assert gaps == ["+1.00 s", "+2.10 s"]
+
+
+def test_a_retransmission_train_is_one_arrow_with_its_count_and_span() -> None:
+    doc = make_doc([pkt(0.0, "client", "server", "S"), pkt(1.0, "client", "server", "S"),
+                    pkt(3.0, "client", "server", "S"), pkt(7.0, "client", "server", "S")])
+    ladder = build_ladder(doc)
+    (arrow,) = ladder.arrows
+    assert arrow.retransmissions == 3 and arrow.count == 4 and arrow.label == "[S] seq=0 ×4 in 7.00 s"
+    assert ladder.total == ladder.drawn == 4
 
 
 def test_a_timeout_the_application_gave_up_on_is_noted() -> None:
@@ -224,10 +243,11 @@ def test_mermaid_ladder_is_valid_and_draws_the_reset_so_it_stands_out() -> None:
     text = pages.mermaid(build_ladder(closed_port()))
     assert_valid_mermaid(text)
     assert "participant P1 as client<br/>10.213.7.10" in text
-    assert "P1->>P2: [S] seq=0" in text
+    assert "P1->>P3: [S] seq=0" in text
     lines = text.splitlines()
-    rst = lines.index("    P2-xP1: [R.] seq=0 ack=1")
-    assert lines[rst - 1].startswith("    rect ") and lines[rst + 1] == "    Note over P2,P1: RST+ACK from server"
+    rst = lines.index("    P3-xP1: [R.] seq=0 ack=1")
+    assert lines[rst - 1].startswith("    rect ")
+    assert lines[rst + 1] == "    Note over P3,P1: RST+ACK from server · client: connect → ECONNREFUSED"
     assert lines[rst + 2] == "    end"
     assert any("client: connect c → ECONNREFUSED" in line for line in lines)
 
@@ -242,8 +262,8 @@ def test_mermaid_survives_labels_with_end_and_special_characters() -> None:
 
 
 def test_gap_notes_in_mermaid() -> None:
-    doc = make_doc([pkt(0.0, "client", "server", "S"), pkt(1.02, "client", "server", "S")])
-    assert "    Note over P1,P2: +1.02 s" in pages.mermaid(build_ladder(doc)).splitlines()
+    doc = make_doc([pkt(0.0, "client", "server", "S"), pkt(1.02, "server", "client", "S.", 0, 1)])
+    assert "    Note over P1,P3: +1.02 s" in pages.mermaid(build_ladder(doc)).splitlines()
 
 
 def test_scenario_page_has_every_part() -> None:
@@ -399,7 +419,7 @@ def test_show_draws_the_ladder_of_the_last_run(tmp_path: Path) -> None:
     buffer = io.StringIO()
     assert main(["show", "peer-restart", "--out", str(tmp_path), "--at", "server"],
                 console=Console(file=buffer, width=120)) == 0
-    assert "ladder at server" in buffer.getvalue()
+    assert "ladder across server" in buffer.getvalue()
 
 
 @pytest.mark.parametrize("args, words", [

@@ -1,0 +1,95 @@
+"""Each segment's journey across the capture points, and the ladder drawn from it (no Docker)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.report import html, pages
+from orchestrator.report.console import ladder_lines
+from orchestrator.report.journey import match_journeys
+from orchestrator.report.ladder import Arrow, Note, build_ladder
+from tests.conftest import ROOT
+
+HOSTS = {"client": {"address": "10.213.7.10"}, "router": {"address": "10.213.7.200"},
+         "server": {"address": "10.213.7.70"}}
+
+
+def seg(t: float, src: str, dst: str, flags: str, direction: str, seq: int = 0, ack: int | None = None) -> dict[str, Any]:
+    return {"t": t, "src": src, "dst": dst, "sport": 40000 if src == "client" else 80,
+            "dport": 40000 if dst == "client" else 80, "flags": flags, "seq": seq, "ack": ack,
+            "relative": True, "len": 0, "dir": direction}
+
+
+def doc(packets: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"scenario": "demo", "hosts": HOSTS, "packets": packets, "events": events or []}
+
+
+def firewall() -> dict[str, Any]:
+    """The router's REJECT: the SYN goes in and not out; the RST comes out of the router, never from the server."""
+    return doc({"client": [seg(0.0, "client", "server", "S", "out"), seg(0.00005, "server", "client", "R.", "in", 0, 1)],
+                "router": [seg(0.00002, "client", "server", "S", "in"), seg(0.00004, "server", "client", "R.", "out", 0, 1)],
+                "server": []},
+               [{"host": "client", "call": "connect", "sock": "c", "errno": "ECONNREFUSED", "t": 0.0, "start": 5.0,
+                 "end": 5.0001, "ok": False}])
+
+
+def test_a_forwarded_segment_is_one_journey_through_every_point() -> None:
+    packets = {"client": [seg(0.0, "client", "server", "S", "out")],
+               "router": [seg(0.00002, "client", "server", "S", "in"), seg(0.00003, "client", "server", "S", "out")],
+               "server": [seg(0.00005, "client", "server", "S", "in")]}
+    (j,) = match_journeys(packets)
+    assert [s.point for s in j.sightings] == ["client", "router", "router", "server"]
+    assert (j.start, j.stop, j.forged, j.stopped) == ("client", "server", False, False)
+
+
+def test_firewall_syn_stops_at_the_router_and_the_rst_starts_there() -> None:
+    syn, rst = match_journeys(firewall()["packets"])
+    assert (syn.start, syn.stop, syn.stopped) == ("client", "router", True)
+    assert (rst.start, rst.stop, rst.forged) == ("router", "client", True)
+    ladder = build_ladder(firewall())
+    a_syn, a_rst = ladder.arrows
+    assert (a_syn.src, a_syn.dst, a_syn.stopped, a_syn.seen) == ("client", "router", True, ("client", "router"))
+    assert (a_rst.src, a_rst.dst, a_rst.forged, a_rst.rst) == ("router", "client", True, True)
+    note = next(r for r in ladder.rows if isinstance(r, Note) and r.kind == "rst")
+    assert note.text == "RST+ACK forged at router (as server) · client: connect → ECONNREFUSED"
+    assert [p.name for p in ladder.participants] == ["client", "router", "server"], "the server is a lifeline too"
+
+
+def test_a_retransmission_is_not_mistaken_for_the_segment_the_router_dropped() -> None:
+    """The first SYN dies at the router; the one sent again 1 s later reaches the server."""
+    packets = {"client": [seg(0.0, "client", "server", "S", "out"), seg(1.0, "client", "server", "S", "out")],
+               "router": [seg(0.00002, "client", "server", "S", "in"), seg(1.00002, "client", "server", "S", "in"),
+                          seg(1.00003, "client", "server", "S", "out")],
+               "server": [seg(1.00005, "client", "server", "S", "in")]}
+    first, again = match_journeys(packets)
+    assert (first.stop, first.stopped) == ("router", True)
+    assert (again.stop, again.stopped) == ("server", False) and len(again.sightings) == 4
+
+
+def test_kernel_reason_is_drawn_beside_the_rst_when_the_result_has_it() -> None:
+    d = doc({"client": [seg(0.0, "client", "server", "S", "out"), seg(0.0001, "server", "client", "R.", "in", 0, 1)]})
+    d["packets"]["client"][1]["kernel"] = {"reason": "NO_SOCKET", "sent_by_tcp_stack": True}
+    note = next(r for r in build_ladder(d).rows if isinstance(r, Note) and r.kind == "rst")
+    assert note.text == "RST+ACK from server · kernel: NO_SOCKET"
+
+
+def test_three_drawings_of_the_firewall_show_the_stop_and_the_forgery() -> None:
+    ladder = build_ladder(firewall())
+    svg = html.svg_ladder(ladder)
+    assert svg.count('class="participant"') == 3 and svg.count('class="life"') == 3
+    assert 'class="seg stopped" data-first="1" data-last="1" data-from="client" data-to="router"' in svg
+    assert 'class="seg rst forged" data-first="2" data-last="2" data-from="router" data-to="client"' in svg
+    assert 'class="origin"' in svg and 'class="stop"' in svg
+    text = pages.mermaid(ladder)
+    assert "P1-)P2: [S] seq=0 (no further)" in text and "P2-xP1: [R.] seq=0 ack=1" in text
+    lines = [line.plain for line in ladder_lines(ladder, 120)]
+    syn = next(line for line in lines if "[S]" in line)
+    rst = next(line for line in lines if "[R.]" in line)
+    assert "────✕│" in syn and syn.rstrip().endswith("│") and "◆" in rst and "✕" in rst
+
+
+def test_reference_firewall_reset_draws_the_syn_stopping_at_the_router() -> None:
+    d = json.loads((ROOT / "captures/reference/firewall-reset/result.json").read_text())
+    syn, rst = (a for a in build_ladder(d).rows if isinstance(a, Arrow))
+    assert (syn.src, syn.dst, syn.stopped) == ("client", "router", True)
+    assert (rst.src, rst.dst, rst.forged) == ("router", "client", True)
