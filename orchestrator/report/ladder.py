@@ -274,11 +274,26 @@ def _kernel_reason(p: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _rst_note(a: Arrow, p: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> Note:
+def kernel_reasons(doc: Mapping[str, Any]) -> dict[str, str]:
+    """host -> what the kernel said of the RSTs its TCP sent (the witnessed `reasons` checks of the result)."""
+    out = {}
+    for c in doc.get("checks", []):
+        if c.get("kind") == "reasons" and c.get("witnessed", True):
+            observed = str(c.get("observed", ""))
+            distinct = list(dict.fromkeys(r.strip() for r in observed.split(",") if r.strip()))
+            if observed == "no RST sent by its TCP":
+                out[str(c["subject"])] = f"no RST sent by {c['subject']}'s TCP"
+            elif distinct:
+                out[str(c["subject"])] = distinct[0] if len(distinct) == 1 else " or ".join(distinct)
+    return out
+
+
+def _rst_note(a: Arrow, p: Mapping[str, Any], events: Sequence[Mapping[str, Any]],
+              reasons: Mapping[str, str]) -> Note:
     """Beside a RST: who sent it (or forged it), the kernel's reason, and the errno the receiver's application got."""
     who = "RST+ACK" if "." in a.flags else "RST"
     text = f"{who} forged at {a.src} (as {p['src']})" if a.forged else f"{who} from {a.src}"
-    reason = _kernel_reason(p)
+    reason = _kernel_reason(p) or reasons.get(str(p["src"]))
     if reason:
         text += f" · kernel: {reason}"
     receiver = str(p["dst"])
@@ -350,6 +365,7 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
 
     # 3. the application's outcomes, by time, among the arrows
     raw_events = list(doc.get("events", []))
+    reasons = kernel_reasons(doc)
     events = [n for n in (_event_note(e) for e in raw_events) if n is not None]
     participants_used = {a.src for a in arrows} | {a.dst for a in arrows} | {n.over[0] for n in events}
     names = lifelines(list(hosts)) + sorted(participants_used - set(hosts))      # every host is a lifeline
@@ -386,7 +402,7 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
         rows.append(row)
         if isinstance(row, Arrow) and row.rst:
             record = source.get(id(row), {"src": row.src, "dst": row.dst})
-            rows.append(_rst_note(row, record, raw_events))
+            rows.append(_rst_note(row, record, raw_events, reasons))
         if t != float("inf"):
             previous = row.t_last if isinstance(row, Arrow) and row.t_last is not None else t
     flush_omitted()

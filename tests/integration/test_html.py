@@ -47,14 +47,20 @@ class Dom(HTMLParser):
         if tag in ("script", "link", "iframe"):
             self.external.append(tag)
         if tag == "svg":
-            self.svgs.append({"attrs": a, "line": 0, "path": 0, "seg": 0, "rst": 0, "text": 0})
+            self.svgs.append({"attrs": a, "line": 0, "path": 0, "seg": 0, "rst": 0, "text": 0, "life": 0,
+                              "participants": [], "segs": []})
             self.depth = 1
         elif self.depth:
             svg = self.svgs[-1]
             if tag in ("line", "path", "text"):
                 svg[tag] = int(svg[tag]) + 1  # type: ignore[call-overload]
             classes = (a.get("class") or "").split()
+            if tag == "line" and "life" in classes:
+                svg["life"] = int(svg["life"]) + 1  # type: ignore[call-overload]
+            if tag == "g" and "participant" in classes:
+                svg["participants"].append(a.get("data-name"))  # type: ignore[attr-defined]
             if tag == "g" and "seg" in classes:
+                svg["segs"].append({**a, "classes": classes})  # type: ignore[attr-defined]
                 svg["seg"] = int(svg["seg"]) + 1  # type: ignore[call-overload]
                 if "rst" in classes:
                     svg["rst"] = int(svg["rst"]) + 1  # type: ignore[call-overload]
@@ -125,14 +131,44 @@ def test_index_html_draws_every_scenarios_ladder(run_folder: Path, tmp_path: Pat
         doc = json.loads((run_folder / sid / "result.json").read_text())
         attrs = svg["attrs"]
         arrows = int(attrs["data-arrows"])  # type: ignore[index]
-        assert int(attrs["data-packets"]) == len(doc["packets"][attrs["data-point"]])  # type: ignore[index]
-        if not int(attrs["data-packets"]):  # type: ignore[index]
+        hosts = list(doc["hosts"])
+        assert sorted(svg["participants"]) == sorted(hosts), f"{sid}: every host is a lifeline"  # type: ignore[arg-type]
+        assert svg["life"] == len(hosts), f"{sid}: every lifeline is drawn"
+        records = [p for packets in doc["packets"].values() for p in packets]
+        if not records:
             continue
         assert arrows > 0 and svg["seg"] == arrows, f"{sid}: one drawn group per arrow"
-        assert int(svg["line"]) >= arrows + len(doc["hosts"]) - 1, f"{sid}: a line per arrow and per lifeline"
+        assert int(svg["line"]) >= arrows + len(hosts), f"{sid}: a line per arrow and per lifeline"
         assert int(svg["text"]) >= arrows, f"{sid}: every arrow is labelled"
-        resets = sum(1 for p in doc["packets"][attrs["data-point"]] if "R" in p["flags"])  # type: ignore[index]
-        assert (svg["rst"] > 0) == (resets > 0), f"{sid}: resets at the capture point are drawn as resets"
+        for seg in svg["segs"]:  # type: ignore[attr-defined]
+            assert seg["data-from"] in hosts and seg["data-to"] in hosts, f"{sid}: {seg} runs between lifelines"
+        resets = sum(1 for p in records if "R" in p["flags"])
+        assert (svg["rst"] > 0) == (resets > 0), f"{sid}: resets are drawn as resets"
+        busiest = max(len(packets) for point, packets in doc["packets"].items() if point != "router") \
+            if any(point != "router" for point in doc["packets"]) else 1
+        assert busiest <= int(attrs["data-packets"]) <= len(records), f"{sid}: each segment counted once"  # type: ignore[index]
+    # the firewall's forged reset: the SYN stops at the router, the RST starts there
+    segs = drawn["firewall-reset"]["segs"]
+    assert [(s["data-from"], s["data-to"], "stopped" in s["classes"], "forged" in s["classes"], "rst" in s["classes"])
+            for s in segs] == [("client", "router", True, False, False), ("router", "client", False, True, True)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("scenario", ["firewall-reset", "keepalive-timeout"])
+def test_screenshot_of_the_ladder_across_every_point(run_folder: Path, tmp_path: Path, scenario: str) -> None:
+    """The scenario alone on a page in headless Chromium: drawn (ink), the reset red, every lifeline on screen."""
+    from orchestrator.report import files, html
+
+    doc = json.loads((run_folder / scenario / "result.json").read_text())
+    page = tmp_path / f"{scenario}.html"
+    page.write_text(html.run_page(files.run_summary([doc]), [doc]))
+    shot = run_folder / f"{scenario}.png"        # kept with the run, to look at
+    proc = browse(page, tmp_path, "--window-size=1300,1500", f"--screenshot={shot}")
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    width, _, rows = png_pixels(shot)
+    red = sum(1 for row in rows for i in range(0, len(row), 3) if row[i] > 180 and row[i + 1] < 90 and row[i + 2] < 90)
+    assert red > 50, "the reset is drawn in red"
+    svg = html.svg_ladder(html.build_ladder(doc))
+    assert int(svg.split('width="', 1)[1].split('"', 1)[0]) <= width - 60, "the ladder fits the page: every lifeline shows"
 
 
 def test_screenshot_is_not_blank_and_shows_the_reset_in_red(run_folder: Path, tmp_path: Path) -> None:

@@ -93,3 +93,18 @@ def test_reference_firewall_reset_draws_the_syn_stopping_at_the_router() -> None
     syn, rst = (a for a in build_ladder(d).rows if isinstance(a, Arrow))
     assert (syn.src, syn.dst, syn.stopped) == ("client", "router", True)
     assert (rst.src, rst.dst, rst.forged) == ("router", "client", True)
+
+
+def test_the_witnessed_reasons_of_the_sender_are_written_beside_its_rst() -> None:
+    d = doc({"client": [seg(0.0, "client", "server", "S", "out"), seg(0.0001, "server", "client", "R.", "in", 0, 1)]})
+    d["checks"] = [{"kind": "reasons", "subject": "server", "expected": "NO_SOCKET", "observed": "NO_SOCKET",
+                    "passed": True, "witnessed": True},
+                   {"kind": "reasons", "subject": "client", "expected": "x", "observed": "not witnessed: no tracefs",
+                    "passed": False, "witnessed": False}]
+    note = next(r for r in build_ladder(d).rows if isinstance(r, Note) and r.kind == "rst")
+    assert note.text == "RST+ACK from server · kernel: NO_SOCKET"
+    firewall_doc = firewall()
+    firewall_doc["checks"] = [{"kind": "reasons", "subject": "server", "expected": "no RST sent by its TCP",
+                               "observed": "no RST sent by its TCP", "passed": True, "witnessed": True}]
+    note = next(r for r in build_ladder(firewall_doc).rows if isinstance(r, Note) and r.kind == "rst")
+    assert "kernel: no RST sent by server's TCP" in note.text
