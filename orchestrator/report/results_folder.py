@@ -1,4 +1,5 @@
-"""A results folder: pcaps, result.json and README.md per scenario; summary.json, junit.xml, index.md, index.html.
+"""A results folder: pcaps, the annotated pcapng, result.json and README.md per scenario; summary.json, junit.xml,
+index.md, index.html.
 
 Written as a run goes and read back by `show` and `report`. The run-wide files
 are built from the scenarios' result documents only, so `write_report` can
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
-from ..errors import BadInput, OutputError
+from ..errors import BadInput, CaptureError, OutputError
 from ..result import ScenarioResult, holds
 from . import html, pages
+from .annotated import annotated_capture
 from .document import ResultDocument, RunSummary, result_document, run_summary
+from .ladder import kernel_reasons
 
 
 def prepare_output(out: Path) -> Path:
@@ -38,6 +42,13 @@ def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> ResultDocu
         (folder / f"{host}.pcap").write_bytes(data)
     doc = result_document(result, run_id)
     (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
+    if result.pcaps:
+        try:
+            merged = annotated_capture(result.pcaps, result.names, result.scenario, kernel_reasons(doc))
+        except CaptureError:
+            pass        # a capture cut short (its sidecar died): the run says so; the per-point files stay
+        else:
+            (folder / f"{result.scenario.id}.pcapng").write_bytes(merged)
     (folder / "README.md").write_text(pages.scenario_page(doc))
     return doc
 
