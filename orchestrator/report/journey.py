@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 WINDOW = 0.05       # seconds: two sightings of one segment at neighbouring points are closer than this
+NAT_WINDOW = 0.005  # seconds: a segment leaves a NAT this soon after it came in
 EARLY = 0.001       # a sighting may precede the previous one by this much (separate capture sockets)
 
 HOST_ORDER = ("client", "router", "server", "winhost")   # the lab's path, left to right
@@ -40,6 +41,7 @@ class Journey:
     stop: str                          # the lifeline it ends on
     forged: bool                       # its source host's capture never saw it leave: made on the path
     stopped: bool                      # its destination's capture never saw it arrive: it ended on the path
+    translated_at: str | None = None   # the point where its addresses or ports were rewritten (NAT)
 
     @property
     def t(self) -> float:
@@ -61,42 +63,63 @@ def lifelines(hosts: Sequence[str]) -> list[str]:
     return known + [h for h in hosts if h not in known]
 
 
-def _same_segment(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    if any(a.get(k) != b.get(k) for k in ("src", "dst", "sport", "dport", "flags", "len")):
+def _same_segment(a: Mapping[str, Any], b: Mapping[str, Any], translated: bool = False) -> bool:
+    """The same segment at two points; `translated`: addresses or ports may differ (NAT on the way)."""
+    keys = ("flags", "len") if translated else ("src", "dst", "sport", "dport", "flags", "len")
+    if any(a.get(k) != b.get(k) for k in keys):
         return False
     if a.get("relative") == b.get("relative"):      # both relative to the same ISN, or both raw
         return a.get("seq") == b.get("seq") and a.get("ack") == b.get("ack")
-    return True
+    return not translated
 
 
 def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Journey]:
-    """Every segment of every capture point, matched across points into journeys, in order of first sighting."""
+    """Every segment of every capture point, matched across points into journeys, in order of first sighting.
+
+    A segment is the same where its addresses, ports, flags, numbers and length
+    agree and it was seen within WINDOW of its previous sighting, at a point
+    (and direction) it was not seen at before. A segment that went into a point
+    and left it with other addresses or ports (NAT) but the same flags, numbers
+    and length within NAT_WINDOW is the same segment, translated there.
+    """
     sightings = sorted(((float(p["t"]), point, i, p) for point, records in packets.items()
                         for i, p in enumerate(records)), key=lambda s: (s[0], s[1], s[2]))
-    open_: list[tuple[Mapping[str, Any], list[Sighting]]] = []
+    open_: list[tuple[list[Mapping[str, Any]], list[Sighting]]] = []
+    translated_at: dict[int, str] = {}
     for t, point, i, p in sightings:
         seen = Sighting(point, i, t, p.get("dir"))
-        best: list[Sighting] | None = None
+        best: tuple[list[Mapping[str, Any]], list[Sighting]] | None = None
         best_gap = WINDOW
-        for first, path in open_:
-            last = path[-1]
-            gap = t - last.t
-            if -EARLY <= gap < best_gap and _same_segment(first, p) and not any(
+        for forms, path in open_:
+            gap = t - path[-1].t
+            if -EARLY <= gap < best_gap and _same_segment(forms[-1], p) and not any(
                     s.point == point and (s.direction == seen.direction or seen.direction is None) for s in path):
-                best, best_gap = path, abs(gap)
+                best, best_gap = (forms, path), abs(gap)
+        if best is None and seen.direction == "out":
+            for forms, path in open_:           # in at this point, out again with other addresses: NAT
+                last = path[-1]
+                if (last.point == point and last.direction == "in" and 0 <= t - last.t < NAT_WINDOW
+                        and _same_segment(forms[-1], p, translated=True) and forms[-1] != p
+                        and not any(s.point == point and s.direction == "out" for s in path)):
+                    best = (forms, path)
+                    translated_at[id(path)] = point
+                    break
         if best is None:
-            open_.append((p, [seen]))
+            open_.append(([p], [seen]))
         else:
-            best.append(seen)
-    return [_journey(first, path, set(packets)) for first, path in open_]
+            best[0].append(p)
+            best[1].append(seen)
+    return [_journey(forms, path, set(packets), translated_at.get(id(path))) for forms, path in open_]
 
 
-def _journey(p: Mapping[str, Any], path: list[Sighting], points: set[str]) -> Journey:
+def _journey(forms: list[Mapping[str, Any]], path: list[Sighting], points: set[str],
+             translated_at: str | None) -> Journey:
     """Where the arrow starts and stops: at the source and destination hosts unless their captures say otherwise."""
-    src, dst = str(p["src"]), str(p["dst"])
+    p = forms[0]
+    src, dst = str(p["src"]), str(forms[-1]["dst"])          # after NAT the destination is the translated one
     seen_at = [s.point for s in path]
     sent = src not in points or any(s.point == src and s.direction != "in" for s in path)
     arrived = dst not in points or any(s.point == dst and s.direction != "out" for s in path)
     start = src if sent else seen_at[0]
     stop = dst if arrived else seen_at[-1]
-    return Journey(p, tuple(path), start, stop, forged=not sent, stopped=not arrived)
+    return Journey(p, tuple(path), start, stop, forged=not sent, stopped=not arrived, translated_at=translated_at)

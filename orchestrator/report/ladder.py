@@ -211,6 +211,8 @@ def _segment_arrow(p: Mapping[str, Any], n: int, ports: bool) -> Arrow:
     repeats = int(p.get("retx") or 0)
     if repeats:
         label += f" ×{repeats + 1} in {seconds(float(p['t_last']) - float(p['t']))}"
+    if p.get("nat"):
+        label += f" (NAT at {p['nat']})"
     if p.get("forged") and "R" not in p["flags"]:      # a forged reset says so in its note
         label += f" as {p['src']}"
     last = n + repeats
@@ -249,7 +251,7 @@ def _records(journeys: Sequence[Journey]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for j in journeys:
         rec = {**j.packet, "t": j.t, "from": j.start, "to": j.stop, "seen": j.points, "forged": j.forged,
-               "stopped": j.stopped, "retx": 0, "key": j.key}
+               "stopped": j.stopped, "retx": 0, "key": j.key, "nat": j.translated_at}
         prev = out[-1] if out else None
         if prev is not None and prev["key"] == rec["key"] and all(
                 prev[k] == rec[k] for k in ("from", "to", "forged", "stopped")):

@@ -156,11 +156,11 @@ def test_index_html_draws_every_scenarios_ladder(run_folder: Path, tmp_path: Pat
 @pytest.mark.parametrize("scenario", ["firewall-reset", "keepalive-timeout"])
 def test_screenshot_of_the_ladder_across_every_point(run_folder: Path, tmp_path: Path, scenario: str) -> None:
     """The scenario alone on a page in headless Chromium: drawn (ink), the reset red, every lifeline on screen."""
-    from orchestrator.report import files, html
+    from orchestrator.report import document, html
 
     doc = json.loads((run_folder / scenario / "result.json").read_text())
     page = tmp_path / f"{scenario}.html"
-    page.write_text(html.run_page(files.run_summary([doc]), [doc]))
+    page.write_text(html.run_page(document.run_summary([doc]), [doc]))
     shot = run_folder / f"{scenario}.png"        # kept with the run, to look at
     proc = browse(page, tmp_path, "--window-size=1300,1500", f"--screenshot={shot}")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]

@@ -108,3 +108,15 @@ def test_the_witnessed_reasons_of_the_sender_are_written_beside_its_rst() -> Non
                                "observed": "no RST sent by its TCP", "passed": True, "witnessed": True}]
     note = next(r for r in build_ladder(firewall_doc).rows if isinstance(r, Note) and r.kind == "rst")
     assert "kernel: no RST sent by server's TCP" in note.text
+
+
+def test_a_segment_translated_by_nat_at_the_router_is_one_journey() -> None:
+    """SNAT: in at the router from the client's address, out with the router's: the same flags, numbers, length."""
+    before = seg(0.0, "client", "server", "S", "out")
+    after = {**seg(0.00003, "router", "server", "S", "out"), "sport": 61000}
+    packets = {"client": [before], "router": [{**before, "t": 0.00002, "dir": "in"}, after],
+               "server": [{**after, "t": 0.00005, "dir": "in"}]}
+    (j,) = match_journeys(packets)
+    assert (j.start, j.stop, j.translated_at, j.stopped) == ("client", "server", "router", False)
+    (arrow,) = build_ladder(doc(packets)).arrows
+    assert arrow.label == "[S] seq=0 (NAT at router)" and arrow.seen == ("client", "router", "server")
