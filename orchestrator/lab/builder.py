@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import docker
-import docker.errors
+import docker.types
 
 from ..errors import BadInput, LabRuntimeError
 from ..model import Scenario
@@ -104,8 +104,8 @@ def compile_source(client: docker.DockerClient, image: str, source: BuildSource,
     try:
         cid = api.create_container(image, compiler_argv(source), working_dir="/build", host_config=host_config,
                                    labels=engine.labels(run_id, scenario, "builder"))["Id"]
-    except docker.errors.APIError as exc:
-        raise LabRuntimeError(f"cannot create the builder for {source.name}: {exc.explanation or exc}") from None
+    except engine.SDK_ERRORS as exc:
+        raise LabRuntimeError(f"cannot create the builder for {source.name}: {engine.explanation(exc)}") from None
     try:
         api.put_archive(cid, "/build", _tar(source.name, source.content))
         api.start(cid)
@@ -116,12 +116,12 @@ def compile_source(client: docker.DockerClient, image: str, source: BuildSource,
                                f"{compiler_argv(source)[0]}'s first message; nothing was started")
         stream, _ = api.get_archive(cid, f"/build/{source.output}")
         return _untar_one(b"".join(stream))
-    except docker.errors.APIError as exc:
-        raise LabRuntimeError(f"building {source.name} failed: {exc.explanation or exc}") from None
+    except engine.SDK_ERRORS as exc:
+        raise LabRuntimeError(f"building {source.name} failed: {engine.explanation(exc)}") from None
     finally:
         try:
             api.remove_container(cid, force=True)
-        except docker.errors.APIError:
+        except engine.SDK_ERRORS:
             pass   # removed by label with the run's other objects
 
 
