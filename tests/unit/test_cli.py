@@ -128,3 +128,23 @@ def test_usage_error_is_status_2() -> None:
 @pytest.mark.parametrize("command", ["list", "run", "all", "explain", "show", "report", "build", "clean"])
 def test_help_for_every_command(command: str) -> None:
     assert cli(command, "--help").returncode == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["list"], ["list", "--json"],
+    ["show", "closed-port", "--out", "captures/reference"],
+    ["explain", "captures/reference/closed-port/client.pcap"],
+    ["report", "{tmp}"],
+])
+def test_commands_that_need_no_engine_never_load_the_docker_sdk(args: list[str], tmp_path: Path) -> None:
+    """`list`, `show`, `explain` and `report` start fast: the SDK is imported only by the commands that use it."""
+    import shutil
+    shutil.copytree(ROOT / "captures" / "reference" / "closed-port", tmp_path / "closed-port")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    probe = ("import io, sys\nfrom rich.console import Console\nfrom orchestrator.cli import main\n"
+             f"status = main({args!r}, console=Console(file=io.StringIO()))\n"
+             "loaded = sorted(m for m in sys.modules if m == 'docker' or m.startswith('docker.'))\n"
+             "print(status, len(loaded), loaded[:3], file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1].split()[:2] == ["0", "0"], done.stderr
