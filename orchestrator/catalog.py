@@ -27,7 +27,8 @@ def _read_yaml(path: Path) -> object:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioFileError(f"{path}: cannot read ({exc.__class__.__name__}: {getattr(exc, 'strerror', exc)})") from None
+        reason = f"{exc.__class__.__name__}: {getattr(exc, 'strerror', exc)}"
+        raise ScenarioFileError(f"{path}: cannot read ({reason})") from None
     if not text.strip():
         raise ScenarioFileError(f"{path}: the file is empty")
     try:

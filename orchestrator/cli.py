@@ -261,7 +261,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None, err:
         err.print(f"error: {exc.line()}", highlight=False, markup=False, soft_wrap=True)
         return int(exc.status)
     except KeyboardInterrupt:
-        err.print("interrupted: the lab's containers and networks of this run were removed", highlight=False, soft_wrap=True)
+        err.print("interrupted: the lab's containers and networks of this run were removed", highlight=False,
+                  soft_wrap=True)
         return int(ExitStatus.INTERRUPTED)
     finally:
         if in_main_thread:

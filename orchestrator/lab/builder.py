@@ -140,7 +140,8 @@ def build_sources(client: docker.DockerClient, scenarios: Sequence[Scenario], im
             kept = cache / build_digest(image, source) / source.output
             compiled = not kept.is_file()
             if compiled:
-                progress(f"compiling {source.name} for {scenario.id} ({' '.join(compiler_argv(source)[:1] + list(source.flags))})")
+                compiler = " ".join(compiler_argv(source)[:1] + list(source.flags))
+                progress(f"compiling {source.name} for {scenario.id} ({compiler})")
                 binary = compile_source(client, image, source, run_id, scenario.id)
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 partial = kept.with_suffix(".partial")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 import docker
 import docker.errors
@@ -123,7 +123,8 @@ class ScenarioLab:
         network can then never be removed. Removing a running container kills
         it within the one engine operation.
         """
-        left = engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.SCENARIO}={self.scenario}")
+        left = engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}",
+                                        f"{engine.SCENARIO}={self.scenario}")
         for channel in [*self.agents.values(), *self.streams.values()]:
             channel.close()
         return left
@@ -324,9 +325,9 @@ class ScenarioLab:
                                                                       f"{engine.SCENARIO}={self.scenario}"]})
         found = {c["Id"]: c for c in listed}
         attached = set((network.get("Containers") or {}).keys())
-        roles = [(host, cid, f"host {host}") for host, cid in self.containers.items()]
-        roles += [(host, cid, f"the capture of {host}") for host, cid in self.sidecars.items()]
-        for host, cid, what in roles:
+        roles = [(cid, f"host {host}") for host, cid in self.containers.items()]
+        roles += [(cid, f"the capture of {host}") for host, cid in self.sidecars.items()]
+        for cid, what in roles:
             container = found.get(cid)
             if container is None:
                 return LabRuntimeError(f"{what}: its container was removed from outside")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
 from .attach import AttachedStream
 from .protocol import CaptureFile
 

@@ -228,7 +228,7 @@ def ladder_lines(ladder: Ladder, width: int = 100) -> list[Text]:
 
     lines: list[Text] = []
     names, addrs = [" "] * total, [" "] * total
-    for p, x in zip(ladder.participants, xs):
+    for p, x in zip(ladder.participants, xs, strict=True):
         centred(names, p.name, x)
         centred(addrs, p.address or "", x)
     lines.append(Text("".join(names), style="bold"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence, TypedDict
+from typing import Sequence, TypedDict
 
 from ..capture import Packet
 from ..catalog import PROJECT_DIR
@@ -132,7 +132,8 @@ def describe_step(step: Step) -> str:
     if isinstance(step, WaitStep):
         return f"wait for the background call{' ' + repr(step.label) if step.label else 's'} to finish"
     if isinstance(step, RestartStep):
-        return f"**{step.host}** restarts: its container is killed and started again (fresh network namespace, same address)"
+        return (f"**{step.host}** restarts: its container is killed and started again "
+                "(fresh network namespace, same address)")
     assert isinstance(step, CallStep)
     args = dict(step.args)
     sock = args.pop("sock", None)

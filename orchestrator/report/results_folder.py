@@ -119,13 +119,15 @@ def load_result(out: Path, name: str) -> ResultDocument:
 def load_documents(folder: Path) -> list[ResultDocument]:
     """Every `<folder>/<scenario>/result.json`, in the order of the folder's summary.json when it has one."""
     if not folder.is_dir():
-        raise BadInput(f"{folder}: no such folder", "give the --out folder of a run, or a folder of its scenario folders")
+        raise BadInput(f"{folder}: no such folder",
+                       "give the --out folder of a run, or a folder of its scenario folders")
     docs: dict[str, ResultDocument] = {}
     for path in sorted(folder.glob("*/result.json")):
         doc = _read_document(path)
         docs[doc["scenario"]] = doc
     if not docs:
-        raise BadInput(f"{folder}: no <scenario>/result.json in it", "run python -m orchestrator run … --out " + str(folder))
+        raise BadInput(f"{folder}: no <scenario>/result.json in it",
+                       "run python -m orchestrator run … --out " + str(folder))
     order: list[str] = []
     try:
         order = [s["id"] for s in json.loads((folder / "summary.json").read_text())["scenarios"]]

@@ -9,9 +9,9 @@ import testinfra
 
 from orchestrator import catalog
 from orchestrator.lab import engine
+from orchestrator.lab.images import ImageSet
 from orchestrator.lab.scenario_lab import ScenarioLab
 from orchestrator.model import Scenario
-from orchestrator.lab.images import ImageSet
 
 HOSTS = ("client", "router", "server", "winhost")
 

@@ -92,7 +92,7 @@ class FakeLab:
 
     def restart(self, host: str) -> None:
         self.restarts.append(host)
-        self.counters[host] = {k: 0 for k in self.counters[host]}
+        self.counters[host] = dict.fromkeys(self.counters[host], 0)
 
     def stop_captures(self) -> dict[str, CaptureFile]:
         return {}
