@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .connections import SEQ_MOD, ConnectionTracker
+from .encap import LINKTYPES as _SLOW_LINKTYPES
+from .encap import IcmpError, icmp_error, link_layer, unwrap_ethertype, unwrap_ip
 from .errors import CaptureError
 from .pcapfile import Frame, read_frames
 
@@ -54,7 +56,8 @@ _LT_RAW = frozenset((12, 101, 228, 229))   # 12 = DLT_RAW on some systems
 _LT_LOOP = 108                              # OpenBSD loopback, network order
 SUPPORTED_LINKTYPES = frozenset(
     (_LT_NULL, _LT_ETHERNET, _LT_LINUX_SLL, _LT_LINUX_SLL2, _LT_LOOP)
-) | _LT_RAW
+) | _LT_RAW | _SLOW_LINKTYPES
+_TUNNELS = frozenset((4, 41, 47, 17))          # IP-in-IP, IPv6-in-IPv4, GRE, UDP (VXLAN)
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 _ETH_IP4, _ETH_IP6 = 0x0800, 0x86DD
 _IP6_EXT = frozenset((0, 43, 60, 44, 51))   # hop-by-hop, routing, dstopts, fragment, AH
@@ -137,6 +140,7 @@ class Capture:
     packets: tuple[Packet, ...]    # TCP packets only, in file order
     other: int                     # frames skipped: not TCP, or unparsable
     truncated: bool                # the file ended mid-record
+    icmp: tuple[IcmpError, ...] = ()   # ICMP errors quoting a TCP segment (not counted as TCP)
 
 
 # --- public functions ---------------------------------------------------------
@@ -164,8 +168,8 @@ def parse_capture_bytes(data: bytes, name: str = "<bytes>") -> Capture:
     if not isinstance(data, bytes):
         data = bytes(data)
     linktype, frames, truncated = read_frames(data, name, SUPPORTED_LINKTYPES)
-    packets, other = _decode(data, frames)
-    return Capture(name, linktype, packets, other, truncated)
+    packets, other, icmp = _decode(data, frames)
+    return Capture(name, linktype, packets, other, truncated, icmp)
 
 
 def format_packet(p: Packet, names: Mapping[str, str] | None = None,
@@ -195,9 +199,11 @@ def format_packet(p: Packet, names: Mapping[str, str] | None = None,
 # --- per-packet decoding ------------------------------------------------------
 
 
-def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int]:
-    """Decode link, IP and TCP headers of every frame; keep the TCP ones."""
+def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int, tuple[IcmpError, ...]]:
+    """Decode link, IP and TCP headers of every frame; keep the TCP ones and the ICMP errors
+    about TCP segments. Tunnels are unwrapped: a packet's addresses are the innermost ones."""
     packets: list[Packet] = []
+    icmp: list[IcmpError] = []
     append = packets.append
     other = 0
     addrs: dict[bytes, tuple[str, str]] = {}   # 8 (IPv4) or 32 (IPv6) bytes -> texts
@@ -259,23 +265,38 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int]:
             etype = _ETH_IP4 if family == 2 else _ETH_IP6 if family in _BSD_AF_INET6 else 0
             p = off + 4
         else:
-            other += 1
-            continue
+            p, etype = link_layer(data, off, end, lt)
+        if etype != 0x0800 and etype != 0x86DD:
+            p, etype = unwrap_ethertype(data, p, end, etype)
 
-        # network layer -> (src, dst, t = TCP offset, l4end)
-        if etype == 0x0800:
+        # network layer -> (src, dst, t = TCP offset, l4end); tunnels loop back here
+        tunnel = 0
+        while etype == 0x0800:
             if p + 20 > end:
-                other += 1
-                continue
+                etype = 0
+                break
             vihl = data[p]
             ihl = (vihl & 0x0F) << 2
             if vihl >> 4 != 4 or ihl < 20 or p + ihl > end:
-                other += 1
-                continue
+                etype = 0
+                break
             total, ip_id, frag, ttl, proto = ip4_hdr(data, p)
-            if proto != 6 or frag & 0x3FFF:   # not TCP, or a fragment
-                other += 1
+            if proto == 6 and not frag & 0x3FFF:
+                break
+            if frag & 0x3FFF or tunnel > 4:        # a fragment, or tunnels too deep
+                etype = 0
+            elif proto in _TUNNELS:
+                tunnel += 1
+                p, etype = unwrap_ip(data, p + ihl, min(end, p + total) if total else end, proto)
                 continue
+            elif proto == 1:
+                err = icmp_error(data, p + ihl, end, False, ts, ntoa(data[p + 12:p + 16]))
+                if err is not None:
+                    icmp.append(err)
+                etype = 0
+            else:
+                etype = 0
+        if etype == 0x0800:
             key = data[p + 12:p + 20]          # source and destination together
             pair = addrs.get(key)
             if pair is None:
@@ -320,6 +341,10 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int]:
                 else:
                     nh, t = data[t], t + ((data[t + 1] + 1) << 3)
             if nh != 6:
+                if nh == 58:
+                    err = icmp_error(data, t, end, True, ts, src)
+                    if err is not None:
+                        icmp.append(err)
                 other += 1
                 continue
         else:
@@ -337,10 +362,10 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int]:
             continue
         fl = offflags & 0xFF
         length = l4end - t - doff
-        if length < 0:   # noqa: PLR1730 (an if is cheaper than max() per packet)
+        if length < 0:                         # an if is cheaper than max() per packet
             length = 0
 
         _conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
         append(Packet(len(packets), ts, src, dst, sport, dport, flag_str[fl], seq, ack,
                       length, window, rel_seq, rel_ack, direction, ifindex, ttl, ip_id, df))
-    return tuple(packets), other
+    return tuple(packets), other, tuple(icmp)

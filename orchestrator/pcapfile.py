@@ -45,7 +45,8 @@ def _describe(head: bytes) -> str:
 def _unsupported(name: str, linktype: int) -> CaptureError:
     return CaptureError(
         f"{name}: unsupported link type {linktype} "
-        "(supported: Ethernet, raw IP, Linux cooked SLL/SLL2, BSD loopback)")
+        "(supported: Ethernet, raw IP, Linux cooked SLL/SLL2, BSD loopback, FDDI, PPP, "
+        "Cisco HDLC, 802.11, radiotap, NFLOG)")
 
 
 def _pcap_frames(data: bytes, name: str, supported: frozenset[int]) -> tuple[int, list[Frame], bool]:

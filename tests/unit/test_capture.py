@@ -355,8 +355,8 @@ def test_corrupt_record_length(tmp_path: Path) -> None:
 
 def test_unsupported_linktype(tmp_path: Path) -> None:
     path = tmp_path / "wifi.pcap"
-    path.write_bytes(_pcap([], linktype=105))
-    assert "unsupported link type 105" in _error(path)
+    path.write_bytes(_pcap([], linktype=147))
+    assert "unsupported link type 147" in _error(path)
 
 
 def test_capture_error_is_bad_input() -> None:

@@ -1,0 +1,234 @@
+"""The slow path of the capture reader: link types and encapsulations met on mirror ports.
+
+capture.py decodes Ethernet, Linux cooked, raw IP and loopback frames itself
+(the fast path); everything else comes here and is unwrapped down to an IP
+header: FDDI, PPP (and PPP in HDLC framing, PPPoE), Cisco HDLC, 802.11 (with
+or without radiotap), NFLOG, MPLS (with a pseudowire control word), GRE
+(with ERSPAN II/III, transparent Ethernet bridging and Aruba's 802.11),
+VXLAN, IP-in-IP and IPv6-in-IPv4. Each function returns (offset, ethertype)
+of what it found, ethertype 0 when it found nothing it can read.
+
+ICMP errors quote the header of the segment that caused them; `icmp_error`
+reads that quote so that the reader can report the ICMP without counting the
+quoted segment as a TCP packet.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+from typing import NamedTuple
+
+__all__ = ["LINKTYPES", "IcmpError", "icmp_error", "link_layer", "unwrap_ethertype", "unwrap_ip"]
+
+ETH_IP4, ETH_IP6 = 0x0800, 0x86DD
+_u16 = struct.Struct(">H").unpack_from
+
+# link types (tcpdump.org/linktypes.html) read here
+LT_PPP, LT_FDDI, LT_PPP_HDLC, LT_C_HDLC, LT_IEEE802_11, LT_RADIOTAP, LT_NFLOG = 9, 10, 50, 104, 105, 127, 239
+LT_PPP_ETHER = 51
+LINKTYPES = frozenset((LT_PPP, LT_FDDI, LT_PPP_HDLC, LT_PPP_ETHER, LT_C_HDLC, LT_IEEE802_11,
+                       LT_RADIOTAP, LT_NFLOG))
+
+_PPP_PROTO = {0x0021: ETH_IP4, 0x0057: ETH_IP6}
+_VLAN = frozenset((0x8100, 0x88A8, 0x9100))
+_MPLS = frozenset((0x8847, 0x8848))
+_ERSPAN2, _ERSPAN3, _TEB, _ARUBA_WLAN, _PPPOE = 0x88BE, 0x22EB, 0x6558, 0x8200, 0x8864
+VXLAN_PORT = 4789
+
+
+def _ethernet(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """An Ethernet header (VLAN tags walked) at p."""
+    if p + 14 > end:
+        return p, 0
+    (etype,) = _u16(data, p + 12)
+    p += 14
+    while etype in _VLAN and p + 4 <= end:
+        (etype,) = _u16(data, p + 2)
+        p += 4
+    return p, etype
+
+
+def _llc_snap(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """802.2 LLC with SNAP (AA AA 03, OUI, ethertype), as FDDI and 802.11 carry IP."""
+    if p + 8 <= end and data[p] == 0xAA and data[p + 1] == 0xAA and data[p + 2] == 0x03:
+        return p + 8, _u16(data, p + 6)[0]
+    return p, 0
+
+
+def _ieee80211(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """An 802.11 data frame: its header (addr4 when to and from DS, QoS field) then LLC/SNAP."""
+    if p + 24 > end:
+        return p, 0
+    fc0, fc1 = data[p], data[p + 1]
+    if (fc0 >> 2) & 0x3 != 2 or fc1 & 0x40:      # not a data frame, or protected
+        return p, 0
+    hdr = 24
+    if fc1 & 0x03 == 0x03:
+        hdr += 6                                   # four addresses
+    if fc0 & 0x80:
+        hdr += 2                                   # QoS control
+        if fc1 & 0x80:
+            hdr += 4                               # HT control (order bit)
+    return _llc_snap(data, p + hdr, end)
+
+
+def _ppp(data: bytes, p: int, end: int) -> tuple[int, int]:
+    if p + 2 <= end and data[p] == 0xFF and data[p + 1] == 0x03:
+        p += 2                                     # HDLC address and control
+    if p + 2 > end:
+        return p, 0
+    if data[p] & 1:                                # protocol field compressed to one byte
+        return p + 1, _PPP_PROTO.get(data[p], 0)
+    return p + 2, _PPP_PROTO.get(_u16(data, p)[0], 0)
+
+
+def _nflog(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """NFLOG: a 4-byte header (family, version, resource id) then TLVs; type 9 is the payload."""
+    if p + 4 > end:
+        return p, 0
+    family = data[p]
+    q = p + 4
+    while q + 4 <= end:
+        tlen, ttype = struct.unpack_from("<HH", data, q)   # host byte order: little-endian captures
+        if tlen < 4:
+            break
+        if ttype & 0x7FFF == 9:
+            return q + 4, ETH_IP4 if family == 2 else ETH_IP6 if family == 10 else 0
+        q += (tlen + 3) & ~3
+    return p, 0
+
+
+def link_layer(data: bytes, off: int, end: int, lt: int) -> tuple[int, int]:
+    """(offset, ethertype) of what a frame of a slow-path link type carries."""
+    if lt == LT_FDDI:
+        return _llc_snap(data, off + 13, end)
+    if lt in (LT_PPP, LT_PPP_HDLC):
+        return _ppp(data, off, end)
+    if lt == LT_PPP_ETHER:
+        return _pppoe(data, off, end)
+    if lt == LT_C_HDLC:
+        return (off + 4, _u16(data, off + 2)[0]) if off + 4 <= end else (off, 0)
+    if lt == LT_IEEE802_11:
+        return _ieee80211(data, off, end)
+    if lt == LT_RADIOTAP:
+        if off + 4 > end:
+            return off, 0
+        (rlen,) = struct.unpack_from("<H", data, off + 2)
+        return _ieee80211(data, off + rlen, end)
+    if lt == LT_NFLOG:
+        return _nflog(data, off, end)
+    return off, 0
+
+
+def _pppoe(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """A PPPoE session header (6 bytes) then PPP."""
+    return _ppp(data, p + 6, end) if p + 8 <= end else (p, 0)
+
+
+def unwrap_ethertype(data: bytes, p: int, end: int, etype: int) -> tuple[int, int]:
+    """Unwrap MPLS, PPPoE, VLAN, bridged Ethernet, ERSPAN and Aruba 802.11 down to IP."""
+    for _ in range(8):                             # nested at most this deep
+        if etype in (ETH_IP4, ETH_IP6) or etype == 0:
+            return p, etype
+        if etype in _MPLS:
+            while p + 4 <= end and not data[p + 2] & 0x01:
+                p += 4
+            p += 4                                 # the bottom-of-stack label
+            if p >= end:
+                return p, 0
+            nibble = data[p] >> 4
+            if nibble == 4:
+                etype = ETH_IP4
+            elif nibble == 6:
+                etype = ETH_IP6
+            elif nibble == 0:                      # pseudowire control word, then Ethernet
+                p, etype = _ethernet(data, p + 4, end)
+            else:
+                return p, 0
+        elif etype in _VLAN:
+            if p + 4 > end:
+                return p, 0
+            etype, p = _u16(data, p + 2)[0], p + 4
+        elif etype == _PPPOE:
+            p, etype = _pppoe(data, p, end)
+        elif etype == _TEB:
+            p, etype = _ethernet(data, p, end)
+        elif etype == _ERSPAN2:
+            p, etype = _ethernet(data, p + 8, end)
+        elif etype == _ERSPAN3:
+            if p + 12 > end:
+                return p, 0
+            extra = 8 if data[p + 11] & 0x01 else 0   # optional platform-specific subheader
+            p, etype = _ethernet(data, p + 12 + extra, end)
+        elif etype == _ARUBA_WLAN:
+            p, etype = _ieee80211(data, p, end)
+        else:
+            return p, 0
+    return p, 0
+
+
+def unwrap_ip(data: bytes, p: int, end: int, proto: int) -> tuple[int, int]:
+    """What an IP packet with protocol `proto` at p carries: IP-in-IP, IPv6-in-IPv4, GRE, VXLAN."""
+    if proto == 4:
+        return p, ETH_IP4
+    if proto == 41:
+        return p, ETH_IP6
+    if proto == 47:                                # GRE: flags, version, protocol, options
+        if p + 4 > end:
+            return p, 0
+        flags, gproto = _u16(data, p)[0], _u16(data, p + 2)[0]
+        q = p + 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+        if flags & 0x7 == 1:                       # version 1: PPTP's enhanced GRE
+            q = p + 8 + 4 * (bool(flags & 0x1000) + bool(flags & 0x0080))
+            return _ppp(data, q, end)
+        return unwrap_ethertype(data, q, end, gproto)
+    if proto == 17 and p + 8 <= end and _u16(data, p + 2)[0] == VXLAN_PORT:
+        return _ethernet(data, p + 16, end)        # UDP header, VXLAN header
+    return p, 0
+
+
+class IcmpError(NamedTuple):
+    """An ICMP error about a TCP segment: who sent it, what it says, which segment it quotes."""
+
+    time: float
+    sender: str           # the router or host that sent the ICMP
+    kind: str             # "unreachable (port)", "time exceeded"...
+    src: str              # the quoted segment's 4-tuple
+    sport: int
+    dst: str
+    dport: int
+
+
+_ICMP4 = {3: "destination unreachable", 11: "time exceeded", 12: "parameter problem", 4: "source quench"}
+_UNREACH4 = {0: "network", 1: "host", 2: "protocol", 3: "port", 9: "network prohibited",
+             10: "host prohibited", 13: "administratively prohibited"}
+_ICMP6 = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded", 4: "parameter problem"}
+_UNREACH6 = {0: "no route", 1: "administratively prohibited", 3: "address", 4: "port"}
+
+
+def icmp_error(data: bytes, p: int, end: int, v6: bool, time: float, sender: str) -> IcmpError | None:
+    """The ICMP (v6 when `v6`) message at p, when it is an error quoting a TCP segment."""
+    if p + 8 > end:
+        return None
+    typ, code = data[p], data[p + 1]
+    names, codes = (_ICMP6, _UNREACH6) if v6 else (_ICMP4, _UNREACH4)
+    if typ not in names:
+        return None
+    kind = names[typ] + (f" ({codes.get(code, code)})" if typ == (1 if v6 else 3) else "")
+    q = p + 8
+    if not v6:
+        if q + 20 > end or data[q] >> 4 != 4:
+            return None
+        ihl = (data[q] & 0x0F) << 2
+        if data[q + 9] != 6 or q + ihl + 4 > end:
+            return None
+        src, dst = socket.inet_ntoa(data[q + 12:q + 16]), socket.inet_ntoa(data[q + 16:q + 20])
+        t = q + ihl
+    else:
+        if q + 44 > end or data[q + 6] != 6:
+            return None
+        src = socket.inet_ntop(socket.AF_INET6, data[q + 8:q + 24])
+        dst = socket.inet_ntop(socket.AF_INET6, data[q + 24:q + 40])
+        t = q + 40
+    sport, dport = _u16(data, t)[0], _u16(data, t + 2)[0]
+    return IcmpError(time, sender, kind, src, sport, dst, dport)

@@ -1,0 +1,115 @@
+"""The capture reader's slow path: link types and encapsulations of mirror ports, ICMP errors.
+
+Each frame is built by hand from the protocol's header layout; the TCP segment
+inside must come out with its inner addresses, and nothing else may.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from orchestrator.capture import parse_capture_bytes
+from tests.unit.test_capture import ACK, RST, SYN, _eth, _ip4, _ip6, _pcap, _tcp
+
+SEG = _tcp(40000, 80, 1000, 0, SYN)
+INNER = _ip4("192.168.1.10", "192.168.1.20", SEG)
+SNAP = b"\xaa\xaa\x03\x00\x00\x00"
+
+
+def _one(frame: bytes, linktype: int = 1) -> tuple[str, str, int, str]:
+    cap = parse_capture_bytes(_pcap([frame], linktype=linktype))
+    assert len(cap.packets) == 1, cap
+    p = cap.packets[0]
+    return p.src, p.dst, p.sport, p.flags
+
+
+def _gre(proto: int, payload: bytes, flags: int = 0) -> bytes:
+    opts = b"\x00" * 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+    return struct.pack(">HH", flags, proto) + opts + payload
+
+
+def _outer(payload: bytes, proto: int) -> bytes:
+    return _eth(_ip4("10.0.0.1", "10.0.0.2", payload, proto=proto))
+
+
+def _wlan(l3: bytes, qos: bool = True) -> bytes:
+    fc = struct.pack("BB", 0x88 if qos else 0x08, 0x01)             # data (QoS), to DS
+    hdr = fc + b"\x00\x00" + b"\x01" * 18 + b"\x00\x00" + (b"\x00\x00" if qos else b"")
+    return hdr + SNAP + b"\x08\x00" + l3
+
+
+INNER_ADDRS = ("192.168.1.10", "192.168.1.20", 40000, "S")
+
+FRAMES = {
+    "802.1Q": (_eth(INNER, vlans=1), 1),
+    "QinQ": (_eth(INNER, vlans=2), 1),
+    "MPLS": (_eth(struct.pack(">I", (16 << 12) | 0x100 | 64) + INNER, etype=0x8847), 1),
+    "MPLS two labels": (_eth(struct.pack(">II", (16 << 12) | 64, (17 << 12) | 0x100 | 64) + INNER,
+                             etype=0x8847), 1),
+    "MPLS pseudowire": (_eth(struct.pack(">I", (16 << 12) | 0x100 | 64) + b"\x00" * 4 + _eth(INNER),
+                             etype=0x8847), 1),
+    "PPPoE": (_eth(b"\x11\x00\x00\x01" + struct.pack(">H", len(INNER) + 2) + b"\x00\x21" + INNER,
+                   etype=0x8864), 1),
+    "GRE": (_outer(_gre(0x0800, INNER), 47), 1),
+    "GRE with key and sequence": (_outer(_gre(0x0800, INNER, flags=0x3000), 47), 1),
+    "GRE bridged Ethernet": (_outer(_gre(0x6558, _eth(INNER)), 47), 1),
+    "ERSPAN II": (_outer(_gre(0x88BE, b"\x10" + b"\x00" * 7 + _eth(INNER), flags=0x1000), 47), 1),
+    "ERSPAN III": (_outer(_gre(0x22EB, b"\x20" + b"\x00" * 11 + _eth(INNER), flags=0x1000), 47), 1),
+    "802.11 in GRE (Aruba)": (_outer(_gre(0x8200, _wlan(INNER)), 47), 1),
+    "VXLAN": (_outer(struct.pack(">HHHH", 5555, 4789, 8 + 8 + 14 + len(INNER), 0)
+                     + b"\x08\x00\x00\x00\x00\x00\x01\x00" + _eth(INNER), 17), 1),
+    "IP in IP": (_outer(INNER, 4), 1),
+    "FDDI": (b"\x50" + b"\x01" * 6 + b"\x02" * 6 + SNAP + b"\x08\x00" + INNER, 10),
+    "PPP": (b"\xff\x03\x00\x21" + INNER, 9),
+    "PPP compressed": (b"\x21" + INNER, 9),
+    "Cisco HDLC": (b"\x0f\x00\x08\x00" + INNER, 104),
+    "802.11": (_wlan(INNER, qos=False), 105),
+    "radiotap": (struct.pack("<BBHI", 0, 0, 8, 0) + _wlan(INNER), 127),
+    "NFLOG": (struct.pack("<BBH", 2, 0, 0) + struct.pack("<HH", 8, 1) + b"\x00" * 4
+              + struct.pack("<HH", 4 + len(INNER), 9) + INNER, 239),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_the_inner_segment_is_read(name: str) -> None:
+    frame, linktype = FRAMES[name]
+    assert _one(frame, linktype) == INNER_ADDRS
+
+
+def test_ipv6_in_ipv4() -> None:
+    inner = _ip6("2001:db8::1", "2001:db8::2", SEG)
+    assert _one(_outer(inner, 41)) == ("2001:db8::1", "2001:db8::2", 40000, "S")
+
+
+def test_the_innermost_header_gives_ttl_and_ip_id() -> None:
+    cap = parse_capture_bytes(_pcap([_outer(_gre(0x0800, INNER), 47)]))
+    (p,) = cap.packets
+    assert p.ttl == 64 and p.ip_id == 1
+
+
+def test_gre_carrying_something_else_is_not_tcp() -> None:
+    cap = parse_capture_bytes(_pcap([_outer(_gre(0x0806, b"\x00" * 28), 47)]))
+    assert cap.packets == () and cap.other == 1
+
+
+def test_tcp_quoted_in_an_icmp_error_is_reported_not_counted() -> None:
+    rst = _ip4("10.0.0.2", "10.0.0.1", _tcp(80, 40000, 1, 1001, RST | ACK))
+    icmp = struct.pack(">BBHI", 3, 13, 0, 0) + rst[:28]                   # admin prohibited
+    frame = _eth(_ip4("10.0.0.254", "10.0.0.2", icmp, proto=1))
+    cap = parse_capture_bytes(_pcap([frame]))
+    assert cap.packets == ()
+    (err,) = cap.icmp
+    assert (err.sender, err.kind, err.src, err.sport, err.dst, err.dport) == (
+        "10.0.0.254", "destination unreachable (administratively prohibited)",
+        "10.0.0.2", 80, "10.0.0.1", 40000)
+
+
+def test_icmpv6_error_quoting_tcp() -> None:
+    seg6 = _ip6("2001:db8::1", "2001:db8::2", SEG)
+    icmp = struct.pack(">BBHI", 1, 4, 0, 0) + seg6[:48]                   # port unreachable
+    frame = _eth(_ip6("2001:db8::2", "2001:db8::1", icmp, nh=58), etype=0x86DD)
+    cap = parse_capture_bytes(_pcap([frame]))
+    assert cap.packets == () and cap.icmp[0].kind == "destination unreachable (port)"
+    assert socket.inet_pton(socket.AF_INET6, cap.icmp[0].src)

@@ -1,0 +1,41 @@
+"""Other people's captures (../shared/pcaps/wild/, no answers given): every file is read and
+explained without an error, and the reader agrees with tshark on every TCP packet and RST."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.capture import read_capture
+from orchestrator.explain import explain_capture
+from tests.conftest import ROOT
+
+WILD = ROOT.parent / "shared" / "pcaps" / "wild"
+FILES = sorted(p.name for p in WILD.glob("w*")) if WILD.is_dir() else []
+
+
+def test_the_wild_captures_are_there() -> None:
+    assert len(FILES) == 25, f"expected the 25 public captures in {WILD}"
+
+
+def _tshark_count(path: Path, display_filter: str) -> int:
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is the oracle here (apt-get install tshark)")
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.count("\n")
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_wild_capture_is_read_as_tshark_reads_it_and_explained(name: str) -> None:
+    path = WILD / name
+    cap = read_capture(path)
+    # TCP quoted inside ICMP errors is reported apart, never counted as a packet or a RST
+    assert len(cap.packets) == _tshark_count(path, "tcp && !icmp && !icmpv6")
+    assert sum(p.is_rst for p in cap.packets) == _tshark_count(path, "tcp.flags.reset==1 && !icmp && !icmpv6")
+    result = explain_capture(cap)
+    assert result.packets == len(cap.packets)
+    for e in result.explanations:
+        assert e.sentence and e.evidence
