@@ -13,11 +13,21 @@ from tests.integration.test_catalogue import SCENARIOS
 
 # The cause explain must find for a scenario where it is not the scenario's own id:
 # sndtimeo-connect is a connect-timeout on the wire; reset-vs-broken-pipe's first
-# connection is the article's data-after-close.
-CAUSE = {"sndtimeo-connect": "connect-timeout", "reset-vs-broken-pipe": "data-after-close"}
+# connection is the article's data-after-close; the pool race is data for a connection
+# the server closed (data-after-close); the NAT router's and the DPI rule's RSTs are
+# forged on the path (firewall-reset, decided by TTL or by the router's capture).
+CAUSE = {"sndtimeo-connect": "connect-timeout", "reset-vs-broken-pipe": "data-after-close",
+         "keepalive-pool-race": "data-after-close", "nat-idle-expiry": "firewall-reset",
+         "middlebox-injection": "firewall-reset"}
+# Scenarios whose cause explain does not know yet (issue 17 item 3): strict xfail, so the
+# test says so and fails the day explain learns them without this list being updated.
+NOT_YET = {"challenge-ack", "socket-destroy", "lb-idle-reset", "conntrack-invalid-unnat",
+           "conntrack-invalid-liberal"}
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", [
+    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="explain has no cause for it yet"))
+    if s in NOT_YET else s for s in SCENARIOS])
 def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Path, str], scenario: str) -> None:
     _, out, _ = catalogue_run
     doc = json.loads((out / scenario / "result.json").read_text())
@@ -31,7 +41,8 @@ def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Pa
         assert any(expected == cause or expected in candidates for cause, candidates in found), \
             f"{scenario} at {point}: {found}"
         decided_somewhere |= any(cause == expected for cause, _ in found)
-    ambiguous_on_the_wire = {"unread-data-close", "linger-abort", "listener-close-backlog"}
+    # fin-wait2-timeout: the same bare RST as data-after-close; only the silence tells, not decides
+    ambiguous_on_the_wire = {"unread-data-close", "linger-abort", "listener-close-backlog", "fin-wait2-timeout"}
     assert decided_somewhere or expected in ambiguous_on_the_wire, \
         f"{scenario}: no capture point decides {expected}"
 

@@ -288,12 +288,55 @@ def test_data_after_close() -> None:
     w.send("s", ".")
     fin = w.send("s", "F.")
     ack = w.send("c", ".")
-    data = w.send("c", "P.", 4096, dt=1.0)
+    data = w.send("c", "P.", 4096, dt=0.5)    # sooner than any FIN_WAIT2 timer can expire
     rst = w.send("s", "R", seq=data.ack)
     e = only(w.explain())
     assert e.cause == "data-after-close" and e.rst_side == "server"
     assert [ev.packet for ev in e.evidence] == [fin, ack, data, rst]
-    assert "1.00 s" in e.sentence
+    assert "501.0 ms" in e.sentence
+
+
+def test_late_data_after_a_fin_may_have_outlived_fin_wait2() -> None:
+    w = Wire(point="c").handshake()
+    w.send("c", "F.")
+    w.send("s", ".")
+    data = w.send("s", "P.", 100, dt=2.4)      # the server never closed (CLOSE_WAIT), writes late
+    w.send("c", "R", seq=data.ack)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and causes(e) == ["fin-wait2-timeout", "data-after-close"]
+    assert "2.40 s" in e.candidates[0].why
+
+
+def test_accept_queue_overflow_with_abort_on_overflow() -> None:
+    w = Wire(point="c")
+    w.send("c", "S")
+    synack = w.send("s", "S.")
+    w.send("c", ".")
+    again = w.send("s", "S.", seq=synack.seq, dt=1.0)    # the ACK was dropped: queue full
+    ack = w.send("c", ".")
+    w.send("s", "R", seq=ack.ack)
+    e = only(w.explain())
+    assert e.cause == "accept-queue-overflow" and e.rst_side == "server"
+    assert again in [ev.packet for ev in e.evidence]
+
+
+def test_accept_queue_overflow_without_abort_the_client_gives_up() -> None:
+    w = Wire(point="c")
+    w.send("c", "S")
+    synack = w.send("s", "S.")
+    w.send("c", ".")
+    w.send("s", "S.", seq=synack.seq, dt=1.0)
+    w.send("c", ".")
+    w.send("c", "R.", dt=1.0)
+    e = only(w.explain())
+    assert e.cause == "accept-queue-overflow" and e.rst_side == "client"
+
+
+def test_a_bare_rst_after_a_plain_handshake_is_not_called_overflow() -> None:
+    w = Wire(point="c").handshake()
+    seg = w.send("c", "P.", 10)
+    w.send("s", "R", seq=seg.ack)
+    assert only(w.explain()).cause != "accept-queue-overflow"
 
 
 # --- keepalive-timeout ---------------------------------------------------------------------

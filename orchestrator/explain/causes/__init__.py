@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from ..verdict import Cause
 from . import (
+               accept_queue_overflow,  # before peer-restart: the repeated SYN/ACK decides it
                closed_port,
                connect_timeout,
                data_after_close,
+               fin_wait2_timeout,
                firewall_reset,
                keepalive_timeout,
                linger_abort,
@@ -27,6 +29,8 @@ REGISTRY: tuple[Cause, ...] = (
     firewall_reset,            # first: a forged RST is forged whatever its shape
     closed_port,
     connect_timeout,
+    accept_queue_overflow,     # before peer-restart: the repeated SYN/ACK decides it
+    fin_wait2_timeout,         # a candidate beside data-after-close when the late data came late
     data_after_close,
     keepalive_timeout,         # before retransmissions: one-byte probes repeat one seq too
     retransmission_timeout,

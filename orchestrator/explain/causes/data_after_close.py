@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..context import Context
 from ..facts import Facts, seq_end
 from ..verdict import Finding, secs
+from .fin_wait2_timeout import MIN_FIN_TIMEOUT, late_data_gap
 
 ID = "data-after-close"
 FAMILIES = frozenset({"no-socket"})
@@ -31,7 +32,8 @@ def check(f: Facts, ctx: Context) -> Finding | None:
         return None
     x, y = f.x_text, f.y_text
     why = f"{x} sent FIN, then {y}'s data arrived and was answered with a bare RST"
-    found = Finding(ID, why, TELL, decided=True)
+    gap = late_data_gap(f)
+    found = Finding(ID, why, TELL, decided=gap is None or gap < MIN_FIN_TIMEOUT, rank=1)
     found.add(fin, f"{x} closes: FIN")
     fin_ack = next((p for p in f.ys if p.has_ack and p.time > fin.time and p.ack == seq_end(fin)), None)
     found.add(fin_ack, f"{y} acknowledges the FIN")

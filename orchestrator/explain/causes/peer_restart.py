@@ -19,6 +19,7 @@ from __future__ import annotations
 from ..context import Context
 from ..facts import Facts
 from ..verdict import Finding
+from .fin_wait2_timeout import late_data_gap
 
 ID = "peer-restart"
 FAMILIES = frozenset({"no-socket"})
@@ -28,6 +29,8 @@ ZEEK = "RSTR, history ShADadr (the responder's RST without a FIN)"
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:
+    if late_data_gap(f) is not None:
+        return None              # X had closed (FIN, acknowledged): data-after-close or fin-wait2-timeout
     x, y = f.x_text, f.y_text
     seg = f.answered
     last_x = f.xs[-1] if f.xs else None

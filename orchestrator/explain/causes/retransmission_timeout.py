@@ -20,6 +20,7 @@ from ...capture import Packet
 from ..context import Context
 from ..facts import Facts, gaps
 from ..verdict import Finding, secs
+from .fin_wait2_timeout import late_data_gap
 
 ID = "retransmission-timeout"
 FAMILIES = frozenset({"no-socket", "abort"})
@@ -32,7 +33,7 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     train = f.retransmissions
     if train and (f.family == "no-socket" or train[-1] is f.xs[-1]):
         return _decided(f, train)
-    if f.family == "no-socket" and f.origin != "here":
+    if f.family == "no-socket" and f.origin != "here" and late_data_gap(f) is None:
         return Finding(ID, f"{f.x_text} may have given up on the connection earlier after "
                            "retransmissions that never reached this capture point; then it answers "
                            "this way too", TELL, rank=1)
