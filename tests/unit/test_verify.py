@@ -3,8 +3,14 @@ from __future__ import annotations
 
 from orchestrator.capture import Packet
 from orchestrator.model import AppExpectation, CaptureExpectation, CounterExpectation, PacketPattern, Range
-from orchestrator.verify import (check_app, check_capture, check_capture_integrity, check_counters, check_waits,
-                                 match_sequence)
+from orchestrator.verify import (
+    check_app,
+    check_capture,
+    check_capture_integrity,
+    check_counters,
+    check_waits,
+    match_sequence,
+)
 
 HOSTS = ["client", "server", "router"]
 NAMES = {"10.0.0.10": "client", "10.0.0.70": "server"}
