@@ -220,3 +220,23 @@ def test_show_draws_a_real_result(run_folder: Path) -> None:
     assert main(["show", "closed-port", "--out", str(run_folder)], console=Console(file=buffer, width=120)) == 0
     text = buffer.getvalue()
     assert "[S] seq=0" in text and "[R.] seq=0 ack=1" in text and "✕" in text and "ECONNREFUSED" in text
+
+
+def test_every_scenario_has_its_merged_annotated_pcapng_that_tshark_reads(run_folder: Path) -> None:
+    """The run writes <scenario>/<scenario>.pcapng: every point's frames, named interfaces, a comment on each RST."""
+    for folder in sorted(p.parent for p in run_folder.glob("*/result.json")):
+        doc = json.loads((folder / "result.json").read_text())
+        merged = folder / f"{folder.name}.pcapng"
+        assert merged.is_file(), f"{folder.name}: no merged capture"
+        out = subprocess.run(["tshark", "-r", str(merged), "-T", "fields", "-E", "separator=\t", "-e",
+                              "frame.interface_name", "-e", "tcp.flags.reset", "-e", "frame.comment"],
+                             check=False, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        rows = [(line.split("\t") + ["", ""])[:3] for line in out.stdout.splitlines()]
+        per_point = {p: c["captured"] for p, c in doc["captures"].items()}
+        assert len(rows) == sum(per_point.values()), f"{folder.name}: every frame of every point, once"
+        assert {r[0] for r in rows} <= set(per_point), f"{folder.name}: interfaces named after the points"
+        resets = [r for r in rows if r[1] in ("1", "True")]
+        assert all(r[2].startswith("RST ") for r in resets), f"{folder.name}: a RST without its comment"
+        if any(c["kind"] == "packets" and c["passed"] for c in doc["checks"]):
+            assert any("check packets @" in r[2] for r in rows), f"{folder.name}: the matched packets say so"

@@ -9,6 +9,7 @@ from orchestrator.report.console import ladder_lines
 from orchestrator.report.journey import match_journeys
 from orchestrator.report.ladder import Arrow, Note, build_ladder
 from tests.conftest import ROOT
+from tests.unit.test_pages import assert_valid_mermaid
 
 HOSTS = {"client": {"address": "10.213.7.10"}, "router": {"address": "10.213.7.200"},
          "server": {"address": "10.213.7.70"}}
@@ -81,6 +82,7 @@ def test_three_drawings_of_the_firewall_show_the_stop_and_the_forgery() -> None:
     assert 'class="seg rst forged" data-first="2" data-last="2" data-from="router" data-to="client"' in svg
     assert 'class="origin"' in svg and 'class="stop"' in svg
     text = pages.mermaid(ladder)
+    assert_valid_mermaid(text)
     assert "P1-)P2: [S] seq=0 (no further)" in text and "P2-xP1: [R.] seq=0 ack=1" in text
     lines = [line.plain for line in ladder_lines(ladder, 120)]
     syn = next(line for line in lines if "[S]" in line)
@@ -120,3 +122,8 @@ def test_a_segment_translated_by_nat_at_the_router_is_one_journey() -> None:
     assert (j.start, j.stop, j.translated_at, j.stopped) == ("client", "server", "router", False)
     (arrow,) = build_ladder(doc(packets)).arrows
     assert arrow.label == "[S] seq=0 (NAT at router)" and arrow.seen == ("client", "router", "server")
+
+
+def test_every_reference_scenario_ladder_is_valid_mermaid_across_points() -> None:
+    for path in sorted((ROOT / "captures/reference").glob("*/result.json")):
+        assert_valid_mermaid(pages.mermaid(build_ladder(json.loads(path.read_text()))))

@@ -89,7 +89,7 @@ def peer_restart() -> dict[str, Any]:
 # --- a structural check of Mermaid sequence diagrams (what GitHub's renderer parses) --------------------------------
 
 PARTICIPANT = re.compile(r"^    participant (P\d+) as (.+)$")
-MESSAGE = re.compile(r"^    (P\d+)(->>|-->>|-x|--x)(P\d+): (.+)$")
+MESSAGE = re.compile(r"^    (P\d+)(->>|-->>|-x|--x|-\)|--\))(P\d+): (.+)$")     # -) : GitHub's async (open) arrow
 NOTE = re.compile(r"^    Note over (P\d+)(?:,(P\d+))?: (.+)$")
 RECT = re.compile(r"^    rect rgba?\(\d+, \d+, \d+(, [\d.]+)?\)$")
 
