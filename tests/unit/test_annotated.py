@@ -47,7 +47,7 @@ def test_every_scenario_merges_into_one_commented_pcapng_tshark_reads(folder: Pa
     assert {r[0] for r in rows} <= set(doc["capture_points"]), "one named interface per capture point"
     for point, count in per_point.items():
         assert sum(1 for r in rows if r[0] == point and r[1]) == count, f"{point}: its TCP frames, all of them"
-    for name, reset, comment in ((r + ["", ""])[:3] for r in rows):
+    for name, reset, comment in ([*r, "", ""][:3] for r in rows):
         if reset in ("1", "True"):
             assert comment.startswith("RST "), f"{name}: a RST without its comment"
     # our own reader agrees: the merged file is in time order across points

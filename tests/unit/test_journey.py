@@ -15,7 +15,8 @@ HOSTS = {"client": {"address": "10.213.7.10"}, "router": {"address": "10.213.7.2
          "server": {"address": "10.213.7.70"}}
 
 
-def seg(t: float, src: str, dst: str, flags: str, direction: str, seq: int = 0, ack: int | None = None) -> dict[str, Any]:
+def seg(t: float, src: str, dst: str, flags: str, direction: str, seq: int = 0,
+        ack: int | None = None) -> dict[str, Any]:
     return {"t": t, "src": src, "dst": dst, "sport": 40000 if src == "client" else 80,
             "dport": 40000 if dst == "client" else 80, "flags": flags, "seq": seq, "ack": ack,
             "relative": True, "len": 0, "dir": direction}
@@ -27,8 +28,10 @@ def doc(packets: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]] |
 
 def firewall() -> dict[str, Any]:
     """The router's REJECT: the SYN goes in and not out; the RST comes out of the router, never from the server."""
-    return doc({"client": [seg(0.0, "client", "server", "S", "out"), seg(0.00005, "server", "client", "R.", "in", 0, 1)],
-                "router": [seg(0.00002, "client", "server", "S", "in"), seg(0.00004, "server", "client", "R.", "out", 0, 1)],
+    return doc({"client": [seg(0.0, "client", "server", "S", "out"),
+                           seg(0.00005, "server", "client", "R.", "in", 0, 1)],
+                "router": [seg(0.00002, "client", "server", "S", "in"),
+                           seg(0.00004, "server", "client", "R.", "out", 0, 1)],
                 "server": []},
                [{"host": "client", "call": "connect", "sock": "c", "errno": "ECONNREFUSED", "t": 0.0, "start": 5.0,
                  "end": 5.0001, "ok": False}])
