@@ -127,10 +127,14 @@ class RstWitness:
         taken = f"; {self.receiver} took it in {self.receiver_state}" if self.receiver_state else ""
         return f"kernel: {self.reason} ({state}){taken}"
 
+    def note(self) -> str:
+        """The short form a ladder writes beside the arrow: `kernel: TCP_STATE (TCP_CLOSE)`."""
+        return self.text().partition(";")[0]
+
     def as_dict(self) -> dict[str, object]:
         return {"sender": self.sender, "reason": self.reason, "state": self.state,
                 "sent_by_tcp_stack": not self.forged, "receiver": self.receiver,
-                "receiver_state": self.receiver_state, "text": self.text()}
+                "receiver_state": self.receiver_state, "text": self.text(), "note": self.note()}
 
 
 def _receiver_states(events: Sequence[KernelEvent]) -> dict[tuple[str, int, str, int], list[str | None]]:
@@ -180,10 +184,34 @@ def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
     return out
 
 
-def ladder_note(witness: RstWitness | None) -> str:
-    """The words a ladder puts beside a RST arrow (empty when the kernel was not watched)."""
-    if witness is None:
-        return ""
-    if witness.forged:
-        return f"not sent by {witness.sender}'s TCP"
-    return witness.reason or ""
+
+
+# Which `explain` causes each kernel reason allows: the documented mapping that scores explain
+# against the kernel (tests/integration/test_explain_kernel.py). FORGED is a RST on the wire with
+# no tcp_send_reset from the host whose address it carries.
+FORGED = "(not sent by a TCP stack)"
+EXPLAIN_CAUSES_BY_REASON: dict[str, frozenset[str]] = {
+    # tcp_v4_rcv found no socket: a closed port, a SYN/ACK for a connect given up,
+    # a host that lost its sockets (restart), or one whose socket timed out and went
+    "NO_SOCKET": frozenset({"closed-port", "connect-timeout", "peer-restart", "retransmission-timeout"}),
+    # __tcp_close with unread data in the receive queue
+    "TCP_ABORT_ON_CLOSE": frozenset({"unread-data-close"}),
+    # tcp_disconnect on a synchronized socket: SO_LINGER {1, 0} close, a listener closed
+    # with connections queued (inet_child_forget), tcp_abort (ss -K)
+    "TCP_STATE": frozenset({"linger-abort", "listener-close-backlog"}),
+    # data for a FIN_WAIT2 timewait socket (tcp_timewait_state_process: TCP_TW_RST)
+    "TCP_TIMEWAIT_SOCKET": frozenset({"data-after-close"}),
+    # data for a full socket that was shut down for reading (tcp_rcv_state_process)
+    "TCP_ABORT_ON_DATA": frozenset({"data-after-close"}),
+    # tcp_keepalive_timer: probes unanswered
+    "TCP_KEEPALIVE_TIMEOUT": frozenset({"keepalive-timeout"}),
+    # netfilter REJECT --reject-with tcp-reset, a middlebox
+    FORGED: frozenset({"firewall-reset"}),
+}
+
+
+def explain_agrees(reason: str | None, cause: str, candidates: Iterable[str]) -> bool:
+    """Does explain's verdict fit the kernel's reason (None: forged)? An ambiguous verdict fits
+    when one of its candidates is a cause the reason allows (the kernel then decides between them)."""
+    allowed = EXPLAIN_CAUSES_BY_REASON.get(FORGED if reason is None else reason, frozenset())
+    return cause in allowed or (cause == "ambiguous" and any(c in allowed for c in candidates))

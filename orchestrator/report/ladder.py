@@ -267,6 +267,8 @@ def _kernel_reason(p: Mapping[str, Any]) -> str | None:
     for key in ("kernel", "witness", "reason"):
         value = p.get(key)
         if isinstance(value, Mapping):
+            if str(value.get("note", "")).startswith("kernel: "):   # the witness's own words, with the state
+                return str(value["note"])[len("kernel: "):]
             if value.get("reason"):
                 return str(value["reason"])
             if value.get("sent_by_tcp_stack") is False:

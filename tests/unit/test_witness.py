@@ -16,7 +16,6 @@ from orchestrator.witness import (
     SEND,
     STATE,
     events_of,
-    ladder_note,
     parse_line,
     parse_trace,
     reasons_by_host,
@@ -112,7 +111,7 @@ def test_a_forged_rst_is_not_sent_by_the_hosts_tcp_stack() -> None:
     assert w.forged and w.sender == "server" and w.reason is None
     assert w.text() == "kernel: not sent by server's TCP stack (forged on the path)"
     assert w.as_dict()["sent_by_tcp_stack"] is False
-    assert ladder_note(w) == "not sent by server's TCP" and ladder_note(None) == ""
+    assert w.note() == "kernel: not sent by server's TCP stack (forged on the path)"
 
 
 def test_no_socket_reads_as_such() -> None:
