@@ -98,6 +98,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context) -> ExitStatus:
     from .lab import engine, images
     from .lab.engine_run import EngineRun
+    from .lab.witness import open_witness
     from .report import results_folder
     from .runner import default_jobs, run_many
 
@@ -126,14 +127,19 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context)
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
-    with report.running(scenarios, expected) as show:
-        def progress(event: Progress) -> None:
-            if event.result is not None:
-                event.result.kernel = kernel
-                results_folder.write_scenario(out, event.result, run_id)
-            show(event)
+    with open_witness(client, run_id) as witness:
+        if witness.unavailable:
+            report.note(f"[yellow]kernel witness off:[/yellow] {witness.unavailable}; the kernel's RST reasons are "
+                        "not recorded and their checks are reported as not witnessed")
+        with report.running(scenarios, expected) as show:
+            def progress(event: Progress) -> None:
+                if event.result is not None:
+                    event.result.kernel = kernel
+                    results_folder.write_scenario(out, event.result, run_id)
+                show(event)
 
-        results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress)
+            results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress,
+                               witness=witness)
     results_folder.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))
     if any(r.error for r in results):
@@ -177,14 +183,17 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
 def cmd_clean(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .lab import engine
+    from .lab.witness import sweep_for_engine
 
     client = ctx.engine()
     removed = engine.remove_lab_objects(client)
     containers = sum(1 for o in removed if o.kind == "container")
     networks = len(removed) - containers
     removed_images = engine.remove_images(client) if args.images else 0
+    instances = sweep_for_engine(client)
     ctx.report.note(f"removed {containers} containers, {networks} networks"
-                + (f", {removed_images} images" if args.images else "") + " labelled rstlab.run")
+                + (f", {removed_images} images" if args.images else "") + " labelled rstlab.run"
+                + (f", {len(instances)} tracing instances of runs that were killed" if instances else ""))
     return ExitStatus.OK
 
 

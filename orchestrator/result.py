@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence, TypedDict
 if TYPE_CHECKING:   # annotations only: `list` need not load the capture parser
     from .capture import Packet
     from .model import Scenario
+    from .witness import KernelEvent, RstWitness
 
 Verdict = Literal["passed", "failed", "error"]
 
@@ -103,6 +104,9 @@ class ScenarioResult:
     started: float = 0.0
     duration: float = 0.0
     kernel: str = ""
+    kernel_events: list[KernelEvent] | None = None    # the kernel witness's events of the scenario (None: not watched)
+    unwitnessed: str | None = None                    # why the kernel was not watched
+    rst_witness: dict[str, dict[int, RstWitness]] = field(default_factory=dict)   # point -> packet index -> word
 
     @property
     def passed(self) -> bool:

@@ -17,10 +17,11 @@ from typing import Callable, Literal, Sequence
 from .capture import parse_capture_bytes
 from .drive import STEP_TIMEOUT, Counters, drive
 from .errors import LabRuntimeError
-from .lab.protocol import Clock, Lab, LabRun, SystemClock
+from .lab.protocol import Clock, Lab, LabRun, SystemClock, Witness
 from .model import Scenario, Step
 from .result import ScenarioResult
 from .verify import check_capture_integrity, check_scenario
+from .witness import reasons_by_host, witness_packets
 
 Phase = Literal["waiting", "creating", "capturing", "step", "checking", "done"]
 
@@ -48,11 +49,13 @@ def _ignore(progress: Progress) -> None:
 
 
 def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_progress: OnProgress = _ignore,
-                 on_steps: Callable[[], None] | None = None) -> ScenarioResult:
+                 on_steps: Callable[[], None] | None = None, witness: Witness | None = None) -> ScenarioResult:
     """Run one scenario on its lab and check what it observed. Lab failures end up in `error`.
 
     `on_steps` is called as the steps begin (the run then prepares a waiting
-    scenario's lab while this one waits on kernel timers).
+    scenario's lab while this one waits on kernel timers). `witness` gives the
+    kernel's own record of the RSTs sent while the steps ran and the captures
+    were on (not the teardown's: killing a host closes its sockets).
     """
     clock = clock or SystemClock()
     result = ScenarioResult(scenario=scenario, started=clock.time())
@@ -83,6 +86,7 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
                 phase("setup")
                 if on_steps is not None:
                     on_steps()
+                watched_from = clock.monotonic()
                 result.events = drive(scenario, lab, counters, clock,
                                       lambda index, step: say("step", index, step))
                 phase("steps")
@@ -91,6 +95,7 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
                 result.counters = {h: counters.delta(h) for h in scenario.hosts}
                 say("checking")
                 captures = lab.stop_captures()
+                watched_to = clock.monotonic()
                 phase("capture")
                 # checked after the captures stopped, so that it costs the timing of none of them:
                 # a host cut off or a capture gone would make the checks lie
@@ -109,12 +114,26 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
             result.capture_stats[host] = {"captured": capture.captured, "received": capture.received,
                                           "dropped": capture.dropped}
             result.checks.append(check_capture_integrity(host, capture.captured, capture.received, capture.dropped))
-        result.checks += check_scenario(scenario, result.packets, names, result.events, result.counters)
+        reasons = _witness(result, witness, watched_from, watched_to)
+        result.checks += check_scenario(scenario, result.packets, names, result.events, result.counters,
+                                        reasons, result.unwitnessed or "")
         result.pcaps = {host: capture.data for host, capture in captures.items()}
     except LabRuntimeError as exc:
         result.error = exc.line()
     result.duration = clock.monotonic() - t0
     return result
+
+
+def _witness(result: ScenarioResult, witness: Witness | None, start: float, end: float) -> dict[str, list[str]] | None:
+    """The kernel's events of the scenario into `result`, each wire RST given its word; the reasons per host."""
+    events = witness.events(result.addresses.values(), start, end) if witness is not None else None
+    if events is None:
+        result.unwitnessed = (witness.unavailable if witness is not None else None) or "the kernel was not watched"
+        return None
+    result.kernel_events = events
+    result.rst_witness = {point: witness_packets(packets, events, result.addresses)
+                          for point, packets in result.packets.items()}
+    return reasons_by_host(events, result.addresses)
 
 
 def default_jobs() -> int:
@@ -158,7 +177,7 @@ class Ahead:
 
 
 def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress: OnProgress = _ignore,
-             clock: Clock | None = None) -> list[ScenarioResult]:
+             clock: Clock | None = None, witness: Witness | None = None) -> list[ScenarioResult]:
     """Run scenarios `jobs` at a time; results in the order given.
 
     Each finished scenario is announced as a `done` Progress carrying its result.
@@ -177,7 +196,7 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
 
     def one(scenario: Scenario) -> None:
         lab = ahead.take(scenario) or labs.make(scenario)
-        result = run_scenario(lab, scenario, clock, on_progress, ahead.steps_began)
+        result = run_scenario(lab, scenario, clock, on_progress, ahead.steps_began, witness)
         with lock:
             results[scenario.id] = result
             if not interrupted.is_set():   # a scenario ended by the interrupt's removal has nothing to say

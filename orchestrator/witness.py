@@ -121,10 +121,10 @@ class RstWitness:
 
     def text(self) -> str:
         """`kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE)`, or why there is no kernel event."""
-        if self.reason is None:
-            return f"kernel: not sent by {self.sender}'s TCP stack (forged on the path)"
-        state = "no socket" if self.state in (None, NO_STATE) else self.state
         taken = f"; {self.receiver} took it in {self.receiver_state}" if self.receiver_state else ""
+        if self.reason is None:
+            return f"kernel: not sent by {self.sender}'s TCP stack (forged on the path){taken}"
+        state = "no socket" if self.state in (None, NO_STATE) else self.state
         return f"kernel: {self.reason} ({state}){taken}"
 
     def note(self) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from ..errors import LabRuntimeError
 from ..model import Scenario
 from ..result import AgentAnswer
+from ..witness import KernelEvent
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,16 @@ class LabRun(Protocol):
 
     def finish(self) -> None:
         """Wait for background removals; one more sweep of the run's label if something was left."""
+        ...
+
+
+class Witness(Protocol):
+    """The kernel's record of the run's RSTs (lab/witness.py `RunWitness`): why each was sent."""
+
+    unavailable: str | None   # why the kernel is not watched, or None
+
+    def events(self, addresses: Iterable[str], start: float, end: float) -> list[KernelEvent] | None:
+        """The events local to `addresses` between two monotonic readings; None when not watched."""
         ...
 
 

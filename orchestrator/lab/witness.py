@@ -30,6 +30,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Self
 
+import docker
+import docker.errors
+
 from ..witness import KernelEvent, events_of, parse_trace
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -269,3 +272,21 @@ class RunWitness:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sweep_for_engine(client: docker.DockerClient, root: Path = TRACEFS) -> list[str]:
+    """`sweep_instances` with the engine saying which runs still have objects."""
+    from . import engine
+
+    return sweep_instances(lambda run_id: bool(engine.lab_objects(client, f"{engine.RUN}={run_id}")), root)
+
+
+def open_witness(client: docker.DockerClient, run_id: str) -> RunWitness:
+    """The witness of a new run on this engine: instances left by killed runs swept first."""
+    try:
+        info: Mapping[str, object] = client.info()
+    except docker.errors.DockerException as exc:
+        info = {"KernelVersion": f"unknown ({exc})"}
+    if unavailable(info) is None:
+        sweep_for_engine(client)
+    return RunWitness(run_id, info)

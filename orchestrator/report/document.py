@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence, TypedDict
+from typing import Any, NotRequired, Sequence, TypedDict
 
 from ..capture import Packet
 from ..catalog import PROJECT_DIR
 from ..model import CallStep, RestartStep, SleepStep, Step, WaitStep
 from ..result import AgentAnswer, Check, ScenarioResult, Verdict, holds
+from ..witness import KernelEvent, RstWitness, reasons_by_host
 
 
 class PacketRecord(TypedDict):
@@ -29,6 +30,7 @@ class PacketRecord(TypedDict):
     relative: bool
     len: int
     dir: str | None
+    kernel: NotRequired[dict[str, Any]]   # a RST: the kernel's word on it (RstWitness.as_dict)
 
 
 class EventRecord(AgentAnswer):
@@ -55,6 +57,15 @@ class CaptureRecord(TypedDict):
     received: int | None
     dropped: int | None
     file: str
+
+
+class KernelRecord(TypedDict):
+    """What the kernel witness recorded for a scenario (tcp:tcp_send_reset and friends)."""
+
+    watched: bool
+    why_not: str | None                  # why the kernel was not watched
+    reasons: dict[str, list[str]]        # host -> the reasons of the RSTs its TCP sent
+    events: list[dict[str, Any]]         # every event, times in monotonic seconds
 
 
 class ResultDocument(TypedDict):
@@ -84,6 +95,7 @@ class ResultDocument(TypedDict):
     events: list[EventRecord]
     counters: dict[str, dict[str, int]]
     captures: dict[str, CaptureRecord]
+    kernel_witness: KernelRecord
 
 
 class SummaryEntry(TypedDict):
@@ -107,14 +119,35 @@ class RunSummary(TypedDict):
     scenarios: list[SummaryEntry]
 
 
-def packet_record(p: Packet, names: dict[str, str], t0: float) -> PacketRecord:
-    return {
+def packet_record(p: Packet, names: dict[str, str], t0: float, kernel: RstWitness | None = None) -> PacketRecord:
+    record: PacketRecord = {
         "t": round(p.time - t0, 6), "src": names.get(p.src, p.src), "dst": names.get(p.dst, p.dst),
         "sport": p.sport, "dport": p.dport, "flags": p.flags,
         "seq": p.rel_seq if p.rel_seq is not None else p.seq,
         "ack": p.rel_ack if p.rel_ack is not None else (p.ack if p.has_ack else None),
         "relative": p.rel_seq is not None, "len": p.length, "dir": p.direction,
     }
+    if kernel is not None:
+        record["kernel"] = kernel.as_dict()
+    return record
+
+
+def _event_dict(e: KernelEvent, names: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"t": e.time, "event": e.event, "host": names.get(e.local, e.local),
+                           "local": f"{e.local}:{e.local_port}", "remote": f"{e.remote}:{e.remote_port}",
+                           "peer": names.get(e.remote, e.remote)}
+    for key in ("state", "reason", "oldstate", "newstate"):
+        if getattr(e, key) is not None:
+            out[key] = getattr(e, key)
+    return out
+
+
+def kernel_record(result: ScenarioResult) -> KernelRecord:
+    events = result.kernel_events
+    if events is None:
+        return {"watched": False, "why_not": result.unwitnessed, "reasons": {}, "events": []}
+    return {"watched": True, "why_not": None, "reasons": reasons_by_host(events, result.addresses),
+            "events": [_event_dict(e, result.names) for e in events]}
 
 
 def source_name(source: str) -> str:
@@ -167,12 +200,14 @@ def result_document(result: ScenarioResult, run_id: str) -> ResultDocument:
         "duration_s": round(result.duration, 3), "timings": result.timings, "t0": t0,
         "hosts": {h: {"address": a} for h, a in result.addresses.items()},
         "checks": [_check_record(c) for c in result.checks],
-        "packets": {point: [packet_record(p, names, t0) for p in ps] for point, ps in result.packets.items()},
+        "packets": {point: [packet_record(p, names, t0, result.rst_witness.get(point, {}).get(p.index)) for p in ps]
+                    for point, ps in result.packets.items()},
         "events": [_event_record(e, t0) for e in result.events],
         # non-zero deltas, and every counter the scenario checks (so a re-check of the files sees its 0)
         "counters": {h: {k: v for k, v in d.items() if v or (h, k) in expected}
                      for h, d in result.counters.items()},
         "captures": {h: {**stats, "file": f"{h}.pcap"} for h, stats in result.capture_stats.items()},
+        "kernel_witness": kernel_record(result),
     }
 
 

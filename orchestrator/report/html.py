@@ -15,7 +15,7 @@ from typing import Any
 
 from ..verify import holds, mark, tally
 from .ladder import Arrow, Ladder, Note, build_ladder
-from .pages import checks_line, event_outcome, packet_rows
+from .pages import checks_line, event_outcome, kernel_words, packet_rows
 
 # geometry (pixels); labels are monospace, so their width is known from their length
 CHAR_W = 7.3
@@ -216,6 +216,10 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
                      "there, not by the host whose address it carries.</p>")
         parts.append(f'<div class="diagram">{svg_ladder(ladder)}</div>')
     checks = doc.get("checks", [])
+    words = kernel_words(doc)
+    if words:
+        parts.append("<details><summary>The kernel's reasons (tcp:tcp_send_reset)</summary><ul>"
+                     + "".join(f"<li>{escape(w)}</li>" for w in words) + "</ul></details>")
     parts.append("<h3>Checks</h3>" + _table(
         ["", "check", "expected", "observed"],
         [[mark(c, "✓", "✗"), f"{c['kind']} @ {c['subject']}", c["expected"], c["observed"]] for c in checks],

@@ -95,6 +95,31 @@ def checks_line(doc: Mapping[str, Any]) -> str:
     return f"{passed} of {rest} checks held"
 
 
+def kernel_words(doc: Mapping[str, Any]) -> list[str]:
+    """One line per RST on the wire with the kernel's word on it (empty when the kernel was not watched)."""
+    out = []
+    for point, packets in doc.get("packets", {}).items():
+        for i, p in enumerate(packets):
+            if p.get("kernel"):
+                who = "RST+ACK" if "." in p["flags"] else "RST"
+                out.append(f"packet {i + 1} at {point}: {who} from {p['src']} — {p['kernel']['text']}")
+    return out
+
+
+def kernel_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The page's section on what the kernel said about each RST (tcp:tcp_send_reset), or why it could not."""
+    witness = doc.get("kernel_witness") or {}
+    if not witness:
+        return []
+    if not witness.get("watched"):
+        return ["## The kernel's reasons", "", f"Not witnessed: {_text(witness.get('why_not') or '')}.", ""]
+    words = kernel_words(doc)
+    return (["## The kernel's reasons", "",
+             "What the kernel itself said about each reset (tracepoint `tcp:tcp_send_reset`, its reason and the "
+             "sending socket's state; the receiving socket's state from `tcp:tcp_receive_reset`):", ""]
+            + ([f"- {_text(w)}" for w in words] or ["- no RST on the wire, and none sent by a host's TCP"]) + [""])
+
+
 def packet_rows(packets: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     return [[i + 1, f"{p['t']:.6f}", f"{p['src']}:{p['sport']}", f"{p['dst']}:{p['dport']}", f"`{p['flags']}`",
              p["seq"], "" if p["ack"] is None else p["ack"], p["len"], p.get("dir") or ""]
@@ -155,6 +180,7 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
                   "is drawn with a cross in red with the kernel's reason and the application's errno beside it.",
                   "", "```mermaid", mermaid(ladder).rstrip("\n"), "```", ""]
 
+    lines += kernel_lines(doc)
     lines += ["## Packets", ""]
     for point, packets in doc.get("packets", {}).items():
         lines += [f"### At {point}", ""]

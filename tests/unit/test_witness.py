@@ -109,7 +109,7 @@ def test_a_forged_rst_is_not_sent_by_the_hosts_tcp_stack() -> None:
     packets = read_capture(DATA / "firewall-reset_client.pcap").packets
     (w,) = witness_packets(packets, events_of(TRACE, hosts.values()), hosts).values()
     assert w.forged and w.sender == "server" and w.reason is None
-    assert w.text() == "kernel: not sent by server's TCP stack (forged on the path)"
+    assert w.text() == "kernel: not sent by server's TCP stack (forged on the path); client took it in TCP_SYN_SENT"
     assert w.as_dict()["sent_by_tcp_stack"] is False
     assert w.note() == "kernel: not sent by server's TCP stack (forged on the path)"
 
