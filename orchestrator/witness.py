@@ -23,11 +23,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .capture import Packet
 
 SEND, RECEIVE, STATE = "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state"
-NO_STATE = "UNKNOWN"   # tcp_send_reset's state when the RST has no socket behind it
+NO_STATE = "UNKNOWN"
+COPY_WINDOW = 0.005   # s: the same RST seen twice this close together at one point is one RST forwarded   # tcp_send_reset's state when the RST has no socket behind it
 
 _LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?:\S+\s+)?"
                    r"(?P<time>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")
@@ -149,12 +151,21 @@ def _receiver_states(events: Sequence[KernelEvent]) -> dict[tuple[str, int, str,
     return out
 
 
+def event_from_record(record: Mapping[str, Any]) -> KernelEvent:
+    """A KernelEvent back from its result.json record (`report.document`)."""
+    (local, local_port), (remote, remote_port) = _split(record["local"]), _split(record["remote"])
+    return KernelEvent(float(record["t"]), str(record["event"]), local, local_port, remote, remote_port,
+                       state=record.get("state"), reason=record.get("reason"),
+                       oldstate=record.get("oldstate"), newstate=record.get("newstate"))
+
+
 def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
                     hosts: Mapping[str, str]) -> dict[int, RstWitness]:
     """Each RST of one capture point (by packet index) with the kernel's word on it.
 
-    A capture point sees each RST once, so the n-th RST of a four-tuple is the
-    n-th tcp_send_reset of that four-tuple at its sender.
+    A capture point sees each RST once (a router's sees it in and out: one
+    RST), so the n-th RST of a four-tuple is the n-th tcp_send_reset of that
+    four-tuple at its sender.
     """
     names = {addr: name for name, addr in hosts.items()}
     sent: dict[tuple[str, int, str, int], list[KernelEvent]] = {}
@@ -164,10 +175,17 @@ def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
     taken = _receiver_states(events)
     seen: Counter[tuple[str, int, str, int]] = Counter()
     out: dict[int, RstWitness] = {}
+    last: dict[tuple[str, int, str, int], Packet] = {}
     for p in packets:
         if not p.is_rst:
             continue
         key = (p.src, p.sport, p.dst, p.dport)
+        before = last.get(key)
+        last[key] = p
+        if before is not None and (before.seq, before.ack, before.flags) == (p.seq, p.ack, p.flags) \
+                and p.time - before.time <= COPY_WINDOW:
+            out[p.index] = out[before.index]   # the same RST again: a router's capture sees it in and out
+            continue
         back = (p.dst, p.dport, p.src, p.sport)
         n = seen[key]
         seen[key] += 1

@@ -1,6 +1,7 @@
 """The kernel witness: a real tracefs record read, attributed by address, matched to the wire's RSTs."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -11,11 +12,14 @@ import pytest
 from orchestrator.capture import read_capture
 from orchestrator.lab import witness as tracefs
 from orchestrator.witness import (
+    EXPLAIN_CAUSES_BY_REASON,
     NO_STATE,
     RECEIVE,
     SEND,
     STATE,
+    event_from_record,
     events_of,
+    explain_agrees,
     parse_line,
     parse_trace,
     reasons_by_host,
@@ -220,3 +224,41 @@ def test_an_instance_the_kernel_refuses_is_said_not_raised(tmp_path: Path) -> No
     w = tracefs.RunWitness("r2", LOCAL, tmp_path / "nowhere", check=lambda info, root: None)
     assert w.instance is None and w.unavailable is not None
     assert w.unavailable.startswith("cannot make the tracing instance") and "\n" not in w.unavailable
+
+
+def test_a_forwarded_copy_is_the_same_rst_and_a_record_reads_back() -> None:
+    hosts = HOSTS["unread-data-close"]
+    packets = read_capture(DATA / "unread-data-close_client.pcap").packets
+    (rst,) = [p for p in packets if p.is_rst]
+    copy = dataclasses.replace(rst, index=len(packets), time=rst.time + 0.0001)
+    later = dataclasses.replace(rst, index=len(packets) + 1, time=rst.time + 1.0)
+    found = witness_packets([*packets, copy, later], events_of(TRACE, hosts.values()), hosts)
+    assert found[copy.index] == found[rst.index] and not found[rst.index].forged
+    assert found[later.index].forged          # a second RST the kernel never sent
+    for e in events_of(TRACE, hosts.values()):
+        record = {"t": e.time, "event": e.event, "local": f"{e.local}:{e.local_port}",
+                  "remote": f"{e.remote}:{e.remote_port}", "state": e.state, "reason": e.reason,
+                  "oldstate": e.oldstate, "newstate": e.newstate}
+        assert event_from_record(record) == e
+
+
+@pytest.mark.parametrize("reason, cause, candidates, agrees", [
+    ("TCP_ABORT_ON_CLOSE", "unread-data-close", [], True),
+    ("TCP_STATE", "linger-abort", [], True),
+    ("TCP_STATE", "unread-data-close", [], False),          # the kernel rules it out
+    ("NO_SOCKET", "firewall-reset", [], False),             # a host's TCP sent it: not forged
+    (None, "firewall-reset", [], True),                     # no TCP stack sent it
+    (None, "closed-port", [], False),
+    ("TCP_ABORT_ON_CLOSE", "ambiguous", ["unread-data-close", "linger-abort"], True),
+    ("TCP_KEEPALIVE_TIMEOUT", "ambiguous", ["unread-data-close", "linger-abort"], False),
+    ("TCP_TIMEWAIT_SOCKET", "unknown", [], False),
+    ("NOT_SPECIFIED", "closed-port", [], False),            # a reason the mapping does not know allows nothing
+])
+def test_explain_is_scored_by_the_documented_mapping(reason: str | None, cause: str, candidates: list[str],
+                                                      agrees: bool) -> None:
+    assert explain_agrees(reason, cause, candidates) is agrees
+
+
+def test_the_mapping_names_only_explain_causes() -> None:
+    from orchestrator.explain import CAUSES
+    assert set().union(*EXPLAIN_CAUSES_BY_REASON.values()) <= set(CAUSES)

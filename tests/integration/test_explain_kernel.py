@@ -1,0 +1,83 @@
+"""explain scored against the kernel: every RST in the catalogue's captures, explain's cause vs the kernel's reason.
+
+The kernel witness says why each RST was sent (tcp:tcp_send_reset's reason), or
+that no host's TCP sent it (forged on the path). `EXPLAIN_CAUSES_BY_REASON`
+(orchestrator/witness.py, README "The kernel's word") says which explain causes
+each reason allows; an ambiguous verdict agrees when one of its candidates is
+allowed (the kernel then decides between them). Any disagreement fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.capture import read_capture
+from orchestrator.explain import endpoint, explain_capture
+from orchestrator.witness import (
+    FORGED,
+    event_from_record,
+    explain_agrees,
+    witness_packets,
+)
+from tests.integration.test_catalogue import SCENARIOS
+
+
+@dataclass(frozen=True)
+class Scored:
+    where: str          # scenario, capture point, packet number
+    kernel: str         # the kernel's reason, or FORGED
+    explain: str        # explain's cause (and its candidates when ambiguous)
+    agrees: bool
+
+
+def score(out: Path, scenarios: list[str]) -> list[Scored]:
+    """Every RST of every capture of a run's output folder, scored."""
+    scored = []
+    for scenario in scenarios:
+        doc = json.loads((out / scenario / "result.json").read_text())
+        witness = doc["kernel_witness"]
+        if not witness["watched"]:
+            why = f"{scenario}: the kernel was not watched ({witness['why_not']})"
+            if os.environ.get("CI"):
+                pytest.fail(why)
+            pytest.skip(why)
+        events = [event_from_record(r) for r in witness["events"]]
+        hosts = {h: v["address"] for h, v in doc["hosts"].items()}
+        for point, cap in doc["captures"].items():
+            capture = read_capture(out / scenario / cap["file"])
+            words = witness_packets(capture.packets, events, hosts)
+            report = explain_capture(capture, [hosts[point]])
+            for index, word in sorted(words.items()):
+                p = capture.packets[index]
+                ends = {endpoint(p.src, p.sport), endpoint(p.dst, p.dport)}
+                mine = [e for e in report.explanations if set(e.endpoints) == ends and e.start <= p.time + 1e-6]
+                reason = word.reason or FORGED
+                where = f"{scenario} @ {point} #{index + 1}"
+                if not mine:
+                    scored.append(Scored(where, reason, "(no explanation)", False))
+                    continue
+                e = mine[-1]
+                candidates = [c.cause for c in e.candidates]
+                said = e.cause + (f" {candidates}" if e.cause == "ambiguous" else "")
+                scored.append(Scored(where, reason, said, explain_agrees(word.reason, e.cause, candidates)))
+    return scored
+
+
+def test_explain_agrees_with_the_kernel_on_every_rst(catalogue_run: tuple[int, Path, str],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = catalogue_run
+    scored = score(out, SCENARIOS)
+    agree = sum(1 for s in scored if s.agrees)
+    with capsys.disabled():
+        decided = sum(1 for s in scored if s.agrees and s.explain.startswith("ambiguous"))
+        print(f"\nexplain vs the kernel: {agree} of {len(scored)} RSTs agree ({decided} of them ambiguous on the "
+              "wire alone, where the kernel's reason decides between explain's candidates)")
+        for s in scored:
+            if not s.agrees:
+                print(f"  DISAGREE {s.where}: kernel {s.kernel}, explain {s.explain}")
+    assert scored, "the catalogue's captures hold RSTs"
+    assert agree == len(scored), [s for s in scored if not s.agrees]
