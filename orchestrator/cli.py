@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: captures/)")
         r.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="scenarios at a time (default: twice the CPU count, at most 8)")
+        r.add_argument("--no-witness", dest="witness", action="store_false",
+                       help="do not record the kernel's reason for each RST (tracefs); reason checks are then "
+                            "not witnessed")
     n = sub.add_parser("new", help="write a commented starting scenario file that runs and passes")
     n.add_argument("name", metavar="NAME", help="the file to write (NAME.yaml unless it ends in .yaml)")
     b = sub.add_parser("build", help="build the lab's images (offline if no registry answers)")
@@ -95,7 +98,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context) -> ExitStatus:
+def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context, watch: bool = True) -> ExitStatus:
     from .lab import engine, images
     from .lab.engine_run import EngineRun
     from .lab.witness import open_witness
@@ -127,7 +130,7 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context)
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
-    with open_witness(client, run_id) as witness:
+    with open_witness(client, run_id, watch) as witness:
         if witness.unavailable:
             report.note(f"[yellow]kernel witness off:[/yellow] {witness.unavailable}; the kernel's RST reasons are "
                         "not recorded and their checks are reported as not witnessed")
@@ -156,11 +159,11 @@ def _build_sources(client: docker.DockerClient, scenarios: list[Scenario], run_i
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> ExitStatus:
-    return _run(args.scenarios, args.out, args.jobs, ctx)
+    return _run(args.scenarios, args.out, args.jobs, ctx, args.witness)
 
 
 def cmd_all(args: argparse.Namespace, ctx: Context) -> ExitStatus:
-    return _run(None, args.out, args.jobs, ctx)
+    return _run(None, args.out, args.jobs, ctx, args.witness)
 
 
 def cmd_new(args: argparse.Namespace, ctx: Context) -> ExitStatus:

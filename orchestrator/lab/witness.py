@@ -281,8 +281,13 @@ def sweep_for_engine(client: docker.DockerClient, root: Path = TRACEFS) -> list[
     return sweep_instances(lambda run_id: bool(engine.lab_objects(client, f"{engine.RUN}={run_id}")), root)
 
 
-def open_witness(client: docker.DockerClient, run_id: str) -> RunWitness:
-    """The witness of a new run on this engine: instances left by killed runs swept first."""
+def open_witness(client: docker.DockerClient, run_id: str, watch: bool = True) -> RunWitness:
+    """The witness of a new run on this engine: instances left by killed runs swept first.
+
+    `watch` False (--no-witness): a witness that records nothing and says so.
+    """
+    if not watch:
+        return RunWitness(run_id, {}, check=lambda info, root: "turned off (--no-witness)")
     try:
         info: Mapping[str, object] = client.info()
     except docker.errors.DockerException as exc:

@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from orchestrator.lab import engine
+from orchestrator.lab import witness as tracefs
 from orchestrator.lab.images import ImageSet
 from tests.conftest import ROOT
 from tests.integration.conftest import SESSION
@@ -34,6 +35,14 @@ def start_all(out: Path) -> tuple[subprocess.Popen[str], str]:
 
 def objects_of(client: docker.DockerClient, run_id: str) -> list[str]:
     return [o.name for o in engine.lab_objects(client, f"{engine.RUN}={run_id}")]
+
+
+def instance_of(run_id: str) -> Path:
+    """Where the run's kernel witness records (it exists while the run goes on, where tracefs can be used)."""
+    return tracefs.TRACEFS / "instances" / f"{tracefs.PREFIX}{run_id}"
+
+
+WITNESSED = tracefs.unavailable({"KernelVersion": os.uname().release}) is None
 
 
 def wait_for_objects(client: docker.DockerClient, run_id: str, timeout: float = 30) -> None:
@@ -59,6 +68,7 @@ def test_interrupted_run_leaves_nothing(docker_client: docker.DockerClient, imag
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert objects_of(docker_client, run_id) == []
+    assert not instance_of(run_id).exists(), "the run's tracing instance is removed on the way out"
 
 
 def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, image_set: ImageSet,
@@ -68,9 +78,11 @@ def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, im
     proc.kill()
     proc.wait(timeout=30)
     assert objects_of(docker_client, run_id), "kill -9 leaves the run's objects"
+    assert instance_of(run_id).is_dir() or not WITNESSED, "and its tracing instance"
     noticed = subprocess.run([sys.executable, "-m", "orchestrator", "run", "closed-port", "--out", str(tmp_path / "2")],
                              cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert run_id in noticed.stdout and "python -m orchestrator clean" in noticed.stdout
+    assert not instance_of(run_id).exists(), "the next run sweeps the killed run's tracing instance"
     # something unlabelled that clean must not touch
     bystander = docker_client.networks.create(f"rstlab-test-bystander-{run_id}", internal=True)
     try:

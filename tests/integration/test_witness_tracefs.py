@@ -1,13 +1,17 @@
 """The witness's tracefs instance on this machine's kernel: made, filtered, read, removed; a killed run's is swept."""
 from __future__ import annotations
 
+import io
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from orchestrator.lab import witness as tracefs
 from orchestrator.witness import SEND, parse_trace
@@ -92,3 +96,38 @@ def test_an_instance_that_does_not_name_its_owner_goes_only_when_its_run_has_no_
         assert not path.exists()
     finally:
         tracefs.TraceInstance(run_id).remove()
+
+
+def test_a_run_that_may_not_use_tracefs_says_so_once_and_otherwise_passes(
+        image_set: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a user who is not root: one line at the start, reason checks not witnessed, the scenario passes."""
+    from orchestrator.cli import main
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    buffer = io.StringIO()
+    status = main(["run", "unread-data-close", "--out", str(tmp_path)], console=Console(file=buffer, width=200))
+    text = buffer.getvalue()
+    assert status == 0, text
+    lines = [ln for ln in text.splitlines() if "kernel witness off" in ln]
+    assert len(lines) == 1 and "not root" in lines[0]
+    doc = json.loads((tmp_path / "unread-data-close" / "result.json").read_text())
+    assert doc["verdict"] == "passed" and doc["kernel_witness"]["watched"] is False
+    reasons = [c for c in doc["checks"] if c["kind"] == "reasons"]
+    assert reasons and all(c["witnessed"] is False for c in reasons)
+    assert all(c["passed"] for c in doc["checks"] if c["kind"] != "reasons")
+    assert "not witnessed" in (tmp_path / "unread-data-close" / "README.md").read_text()
+
+
+def test_a_witnessed_run_gives_each_rst_its_reason(image_set: object, tmp_path: Path, kernel_witness: None) -> None:
+    from orchestrator.cli import main
+
+    buffer = io.StringIO()
+    assert main(["run", "unread-data-close", "--out", str(tmp_path)], console=Console(file=buffer, width=200)) == 0
+    doc = json.loads((tmp_path / "unread-data-close" / "result.json").read_text())
+    assert doc["kernel_witness"]["reasons"]["server"] == ["TCP_ABORT_ON_CLOSE"]
+    words = [p["kernel"]["text"] for ps in doc["packets"].values() for p in ps if "kernel" in p]
+    assert words == ["kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE); client took it in TCP_ESTABLISHED"] * 2
+    show = io.StringIO()
+    assert main(["show", "unread-data-close", "--out", str(tmp_path)], console=Console(file=show, width=200)) == 0
+    assert "RST+ACK from server — kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE)" in show.getvalue()
+    assert "kernel witness off" not in buffer.getvalue()
