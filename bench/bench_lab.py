@@ -3,6 +3,7 @@
 
     python bench/bench_lab.py            warm `all` (default jobs) and `all --jobs 1`, 3 of each, per-scenario split
     python bench/bench_lab.py --cold     first removes the lab's images, so `all` builds them (offline base)
+    python bench/bench_lab.py --witness  the kernel witness's cost: warm `all` with and without it, alternated
 
 Per scenario: wall time, its inherent wait (the steps, which wait on the
 kernel's own timers, plus the settle time before captures stop) and the
@@ -49,7 +50,12 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="remove the lab's images first and time the cold run")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="warm runs of each kind, alternated; medians are reported (default 3)")
+    parser.add_argument("--witness", action="store_true",
+                        help="only the kernel witness's cost: warm all and all --no-witness, alternated")
     args = parser.parse_args()
+    if args.witness:
+        witness_cost(args.repeat)
+        return
     with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
         out = Path(tmp)
         if args.cold:
@@ -90,6 +96,25 @@ def main() -> None:
     sizes = subprocess.run(["docker", "images", "--filter", "label=rstlab.run", "--format",
                             "{{.Repository}}:{{.Tag}} {{.Size}}"], capture_output=True, text=True).stdout
     print("images:\n" + "".join(f"  {line}\n" for line in sizes.splitlines() if not line.endswith(":latest")))
+
+
+def witness_cost(repeat: int) -> None:
+    """Warm `all` with the kernel witness and with --no-witness, alternated (which goes first alternates too)."""
+    with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
+        out = Path(tmp)
+        on: list[float] = []
+        off: list[float] = []
+        for i in range(repeat):
+            order = [("on", ()), ("off", ("--no-witness",))]
+            for kind, extra in order if i % 2 == 0 else order[::-1]:
+                seconds, summary = run_all(out / f"{kind}{i}", *extra)
+                (on if kind == "on" else off).append(seconds)
+                print(f"  run {i + 1} witness {kind:3}: {seconds:6.1f} s   {summary['passed']}/{summary['total']} passed",
+                      flush=True)
+        with_it, without = statistics.median(on), statistics.median(off)
+        print(f"warm all with the witness:      {with_it:6.1f} s   median of {'  '.join(f'{s:.1f}' for s in on)}")
+        print(f"warm all --no-witness:          {without:6.1f} s   median of {'  '.join(f'{s:.1f}' for s in off)}")
+        print(f"the witness adds:               {100 * (with_it - without) / without:+6.1f} % (of the medians)")
 
 
 if __name__ == "__main__":
