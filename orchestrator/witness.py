@@ -28,8 +28,8 @@ from typing import Any
 from .capture import Packet
 
 SEND, RECEIVE, STATE = "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state"
-NO_STATE = "UNKNOWN"
-COPY_WINDOW = 0.005   # s: the same RST seen twice this close together at one point is one RST forwarded   # tcp_send_reset's state when the RST has no socket behind it
+NO_STATE = "UNKNOWN"      # tcp_send_reset's state when the RST has no socket behind it
+COPY_WINDOW = 0.005       # s: the same RST twice this close together at one point: one RST, forwarded
 
 _LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?:\S+\s+)?"
                    r"(?P<time>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")
