@@ -1,7 +1,6 @@
 """The kernel witness: a real tracefs record read, attributed by address, matched to the wire's RSTs."""
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import re
@@ -230,8 +229,8 @@ def test_a_forwarded_copy_is_the_same_rst_and_a_record_reads_back() -> None:
     hosts = HOSTS["unread-data-close"]
     packets = read_capture(DATA / "unread-data-close_client.pcap").packets
     (rst,) = [p for p in packets if p.is_rst]
-    copy = dataclasses.replace(rst, index=len(packets), time=rst.time + 0.0001)
-    later = dataclasses.replace(rst, index=len(packets) + 1, time=rst.time + 1.0)
+    copy = rst._replace(index=len(packets), time=rst.time + 0.0001)
+    later = rst._replace(index=len(packets) + 1, time=rst.time + 1.0)
     found = witness_packets([*packets, copy, later], events_of(TRACE, hosts.values()), hosts)
     assert found[copy.index] == found[rst.index] and not found[rst.index].forged
     assert found[later.index].forged          # a second RST the kernel never sent
