@@ -9,6 +9,7 @@ from ..capture import Packet, format_packet
 from .context import Context
 from .facts import Facts
 from .result import Candidate, Evidence, Explanation, endpoint
+from .zeek import zeek_conn
 
 __all__ = ["MAX_EVIDENCE", "Cause", "Finding", "explanation", "secs"]
 
@@ -76,6 +77,7 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         first = conn.pk[0]
         ends = (endpoint(first.src, first.sport), endpoint(first.dst, first.dport))
     is_reset = f.rst.is_rst
+    state, history = zeek_conn(conn.pk)
     resets = sum(1 for p in conn.pk if p.is_rst)
     notes = list(notes)
     if is_reset and resets > 1:
@@ -89,4 +91,4 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
         packets=len(conn.pk), resets=resets,
-        forged=tuple(f.forged))
+        conn_state=state, history=history, forged=tuple(f.forged))

@@ -172,6 +172,8 @@ class ConsoleReport:
         if e.rst_from and e.rst_time is not None:
             side = f" ({e.rst_side})" if e.rst_side else ""
             title.append(f"  RST from {e.rst_from}{side} at {e.rst_time - t0:.6f}", style="dim")
+        if e.conn_state:
+            title.append(f"  zeek {e.conn_state} {e.history}", style="dim")
         self.console.print(title)
         self.console.print(Text("    " + e.sentence))
         for ev in e.evidence:

@@ -721,3 +721,81 @@ def test_one_bad_file_among_good_ones_prints_nothing_else(tmp_path: Path) -> Non
 
 def test_a_bad_capture_host_address_is_bad_input() -> None:
     assert_one_line_error(cli("explain", "--at", "server", str(FIXTURES / "closed-port_client.pcap")), "--at")
+
+
+# --- Zeek's conn_state and history (worked by hand from base/protocols/conn/main.zeek) -------
+
+
+def zeek(w: Wire) -> tuple[str, str]:
+    e = only(w.explain())
+    return e.conn_state, e.history
+
+
+def test_zeek_rejected_syn_is_rej_sr() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    w.send("s", "R.", seq=0, ack=syn.seq + 1)
+    assert zeek(w) == ("REJ", "Sr")      # orig SYN_SENT, resp RESET: REJ
+
+
+def test_zeek_unanswered_syns_are_s0_with_one_s() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    w.send("c", "S", seq=syn.seq, dt=1.0)   # same sequence number: not recorded again
+    w.send("c", "S", seq=syn.seq, dt=2.0)
+    assert zeek(w) == ("S0", "S")
+
+
+def test_zeek_data_then_responder_reset_is_rstr() -> None:
+    w = Wire().handshake()                 # S h A
+    w.send("c", "P.", 100)                 # D
+    w.send("c", "P.", 100)                 # D once only
+    w.send("s", ".")                       # a
+    w.send("s", "R.")                      # r
+    assert zeek(w) == ("RSTR", "ShADar")
+
+
+def test_zeek_originator_abort_after_retransmissions_is_rsto_with_t() -> None:
+    w = Wire().handshake()
+    seg = w.send("c", "P.", 100)           # D
+    for _ in range(3):
+        w.send("c", "P.", 100, seq=seg.seq, dt=0.2)   # T recorded on the first retransmission only
+    w.send("c", "R.", seq=seg.seq + 100)  # R
+    assert zeek(w) == ("RSTO", "ShADTR")
+
+
+def test_zeek_fin_then_data_then_bare_rst() -> None:
+    w = Wire().handshake()
+    w.send("s", "F.")                      # f
+    w.send("c", ".")                       # A already recorded
+    data = w.send("c", "P.", 50)           # D
+    w.send("s", "R", seq=data.ack)         # r
+    assert zeek(w) == ("RSTR", "ShAfDr")
+
+
+def test_zeek_syn_then_rst_without_answer_is_rstos0() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    w.send("c", "R", seq=syn.seq + 1)
+    assert zeek(w) == ("RSTOS0", "SR")    # matches /^?S[^HAFGIQ]*R.*/, responder inactive
+
+
+def test_zeek_responder_seen_first_is_flipped() -> None:
+    w = Wire()
+    w.send("s", "S.", ack=1_000_001)       # the SYN/ACK without its SYN: ^, originator = its receiver
+    w.send("s", "R", seq=4_294_967_001)
+    assert zeek(w) == ("RSTRH", "^hr")     # originator never active: RSTRH
+
+
+def test_zeek_on_the_catalogue_captures() -> None:
+    expected = {
+        "closed-port_client": [("REJ", "Sr")],
+        "connect-timeout_client": [("RSTO", "ShR")],
+        "data-after-close_client": [("RSTR", "ShADafr")],
+        "retransmission-timeout_client": [("RSTO", "ShADTdR")],
+        "silent-drop_client": [("S0", "S")],
+        "reset-vs-broken-pipe_client": [("RSTR", "ShAfDr"), ("RSTR", "ShADar"), ("RSTR", "ShADar")],
+    }
+    for name, want in expected.items():
+        got = [(e.conn_state, e.history) for e in explain_file(str(FIXTURES / f"{name}.pcap")).explanations]
+        assert got == want, name
