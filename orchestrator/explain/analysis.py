@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 from ..capture import Capture, Packet, read_capture
 from .causes import REGISTRY
 from .context import Context
-from .facts import Connection, Facts, connections, facts_of
+from .facts import Facts, connections, facts_of
 from .families import ambiguous_sentence
 from .origin import forged_evidence, sent_by_endpoint, uncomparable
-from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation
+from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation, endpoint
 from .verdict import Finding, explanation
 
 __all__ = ["explain_capture", "explain_file", "explain_packets"]
@@ -29,9 +30,10 @@ def explain_capture(capture: Capture, local_addresses: Iterable[str] = ()) -> Ca
     packets = capture.packets
     t0 = packets[0].time if packets else 0.0
     conns = connections(packets)
-    explanations = _explain(conns, t0, frozenset(local_addresses))
+    ctx = Context(conns, t0, frozenset(local_addresses), capture.icmp)
+    explanations = _explain(ctx)
     return CaptureExplanation(capture.path, len(packets), capture.other, capture.truncated,
-                              len(conns), t0, tuple(explanations))
+                              len(conns), t0, tuple(explanations), tuple(capture_notes(ctx, capture)))
 
 
 def explain_packets(packets: Sequence[Packet], t0: float | None = None,
@@ -39,11 +41,35 @@ def explain_packets(packets: Sequence[Packet], t0: float | None = None,
     """Explain a sequence of packets (in capture order)."""
     if t0 is None:
         t0 = packets[0].time if packets else 0.0
-    return _explain(connections(packets), t0, frozenset(local_addresses))
+    return _explain(Context(connections(packets), t0, frozenset(local_addresses)))
 
 
-def _explain(conns: list[Connection], t0: float, local: frozenset[str]) -> list[Explanation]:
-    ctx = Context(conns, t0, local)
+def capture_notes(ctx: Context, capture: Capture) -> list[str]:
+    """What kind of capture this is, where that changes what can be concluded."""
+    notes: list[str] = []
+    if ctx.one_sided:
+        syns = sum(1 for c in ctx.conns if c.only_syns)
+        notes.append("one-sided capture: no connection has a packet in the other direction, so the "
+                     "answers were not recorded" + (f"; the {syns} unanswered SYNs are not called "
+                                                    "dropped" if syns else ""))
+    copies = sum(len(c.raw) - len(c.pk) for c in ctx.conns if c.pk)
+    if copies:
+        notes.append(f"{copies} copies of frames seen twice were folded (forwarded in and out, or a "
+                     "mirror port duplicating them)")
+    back = [p for p, q in pairwise(capture.packets) if q.time < p.time]
+    if back:
+        notes.append(f"timestamps go backwards {len(back)} time{'s' if len(back) > 1 else ''} (first "
+                     f"after packet {back[0].index}): packets are taken in file order")
+    for err in capture.icmp[:3]:
+        notes.append(f"ICMP {err.kind} from {err.sender} at {err.time - ctx.t0:.6f} about "
+                     f"{endpoint(err.src, err.sport)} > {endpoint(err.dst, err.dport)}")
+    if len(capture.icmp) > 3:
+        notes.append(f"{len(capture.icmp) - 3} more ICMP errors about TCP segments")
+    return notes
+
+
+def _explain(ctx: Context) -> list[Explanation]:
+    conns, t0 = ctx.conns, ctx.t0
     ctx.end_time = max((c.raw[-1].time for c in conns), default=t0)
     todo: list[Facts] = []
     for c in conns:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..capture import Packet
+from ..encap import IcmpError
 from .facts import Addr, Connection, Facts
 
 __all__ = ["BATCH_WINDOW", "Context", "Profile"]
 
 BATCH_WINDOW = 0.010      # s: resets of one listener this close together come from one close()
+ONE_SIDED_MIN = 10        # connections: fewer without any answer may all have been dropped
 ID_SHARED_WINDOW = 2.0    # s: RSTs this close whose IP IDs follow each other may share a counter
 ID_SHARED_STEP = 4        # at most this many IDs apart
 ID_SHARED_CHAIN = 3       # a chain of at least this many RSTs from two or more sources is a shared counter
@@ -30,8 +33,15 @@ class Profile:
 class Context:
     """Capture-wide evidence, filled once and read by every cause."""
 
-    def __init__(self, conns: list[Connection], t0: float, local: frozenset[str]) -> None:
+    def __init__(self, conns: list[Connection], t0: float, local: frozenset[str],
+                 icmp: Sequence[IcmpError] = ()) -> None:
         self.conns = conns
+        self.icmp: dict[frozenset[tuple[str, int]], list[IcmpError]] = {}
+        for err in icmp:
+            key = frozenset(((err.src, err.sport), (err.dst, err.dport)))
+            self.icmp.setdefault(key, []).append(err)
+        # many connections and not one packet back: the capture recorded one direction only
+        self.one_sided = len(conns) >= ONE_SIDED_MIN and not any(c.both_ways for c in conns)
         self.t0 = t0
         self.end_time = t0            # time of the capture's last packet
         self.user_local = local
@@ -68,12 +78,14 @@ class Context:
         return self._addresses
 
     def profile(self, addr: str, direction: str | None) -> Profile:
-        """How `addr`'s non-RST packets look in this direction (empty if it sent none)."""
+        """How `addr`'s non-RST packets look in this direction (empty if it sent none): only
+        packets of connections seen both ways, and SYN/ACKs, which a host's own stack sends."""
         if self._profiles is None:
             table: dict[tuple[str, str | None], Profile] = {}
             for c in self.conns:
+                live = c.both_ways       # a scanner's crafted SYNs are no baseline for its stack
                 for p in c.raw:
-                    if p.is_rst:
+                    if p.is_rst or not (live or p.is_synack):
                         continue
                     prof = table.get((p.src, p.direction))
                     if prof is None:
@@ -96,6 +108,11 @@ class Context:
         if self._shared is None:
             self._shared = _shared_chains(self.conns)
         return self._shared.get(rst.index)
+
+    def icmp_about(self, conn: Connection) -> list[IcmpError]:
+        """The ICMP errors that quote a segment of this connection."""
+        p = conn.raw[0]
+        return self.icmp.get(frozenset(((p.src, p.sport), (p.dst, p.dport))), [])
 
     def refusal_between(self, server: Addr, lo: float, hi: float) -> Packet | None:
         """A SYN to `server` refused (closed-port shape) in the interval (lo, hi]."""

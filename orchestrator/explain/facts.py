@@ -75,6 +75,12 @@ class Connection:
         return any(p.is_rst for p in self.raw)
 
     @property
+    def both_ways(self) -> bool:
+        """Packets of both directions are in the capture."""
+        first = self.raw[0]
+        return any(p.src != first.src or p.sport != first.sport for p in self.raw)
+
+    @property
     def only_syns(self) -> bool:
         return all(p.is_first_syn for p in self.raw)
 
@@ -94,22 +100,23 @@ def connections(packets: Iterable[Packet]) -> list[Connection]:
 
 def _fold_copies(raw: list[Packet]) -> tuple[list[Packet], set[int]]:
     """Drop the second sighting of a segment a capture saw twice (`-i any` on a router sees
-    a forwarded segment coming in and going out; a bridge floods a copy back): the same
-    header within COPY_WINDOW with a different direction or interface. Returns the kept
-    packets and the indexes of those that were forwarded (in, then out)."""
-    if all(p.direction is None and p.ifindex is None for p in raw):
-        return raw, set()
+    a forwarded segment coming in and going out; a bridge floods a copy back; a SPAN port
+    mirrors a frame twice): the same TCP header within COPY_WINDOW with a different
+    direction or interface, or with the same IP ID and TTL. Returns the kept packets and
+    the indexes of those that were forwarded (in, then out)."""
     kept: list[Packet] = []
     forwarded: set[int] = set()
     seen: dict[tuple[str, int, str, int, int, int, int], Packet] = {}
     for p in raw:
         sig = (p.src, p.sport, p.flags, p.seq, p.ack, p.length, p.window)
         q = seen.get(sig)
-        if q is not None and p.time - q.time <= COPY_WINDOW and (
-                q.direction != p.direction or q.ifindex != p.ifindex):
-            if q.direction == "in" and p.direction == "out":
-                forwarded.add(q.index)
-            continue
+        if q is not None and 0 <= p.time - q.time <= COPY_WINDOW:
+            if q.direction != p.direction or q.ifindex != p.ifindex:
+                if q.direction == "in" and p.direction == "out":
+                    forwarded.add(q.index)
+                continue
+            if p.ip_id and p.ip_id == q.ip_id and p.ttl == q.ttl:
+                continue           # the same frame twice (a SPAN port mirroring both directions)
         seen[sig] = p
         kept.append(p)
     return kept, forwarded

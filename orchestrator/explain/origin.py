@@ -116,5 +116,5 @@ def uncomparable(f: Facts, ctx: Context) -> str:
     """A note when the RST's TTL has nothing to be compared with, or ''."""
     if f.rst.ttl is None or f.origin == "here" or ctx.profile(f.x[0], f.rst.direction).packets:
         return ""
-    return (f"{f.x[0]} sent nothing else this capture saw, so the RST's TTL ({f.rst.ttl}) "
-            "cannot be compared with its other packets")
+    return (f"{f.x[0]} sent no other packet of a connection this capture saw both ways, so the "
+            f"RST's TTL ({f.rst.ttl}) cannot be compared with its own stack's")

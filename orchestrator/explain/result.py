@@ -93,6 +93,7 @@ class CaptureExplanation:
     connections: int                  # TCP connections in the file
     t0: float                         # time of the first packet (0.0 if none)
     explanations: tuple[Explanation, ...]
+    notes: tuple[str, ...] = ()       # what kind of capture it is: one-sided, duplicates, time order
 
     def as_json(self) -> list[dict[str, Any]]:
         """The `--json` records of this file: one per explained connection."""

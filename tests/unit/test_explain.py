@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.capture import Packet, format_packet, read_capture
+from orchestrator.capture import Capture, Packet, format_packet, read_capture
+from orchestrator.encap import IcmpError
 from orchestrator.explain import (
     AMBIGUOUS,
     CAUSES,
@@ -55,7 +56,7 @@ class Wire:
 
     def send(self, who: str, flags: str, length: int = 0, dt: float = 0.001, seq: int | None = None,
              ack: int | None = None, window: int = 502, direction: str | None = None,
-             ttl: int | None = None, ifindex: int | None = None) -> Packet:
+             ttl: int | None = None, ifindex: int | None = None, ip_id: int | None = None) -> Packet:
         other = "s" if who == "c" else "c"
         self.t += dt
         s = self.nxt[who] if seq is None else seq
@@ -75,7 +76,7 @@ class Wire:
         fields = dict(index=len(self.packets), time=self.t, src=src[0], dst=dst[0], sport=src[1], dport=dst[1],
                       flags=flags, seq=s, ack=a if "." in flags else 0, length=length, window=window,
                       rel_seq=rel_seq, rel_ack=rel_ack, direction=direction, ifindex=ifindex)
-        p = Packet(**fields, ttl=ttl)
+        p = Packet(**fields, ttl=ttl, ip_id=ip_id)
         self.packets.append(p)
         return p
 
@@ -799,3 +800,81 @@ def test_zeek_on_the_catalogue_captures() -> None:
     for name, want in expected.items():
         got = [(e.conn_state, e.history) for e in explain_file(str(FIXTURES / f"{name}.pcap")).explanations]
         assert got == want, name
+
+
+# --- where a RST came from: IP-level evidence, and what kind of capture it is -------------------
+
+
+def test_a_rst_with_an_ip_id_behind_its_senders_run_is_forged() -> None:
+    w = Wire().handshake()
+    for i, who in enumerate("sscs"):
+        w.send(who, "P.", 10, ttl=64, ip_id=0x2000 + i if who == "s" else 0x100 + i)
+    w.send("s", "R.", ttl=64, ip_id=0x1F00)        # the server's counter was past 0x2003
+    e = only(w.explain())
+    assert e.cause == "firewall-reset" and "lies behind" in e.forged[0]
+
+
+def test_rsts_from_two_addresses_continuing_one_ip_id_counter_are_forged() -> None:
+    packets: list[Packet] = []
+    t = 1000.0
+    for k, server in enumerate(("10.0.0.70", "10.0.0.71", "10.0.0.70")):
+        w = Wire(c=("10.0.0.10", 40000 + k), s=(server, 80), t=t, isn_c=1000 + k, packets=packets)
+        syn = w.send("c", "S", ttl=64)
+        w.send("s", "R.", seq=0, ack=syn.seq + 1, ttl=64, ip_id=0x9120 + k)
+        t = w.t + 0.1
+    es = explain_packets(packets)
+    assert [e.cause for e in es] == ["firewall-reset"] * 3
+    assert "continues the run of a RST 'from'" in es[1].forged[0]
+
+
+def test_random_ip_ids_of_genuine_rsts_are_not_a_shared_counter() -> None:
+    packets: list[Packet] = []
+    for k, ip_id in enumerate((0x1234, 0x9abc, 0x4321)):
+        w = Wire(c=("10.0.0.10", 40000 + k), s=(f"10.0.0.{70 + k}", 80), t=1000.0 + k, packets=packets)
+        syn = w.send("c", "S")
+        w.send("s", "R.", seq=0, ack=syn.seq + 1, ip_id=ip_id)
+    assert all(not e.forged for e in explain_packets(packets))
+
+
+def test_a_scanners_crafted_syns_are_no_ttl_baseline() -> None:
+    # one-sided SYN scan with raw-socket TTL 252; the scanner's kernel RST has TTL 61: not forged
+    packets: list[Packet] = []
+    for port in range(12):
+        w = Wire(c=("10.0.0.10", 51406), s=("10.0.0.70", 1000 + port), t=1000.0 + port, isn_c=7 + port,
+                 packets=packets)
+        syn = w.send("c", "S", ttl=252)
+        if port == 5:
+            w.send("c", "R", seq=syn.seq + 1, ttl=61)
+    es = explain_packets(packets)
+    assert es and all(not e.forged for e in es)
+
+
+def test_a_one_sided_capture_claims_no_silent_drop() -> None:
+    packets: list[Packet] = []
+    for port in range(12):
+        Wire(s=("10.0.0.70", 1000 + port), t=1000.0 + port, isn_c=7 + port, packets=packets).send("c", "S")
+    cap = Capture("scan.pcap", 1, tuple(packets), 0, False)
+    result = explain_capture(cap)
+    assert result.explanations == () and "one-sided" in result.notes[0]
+
+
+def test_duplicated_frames_of_a_mirror_port_are_folded() -> None:
+    w = Wire().handshake()
+    p = w.send("c", "P.", 100, ip_id=0x77)
+    w.packets.append(p._replace(index=len(w.packets), time=p.time + 0.0001))
+    seg = w.send("c", "P.", 10, ip_id=0x78)
+    w.send("s", "R", seq=seg.ack)
+    e = only(w.explain())
+    assert e.packets == 6
+
+
+def test_an_icmp_error_about_the_syn_is_reported() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    w.send("c", "S", seq=syn.seq, dt=1.0)
+    err = IcmpError(syn.time + 0.01, "10.0.0.254", "destination unreachable (administratively prohibited)",
+                    syn.src, syn.sport, syn.dst, syn.dport)
+    result = explain_capture(Capture("x.pcap", 1, tuple(w.packets), 1, False, (err,)))
+    (e,) = result.explanations
+    assert e.cause == SILENT_DROP and "10.0.0.254 answered it with ICMP" in e.sentence
+    assert any("ICMP destination unreachable" in n for n in result.notes)

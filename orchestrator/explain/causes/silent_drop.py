@@ -28,6 +28,8 @@ SYN_GRACE = 1.0           # s: a lone SYN this long before the capture's end cou
 def check(f: Facts, ctx: Context) -> Finding | None:
     c = f.conn
     syns = c.pk
+    if ctx.one_sided:
+        return None       # no packet of any other direction: the answers were not recorded at all
     if len(syns) < 2 and ctx.end_time - syns[-1].time < SYN_GRACE:
         return None
     first, last = syns[0], syns[-1]
@@ -43,10 +45,16 @@ def check(f: Facts, ctx: Context) -> Finding | None:
         else:
             where = ("the SYN reached this capture host and was not answered: its firewall dropped "
                      "it (or, on a router, it was not forwarded)")
-    found.notes.append("ICMP is not examined: a host or router answering with ICMP unreachable looks "
-                       "the same here")
+    errors = ctx.icmp_about(c)
+    if errors:
+        err = errors[0]
+        where = (f"{err.sender} answered it with ICMP {err.kind} {secs(err.time - first.time)} after "
+                 "the first SYN")
+        found.why += f"; ICMP {err.kind} from {err.sender}"
     n = len(syns)
     found.sentence = (f"The SYN to {f.x_text} was sent {n} time{'s' if n > 1 else ''}"
                       f"{f' over {secs(span)}' if n > 1 else ''} and never answered, neither by "
-                      f"SYN/ACK nor by RST: {where}; connect() hangs until the client's own timeout.")
+                      f"SYN/ACK nor by RST: {where}; " + (
+                          "Linux fails connect() at once on an ICMP unreachable in SYN_SENT (tcp_v4_err)."
+                          if errors else "connect() hangs until the client's own timeout."))
     return found
