@@ -28,9 +28,9 @@ _lock = threading.Lock()
 _image: dict[str, str] = {}
 
 
-def say(line: str) -> None:
+def say(line: str, who: str = "oracles") -> None:
     """One line on the terminal, past pytest's capture."""
-    print(f"\n[oracles] {line}", file=sys.__stderr__, flush=True)
+    print(f"\n[{who}] {line}", file=sys.__stderr__, flush=True)
 
 
 def unavailable(message: str) -> None:
@@ -50,10 +50,10 @@ def installed(tool: str) -> str | None:
     return None
 
 
-def _stages(line: str) -> None:
+def build_stages(line: str) -> None:
     """The build's stages (not every apt line) on the terminal: a cold build takes minutes."""
     if line.startswith(("Step ", "building", "bootstrapping", "importing", "installing", "cannot pull")):
-        say(line)
+        say(line, "images")
 
 
 def tools_image(client: docker.DockerClient) -> str:
@@ -63,12 +63,13 @@ def tools_image(client: docker.DockerClient) -> str:
             folder = catalog.IMAGES_DIR / "tools"
             say("tshark or chromium is not installed here: running them in the rstlab/tools container "
                 f"({folder}), built now if missing")
-            base = images.ensure_images(client, catalog.IMAGES_DIR, "tests", _stages).base
-            _image["tag"] = images.ensure_image(client, folder, "tests", _stages, base=base)
+            base = images.ensure_images(client, catalog.IMAGES_DIR, "tests", build_stages).base
+            _image["tag"] = images.ensure_image(client, folder, "tests", build_stages, base=base)
         return _image["tag"]
 
 
-def run(tool: str, args: Sequence[str], mounts: Sequence[Path], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(tool: str, args: Sequence[str], mounts: Sequence[Path],
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`tool args…` on this machine, or in the tools container with `mounts` (folders) at the same paths."""
     found = installed(tool)
     if found is not None:

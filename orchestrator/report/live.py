@@ -100,6 +100,9 @@ class LiveRun:
             return Group(table, self._overall)
 
 
+STAGES = ("building ", "bootstrapping ", "importing ", "cannot pull", "installing ", "compiling ")  # kept on screen
+
+
 class LiveBuild:
     """An image build on a terminal: a bar over the Dockerfile's steps, or the debootstrap stage now."""
 
@@ -123,7 +126,7 @@ class LiveBuild:
         if step:
             self._progress.update(self._task, completed=int(step.group(1)) - 1, total=int(step.group(2)),
                                   line=step.group(3)[:60])
-        elif message.startswith(("building ", "bootstrapping ", "importing ", "cannot pull")):
+        elif message.startswith(STAGES):
             self._progress.update(self._task, description=message.split(":")[0][:70], completed=0, total=None,
                                   line="")
             self.console.print(f"[dim]image[/dim] {message}", highlight=False, soft_wrap=True)

@@ -45,7 +45,10 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="session")
 def image_set(docker_client: docker.DockerClient) -> images.ImageSet:
-    return images.ensure_images(docker_client, catalog.IMAGES_DIR, "tests", lambda msg: None)
+    """The lab's images; a cold build (and what it installs, e.g. debootstrap) shows its stages on the terminal."""
+    from tests.oracles import build_stages
+
+    return images.ensure_images(docker_client, catalog.IMAGES_DIR, "tests", build_stages)
 
 
 @pytest.fixture(scope="session")
