@@ -22,6 +22,11 @@ Which = Callable[[str], "str | None"]
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
+def _which(command: str) -> str | None:
+    """On PATH, or in the sbin folders a user's PATH may lack (debootstrap lives in /usr/sbin)."""
+    return shutil.which(command) or shutil.which(command, path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
 def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     return subprocess.run(list(cmd), capture_output=True, text=True, env=env, check=False)
@@ -37,7 +42,7 @@ class Tool:
     otherwise: str = ""   # what else would do instead (e.g. a registry)
 
 
-def ensure_tool(tool: Tool, progress: Progress, which: Which = shutil.which,
+def ensure_tool(tool: Tool, progress: Progress, which: Which = _which,
                 euid: Callable[[], int] = os.geteuid, run: Run = _run) -> str:
     """The tool's path; installed with apt-get first (said in one line) where it is missing and we can."""
     found = which(tool.command)
