@@ -43,7 +43,7 @@ def _first_failure(doc: dict[str, Any]) -> str:
     if doc.get("error"):
         return f"error: {doc['error']}"
     for c in doc.get("checks", []):
-        if not c["passed"]:
+        if not c["passed"] and c.get("witnessed", True):   # a check that could not be made is no failure
             return f"{c['kind']} @ {c['subject']}: expected {c['expected']}; observed {c['observed']}"
     return "failed (no failed check recorded)"
 
