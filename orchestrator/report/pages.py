@@ -199,6 +199,7 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
                           event_outcome(e), f"{float(e['end']) - float(e['start']):.3f} s"
                           if e.get("end") is not None and e.get("start") is not None else ""] for e in events))
         lines.append("")
+        lines += _command_output(events)
 
     lines += ["## Checks", ""]
     lines += _table(["", "check", "expected", "observed"],
@@ -219,6 +220,24 @@ def scenario_page(doc: Mapping[str, Any]) -> str:
                      f"{cap.get('dropped')} dropped by the kernel")
     lines += ["", f"Scenario file: `{_source_name(doc)}`. [All scenarios of this run](../index.md)."]
     return "\n".join(lines) + "\n"
+
+
+def _command_output(events: Sequence[Mapping[str, Any]], max_lines: int = 40) -> list[str]:
+    """What the scenario's commands (shell, exec) printed: a conntrack table, rule counters, a program's log."""
+    lines: list[str] = []
+    for e in events:
+        result = e.get("result")
+        if e.get("call") not in ("shell", "exec") or not isinstance(result, Mapping):
+            continue
+        text = "\n".join(str(result.get(k) or "").rstrip() for k in ("stdout", "stderr")).strip()
+        if not text:
+            continue
+        shown = text.splitlines()
+        if len(shown) > max_lines:
+            shown = shown[:max_lines] + [f"… ({len(text.splitlines()) - max_lines} more lines in result.json)"]
+        lines += [f"**{e.get('host')}** `{e.get('call')}` at {float(e.get('t', 0)):.3f} s:", "", "```text",
+                  *(line.replace("```", "` ` `") for line in shown), "```", ""]
+    return (["## What the commands printed", ""] + lines) if lines else []
 
 
 def _source_name(doc: Mapping[str, Any]) -> str:

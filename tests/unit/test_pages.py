@@ -482,3 +482,16 @@ def test_what_fixes_it_is_shown_when_the_scenario_says() -> None:
     doc["fix"] = "Keepalive shorter than the NAT's idle timeout."
     assert "## What fixes it\n\nKeepalive shorter than the NAT's idle timeout." in pages.scenario_page(doc)
     assert "<b>What fixes it:</b> Keepalive shorter" in html.run_page(run_summary([doc]), [doc])
+
+
+def test_what_the_commands_printed_is_shown_and_capped() -> None:
+    doc = closed_port()
+    assert "## What the commands printed" not in pages.scenario_page(doc)
+    table = "tcp 6 3 ESTABLISHED src=10.0.0.10 dst=10.0.0.70 sport=40000 dport=8001"
+    doc["events"] = [event(0.5, "router", "shell"), event(1.0, "client", "connect", "c", "ECONNREFUSED", 0.001)]
+    doc["events"][0]["result"] = {"rc": 0, "stdout": table + "\n", "stderr": ""}
+    page = pages.scenario_page(doc)
+    assert f"## What the commands printed\n\n**router** `shell` at 0.500 s:\n\n```text\n{table}\n```" in page
+    doc["events"][0]["result"] = {"rc": 0, "stdout": "\n".join(f"line {i}" for i in range(100)), "stderr": ""}
+    page = pages.scenario_page(doc)
+    assert "line 39" in page and "line 40" not in page and "(60 more lines in result.json)" in page
