@@ -80,6 +80,9 @@ class PacketPattern:
     at: Range | None = None
     direction: str | None = None
     port: int | None = None        # either end's TCP port: tells apart connections between the same hosts
+    ttl: int | None = None         # the IP header as captured: TTL, IP ID, don't-fragment bit
+    ip_id: int | None = None
+    df: bool | None = None
 
     @classmethod
     def parse(cls, text: str, hosts: Sequence[str]) -> "PacketPattern":
@@ -98,8 +101,14 @@ class PacketPattern:
             if not sep:
                 raise ValueError(f"{text!r}: {item!r} is not key=value")
             try:
-                if key in ("seq", "ack", "port"):
+                if key in ("seq", "ack", "port", "ttl"):
                     values[key] = int(value)
+                elif key == "ipid":
+                    values["ip_id"] = int(value, 0)
+                elif key == "df":
+                    if value not in ("0", "1"):
+                        raise ValueError("df is 0 or 1")
+                    values["df"] = value == "1"
                 elif key in ("len", "gap", "at"):
                     values["length" if key == "len" else key] = Range.parse(value)
                 elif key == "dir":
@@ -107,7 +116,7 @@ class PacketPattern:
                         raise ValueError("dir is in or out")
                     values["direction"] = value
                 else:
-                    raise ValueError(f"unknown key {key!r} (seq, ack, len, gap, at, dir, port)")
+                    raise ValueError(f"unknown key {key!r} (seq, ack, len, gap, at, dir, port, ttl, ipid, df)")
             except ValueError as exc:
                 raise ValueError(f"{text!r}: {exc}") from None
         return cls(text=str(text), src=src, dst=dst, flags=flags, **values)

@@ -49,6 +49,12 @@ def packet_matches(pattern: PacketPattern, p: Packet, names: Mapping[str, str]) 
         return False
     if pattern.port is not None and pattern.port not in (p.sport, p.dport):
         return False
+    if pattern.ttl is not None and p.ttl != pattern.ttl:
+        return False
+    if pattern.ip_id is not None and p.ip_id != pattern.ip_id:
+        return False
+    if pattern.df is not None and p.df != pattern.df:
+        return False
     return True
 
 

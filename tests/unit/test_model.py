@@ -108,6 +108,10 @@ def test_pattern_parse() -> None:
     assert 1.0 in p.gap and 1.3 not in p.gap  # type: ignore[operator]
     assert PacketPattern.parse("* > * *", HOSTS).flags == "*"
     assert PacketPattern.parse("client > server P. port=8001", HOSTS).port == 8001
+    forged = PacketPattern.parse("server > client R ttl=64 ipid=0 df=1", HOSTS)
+    assert (forged.ttl, forged.ip_id, forged.df) == (64, 0, True)
+    with pytest.raises(ValueError, match="df is 0 or 1"):
+        PacketPattern.parse("server > client R df=yes", HOSTS)
 
 
 def test_files_come_from_next_to_the_scenario(tmp_path: Path) -> None:

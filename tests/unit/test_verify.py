@@ -148,3 +148,13 @@ def test_port_tells_connections_between_the_same_hosts_apart() -> None:
     assert match_sequence([pat("client > server P. port=80")], data, NAMES, False)[1] == 1
     assert match_sequence([pat("client > server P. port=40000")], data, NAMES, False)[1] == 1
     assert match_sequence([pat("client > server P. port=8001")], data, NAMES, False)[1] == 0
+
+
+def test_ip_header_keys_tell_a_forged_rst_from_the_peers_own() -> None:
+    forged = pkt(0, 0.0, S, C, "R", rel_seq=101)._replace(ttl=64, ip_id=0, df=True)
+    real = pkt(1, 0.1, S, C, "R", rel_seq=101)._replace(ttl=63, ip_id=0, df=True)
+    pattern = [pat("server > client R ttl=64 ipid=0 df=1")]
+    assert match_sequence(pattern, [forged], NAMES, False)[1] == 1
+    assert match_sequence(pattern, [real], NAMES, False)[1] == 0
+    assert match_sequence([pat("server > client R ipid=0x0 df=0")], [real], NAMES, False)[1] == 0
+    assert match_sequence([pat("server > client R ttl=63")], [pkt(2, 0.2, S, C, "R")], NAMES, False)[1] == 0
