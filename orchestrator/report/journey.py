@@ -73,6 +73,19 @@ def _same_segment(a: Mapping[str, Any], b: Mapping[str, Any], translated: bool =
     return not translated
 
 
+_Open = tuple[list[Mapping[str, Any]], list[Sighting]]     # a journey being matched: its forms and its sightings
+
+
+def _keys(p: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(the exact key, the key a sighting numbered the other way, relative vs raw, looks it up by)."""
+    base = (p.get("src"), p.get("dst"), p.get("sport"), p.get("dport"), p.get("flags"), p.get("len"))
+    return (*base, bool(p.get("relative")), p.get("seq"), p.get("ack")), (*base, bool(p.get("relative")))
+
+
+def _nat_key(point: str, p: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (point, p.get("flags"), p.get("len"), bool(p.get("relative")), p.get("seq"), p.get("ack"))
+
+
 def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Journey]:
     """Every segment of every capture point, matched across points into journeys, in order of first sighting.
 
@@ -80,36 +93,62 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
     agree and it was seen within WINDOW of its previous sighting, at a point
     (and direction) it was not seen at before. A segment that went into a point
     and left it with other addresses or ports (NAT) but the same flags, numbers
-    and length within NAT_WINDOW is the same segment, translated there.
+    and length within NAT_WINDOW is the same segment, translated there. Open
+    journeys are indexed by key, so matching stays linear in the records.
     """
     sightings = sorted(((float(p["t"]), point, i, p) for point, records in packets.items()
                         for i, p in enumerate(records)), key=lambda s: (s[0], s[1], s[2]))
-    open_: list[tuple[list[Mapping[str, Any]], list[Sighting]]] = []
+    every: list[_Open] = []
+    exact: dict[tuple[Any, ...], list[_Open]] = {}
+    other_numbering: dict[tuple[Any, ...], list[_Open]] = {}
+    nat: dict[tuple[Any, ...], list[_Open]] = {}
     translated_at: dict[int, str] = {}
+
+    def live(index: dict[tuple[Any, ...], list[_Open]], key: tuple[Any, ...], t: float, window: float) -> list[_Open]:
+        found = [j for j in index.get(key, ()) if t - j[1][-1].t < window]
+        if found:
+            index[key] = found
+        else:
+            index.pop(key, None)
+        return found
+
+    def register(j: _Open) -> None:
+        form, last = j[0][-1], j[1][-1]
+        key, coarse = _keys(form)
+        exact.setdefault(key, []).append(j)
+        other_numbering.setdefault(coarse, []).append(j)
+        if last.direction == "in":
+            nat.setdefault(_nat_key(last.point, form), []).append(j)
+
     for t, point, i, p in sightings:
         seen = Sighting(point, i, t, p.get("dir"))
-        best: tuple[list[Mapping[str, Any]], list[Sighting]] | None = None
+        key, coarse = _keys(p)
+        flipped = (*coarse[:-1], not coarse[-1])
+        candidates = live(exact, key, t, WINDOW) + live(other_numbering, flipped, t, WINDOW)
+        best: _Open | None = None
         best_gap = WINDOW
-        for forms, path in open_:
+        for forms, path in candidates:
             gap = t - path[-1].t
             if -EARLY <= gap < best_gap and _same_segment(forms[-1], p) and not any(
                     s.point == point and (s.direction == seen.direction or seen.direction is None) for s in path):
                 best, best_gap = (forms, path), abs(gap)
         if best is None and seen.direction == "out":
-            for forms, path in open_:           # in at this point, out again with other addresses: NAT
+            for forms, path in live(nat, _nat_key(point, p), t, NAT_WINDOW):   # in here, out with other addresses
                 last = path[-1]
-                if (last.point == point and last.direction == "in" and 0 <= t - last.t < NAT_WINDOW
+                if (last.point == point and last.direction == "in" and t - last.t >= 0
                         and _same_segment(forms[-1], p, translated=True) and forms[-1] != p
                         and not any(s.point == point and s.direction == "out" for s in path)):
                     best = (forms, path)
                     translated_at[id(path)] = point
                     break
         if best is None:
-            open_.append(([p], [seen]))
+            best = ([p], [seen])
+            every.append(best)
         else:
             best[0].append(p)
             best[1].append(seen)
-    return [_journey(forms, path, set(packets), translated_at.get(id(path))) for forms, path in open_]
+        register(best)
+    return [_journey(forms, path, set(packets), translated_at.get(id(path))) for forms, path in every]
 
 
 def _journey(forms: list[Mapping[str, Any]], path: list[Sighting], points: set[str],
