@@ -84,9 +84,33 @@ def parse_line(line: str) -> KernelEvent | None:
 
 
 def parse_trace(text: str) -> list[KernelEvent]:
-    """Every event of a `trace` file's text, in time order."""
+    """Every event of a `trace` file's text, in time order (a listener's RSTs given their connection)."""
     events = [e for e in map(parse_line, text.splitlines()) if e is not None]
-    return sorted(events, key=lambda e: e.time)
+    return _listener_resets_placed(sorted(events, key=lambda e: e.time))
+
+
+UNBOUND = "0.0.0.0"
+LISTENER_WINDOW = 0.05    # s: a listener's RST and the peer socket's tcp_receive_reset this close are one RST
+
+
+def _listener_resets_placed(events: list[KernelEvent]) -> list[KernelEvent]:
+    """A RST a listener sends (tcp_check_req's embryonic_reset passes the listening socket) is traced
+    with the listener's addresses: `src=0.0.0.0:PORT dest=0.0.0.0:0`, no host to attribute it to. The
+    socket that took it names the connection: a tcp_receive_reset from PORT within LISTENER_WINDOW."""
+    taken = [e for e in events if e.event == RECEIVE]
+    used: set[int] = set()
+    out = []
+    for e in events:
+        if e.event == SEND and e.local == UNBOUND:
+            match = next((i for i, r in enumerate(taken) if i not in used and r.remote_port == e.local_port
+                          and abs(r.time - e.time) <= LISTENER_WINDOW), None)
+            if match is not None:
+                used.add(match)
+                r = taken[match]
+                e = KernelEvent(e.time, SEND, r.remote, r.remote_port, r.local, r.local_port,
+                                state=e.state, reason=e.reason)
+        out.append(e)
+    return out
 
 
 def events_of(events: Iterable[KernelEvent], addresses: Iterable[str],

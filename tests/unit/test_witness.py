@@ -261,3 +261,21 @@ def test_explain_is_scored_by_the_documented_mapping(reason: str | None, cause: 
 def test_the_mapping_names_only_explain_causes() -> None:
     from orchestrator.explain import CAUSES
     assert set().union(*EXPLAIN_CAUSES_BY_REASON.values()) <= set(CAUSES)
+
+
+def test_a_listeners_rst_is_given_the_connection_the_peer_took_it_on() -> None:
+    """tcp_check_req (abort_on_overflow) resets with the listener: the tracepoint has only 0.0.0.0:PORT."""
+    text = "\n".join([
+        "  python3-1 [000] ..s1. 4018.700430: tcp_send_reset: skbaddr=00000000ab skaddr=00000000cd "
+        "src=0.0.0.0:8000 dest=0.0.0.0:0 state=TCP_LISTEN reason=INVALID_SYN",
+        "  python3-1 [000] ..... 4018.700435: tcp_receive_reset: family=AF_INET sport=40013 dport=8000 "
+        "saddr=10.213.209.10 daddr=10.213.209.80 saddrv6=::1 daddrv6=::1 sock_cookie=1",
+        "  python3-1 [000] ..s1. 4019.900000: tcp_send_reset: skbaddr=00000000ab skaddr=00000000cd "
+        "src=0.0.0.0:8000 dest=0.0.0.0:0 state=TCP_LISTEN reason=INVALID_SYN",   # nobody took this one
+    ])
+    first, _, lost = parse_trace(text)
+    assert first.key == ("10.213.209.80", 8000, "10.213.209.10", 40013) and first.reason == "INVALID_SYN"
+    assert first.state == "TCP_LISTEN"
+    assert lost.local == "0.0.0.0"
+    assert reasons_by_host([first, lost], {"winhost": "10.213.209.80", "client": "10.213.209.10"}) == {
+        "winhost": ["INVALID_SYN"], "client": []}
