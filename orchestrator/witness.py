@@ -140,6 +140,7 @@ class RstWitness:
     state: str | None               # the sender's socket state (NO_STATE: no socket)
     receiver: str | None = None     # host that took it
     receiver_state: str | None = None   # the state its socket was in when the RST closed it
+    translated: bool = False        # sent by `sender`'s TCP with other addresses (NAT on the path)
 
     @property
     def forged(self) -> bool:
@@ -151,7 +152,8 @@ class RstWitness:
         if self.reason is None:
             return f"kernel: not sent by {self.sender}'s TCP stack (forged on the path){taken}"
         state = "no socket" if self.state in (None, NO_STATE) else self.state
-        return f"kernel: {self.reason} ({state}){taken}"
+        nat = f", sent by {self.sender}'s TCP, addresses translated on the path" if self.translated else ""
+        return f"kernel: {self.reason} ({state}){nat}{taken}"
 
     def note(self) -> str:
         """The short form a ladder writes beside the arrow: `kernel: TCP_STATE (TCP_CLOSE)`."""
@@ -159,7 +161,7 @@ class RstWitness:
 
     def as_dict(self) -> dict[str, object]:
         return {"sender": self.sender, "reason": self.reason, "state": self.state,
-                "sent_by_tcp_stack": not self.forged, "receiver": self.receiver,
+                "sent_by_tcp_stack": not self.forged, "translated": self.translated, "receiver": self.receiver,
                 "receiver_state": self.receiver_state, "text": self.text(), "note": self.note()}
 
 
@@ -187,9 +189,11 @@ def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
                     hosts: Mapping[str, str]) -> dict[int, RstWitness]:
     """Each RST of one capture point (by packet index) with the kernel's word on it.
 
-    A capture point sees each RST once (a router's sees it in and out: one
-    RST), so the n-th RST of a four-tuple is the n-th tcp_send_reset of that
-    four-tuple at its sender.
+    A capture point sees each RST once (a router's sees it in and out, maybe
+    translated: the same seq, ack and flags within COPY_WINDOW is one RST), so
+    the n-th RST of a four-tuple is the n-th tcp_send_reset of that four-tuple
+    at its sender. One with no such event may have been translated on the path
+    (NAT): an unclaimed event with its ports, or with its destination, is its.
     """
     names = {addr: name for name, addr in hosts.items()}
     sent: dict[tuple[str, int, str, int], list[KernelEvent]] = {}
@@ -199,26 +203,38 @@ def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
     taken = _receiver_states(events)
     seen: Counter[tuple[str, int, str, int]] = Counter()
     out: dict[int, RstWitness] = {}
-    last: dict[tuple[str, int, str, int], Packet] = {}
+    claimed: set[int] = set()
+    sent_here = {(p.src, p.sport, p.dst, p.dport) for p in packets if p.is_rst}
+    recent: list[Packet] = []
     for p in packets:
         if not p.is_rst:
             continue
         key = (p.src, p.sport, p.dst, p.dport)
-        before = last.get(key)
-        last[key] = p
-        if before is not None and (before.seq, before.ack, before.flags) == (p.seq, p.ack, p.flags) \
-                and p.time - before.time <= COPY_WINDOW:
-            out[p.index] = out[before.index]   # the same RST again: a router's capture sees it in and out
+        before = next((b for b in reversed(recent) if p.time - b.time <= COPY_WINDOW
+                       and (b.seq, b.ack, b.flags) == (p.seq, p.ack, p.flags)), None)
+        recent.append(p)
+        if before is not None:
+            # the same RST again: a router's capture sees it in and out (translated, if NAT is there)
+            out[p.index] = out[before.index]
             continue
         back = (p.dst, p.dport, p.src, p.sport)
         n = seen[key]
         seen[key] += 1
         match = sent.get(key, [])
         event = match[n] if n < len(match) else None
+        translated = False
+        if event is None:   # NAT on the path: the sender's event has other addresses or ports
+            spare = [e for e in events if e.event == SEND and id(e) not in claimed and e.key not in sent_here]
+            event = next((e for e in spare if (e.local_port, e.remote_port) == (p.sport, p.dport)),   # SNAT
+                         next((e for e in spare if (e.remote, e.remote_port) == (p.dst, p.dport)), None))  # DNAT
+            translated = event is not None
+            if event is not None:
+                claimed.add(id(event))
         states = taken.get(back, [])
         receiver_state = states[n] if n < len(states) else None
         out[p.index] = RstWitness(
-            sender=names.get(p.src, p.src),
+            sender=names.get(event.local if translated and event else p.src, p.src),
+            translated=translated,
             reason=event.reason if event else None,
             state=event.state if event else None,
             receiver=names.get(p.dst, p.dst) if receiver_state else None,
@@ -235,7 +251,11 @@ FORGED = "(not sent by a TCP stack)"
 EXPLAIN_CAUSES_BY_REASON: dict[str, frozenset[str]] = {
     # tcp_v4_rcv found no socket: a closed port, a SYN/ACK for a connect given up,
     # a host that lost its sockets (restart), or one whose socket timed out and went
-    "NO_SOCKET": frozenset({"closed-port", "connect-timeout", "peer-restart", "retransmission-timeout"}),
+    # (fin-wait2-timeout: the closer's FIN_WAIT2 timewait socket has expired and is gone)
+    "NO_SOCKET": frozenset({"closed-port", "connect-timeout", "peer-restart", "retransmission-timeout",
+                            "fin-wait2-timeout"}),
+    # tcp_check_req with the accept queue full and tcp_abort_on_overflow = 1 (embryonic_reset)
+    "INVALID_SYN": frozenset({"accept-queue-overflow"}),
     # __tcp_close with unread data in the receive queue
     "TCP_ABORT_ON_CLOSE": frozenset({"unread-data-close"}),
     # tcp_disconnect on a synchronized socket: SO_LINGER {1, 0} close, a listener closed

@@ -1,4 +1,5 @@
-"""explain scored against the kernel: every RST in the catalogue's captures, explain's cause vs the kernel's reason.
+"""explain scored against the kernel: every reset connection in the catalogue's captures, explain's cause vs the
+kernel's reason for the RST explain's verdict is about (the connection's first).
 
 The kernel witness says why each RST was sent (tcp:tcp_send_reset's reason), or
 that no host's TCP sent it (forged on the path). `EXPLAIN_CAUSES_BY_REASON`
@@ -34,9 +35,12 @@ class Scored:
     agrees: bool
 
 
-def score(out: Path, scenarios: list[str]) -> list[Scored]:
-    """Every RST of every capture of a run's output folder, scored."""
+def score(out: Path, scenarios: list[str]) -> tuple[list[Scored], int]:
+    """The RST each explained connection's verdict is about (its first), in every capture of a run's output
+    folder, scored; and how many later RSTs of the same connections there were (explain gives them no
+    cause of their own: they follow from the first)."""
     scored = []
+    later = 0
     for scenario in scenarios:
         doc = json.loads((out / scenario / "result.json").read_text())
         witness = doc["kernel_witness"]
@@ -51,31 +55,36 @@ def score(out: Path, scenarios: list[str]) -> list[Scored]:
             capture = read_capture(out / scenario / cap["file"])
             words = witness_packets(capture.packets, events, hosts)
             report = explain_capture(capture, [hosts[point]])
-            for index, word in sorted(words.items()):
-                p = capture.packets[index]
-                ends = {endpoint(p.src, p.sport), endpoint(p.dst, p.dport)}
-                mine = [e for e in report.explanations if set(e.endpoints) == ends and e.start <= p.time + 1e-6]
-                reason = word.reason or FORGED
-                where = f"{scenario} @ {point} #{index + 1}"
-                if not mine:
-                    scored.append(Scored(where, reason, "(no explanation)", False))
+            decided: set[int] = set()
+            for e in report.explanations:
+                if e.rst_time is None:
                     continue
-                e = mine[-1]
+                first = next((p for p in capture.packets if p.is_rst and abs(p.time - e.rst_time) < 1e-6
+                              and endpoint(p.src, p.sport) == e.rst_from), None)
+                where = f"{scenario} @ {point} {e.rst_from}"
+                if first is None or first.index not in words:
+                    scored.append(Scored(where, "(no RST found for explain's)", e.cause, False))
+                    continue
+                decided.add(first.index)
+                word = words[first.index]
                 candidates = [c.cause for c in e.candidates]
                 said = e.cause + (f" {candidates}" if e.cause == "ambiguous" else "")
-                scored.append(Scored(where, reason, said, explain_agrees(word.reason, e.cause, candidates)))
-    return scored
+                scored.append(Scored(f"{where} #{first.index + 1}", word.reason or FORGED, said,
+                                     explain_agrees(word.reason, e.cause, candidates)))
+            later += len(set(words) - decided)
+    return scored, later
 
 
 def test_explain_agrees_with_the_kernel_on_every_rst(catalogue_run: tuple[int, Path, str],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = catalogue_run
-    scored = score(out, SCENARIOS)
+    scored, later = score(out, SCENARIOS)
     agree = sum(1 for s in scored if s.agrees)
     with capsys.disabled():
         decided = sum(1 for s in scored if s.agrees and s.explain.startswith("ambiguous"))
         print(f"\nexplain vs the kernel: {agree} of {len(scored)} RSTs agree ({decided} of them ambiguous on the "
-              "wire alone, where the kernel's reason decides between explain's candidates)")
+              "wire alone, where the kernel's reason decides between explain's candidates); "
+              f"{later} later RSTs of the same connections follow from those")
         for s in scored:
             if not s.agrees:
                 print(f"  DISAGREE {s.where}: kernel {s.kernel}, explain {s.explain}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.capture import read_capture
+from orchestrator.capture import Packet, read_capture
 from orchestrator.lab import witness as tracefs
 from orchestrator.witness import (
     EXPLAIN_CAUSES_BY_REASON,
@@ -16,6 +16,7 @@ from orchestrator.witness import (
     RECEIVE,
     SEND,
     STATE,
+    KernelEvent,
     event_from_record,
     events_of,
     explain_agrees,
@@ -279,3 +280,16 @@ def test_a_listeners_rst_is_given_the_connection_the_peer_took_it_on() -> None:
     assert lost.local == "0.0.0.0"
     assert reasons_by_host([first, lost], {"winhost": "10.213.209.80", "client": "10.213.209.10"}) == {
         "winhost": ["INVALID_SYN"], "client": []}
+
+
+def test_a_rst_translated_on_the_path_is_still_its_senders() -> None:
+    """The server's NO_SOCKET RST reaches the client from the router's VIP (reverse DNAT): not a forgery."""
+    hosts = {"client": "10.213.75.10", "server": "10.213.75.70", "router": "10.213.75.200"}
+    sent = KernelEvent(5.0, SEND, "10.213.75.70", 8000, "10.213.75.10", 40300, state=NO_STATE, reason="NO_SOCKET")
+    p = Packet(index=0, time=100.0, src="10.213.75.200", dst="10.213.75.10", sport=80, dport=40300, flags="R",
+               seq=1, ack=0, length=0, window=0, rel_seq=1, rel_ack=None, direction="in", ifindex=None)
+    (w,) = witness_packets([p], [sent], hosts).values()
+    assert (w.sender, w.reason, w.translated, w.forged) == ("server", "NO_SOCKET", True, False)
+    assert w.text() == "kernel: NO_SOCKET (no socket), sent by server's TCP, addresses translated on the path"
+    (w,) = witness_packets([p], [], hosts).values()
+    assert w.forged and w.sender == "router"
