@@ -94,6 +94,7 @@ class Packet(NamedTuple):
     ttl: int | None = None     # IPv4 TTL or IPv6 hop limit as captured
     ip_id: int | None = None   # IPv4 identification (None for IPv6)
     df: bool | None = None     # IPv4 don't-fragment bit (None for IPv6)
+    frame: int = 0             # the frame's number in the file (1-based, as tshark counts)
 
     @property
     def bits(self) -> int:
@@ -218,7 +219,7 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int, 
     ip6_ext = _IP6_EXT
     direction_of = _DIRECTION
 
-    for ts, lt, off, caplen in frames:
+    for frame, (ts, lt, off, caplen) in enumerate(frames, 1):
         end = off + caplen
         direction = ifindex = ip_id = df = None
         # link layer -> (p, etype)
@@ -367,5 +368,5 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int, 
 
         _conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
         append(Packet(len(packets), ts, src, dst, sport, dport, flag_str[fl], seq, ack,
-                      length, window, rel_seq, rel_ack, direction, ifindex, ttl, ip_id, df))
+                      length, window, rel_seq, rel_ack, direction, ifindex, ttl, ip_id, df, frame))
     return tuple(packets), other, tuple(icmp)

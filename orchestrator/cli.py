@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--at", action="append", default=[], metavar="ADDRESS",
                     help="an address of the host the capture was taken on (repeatable): tells whether a RST "
                          "that host sent was its own or forged in another host's name")
+    ex.add_argument("--annotate", type=Path, metavar="OUT.pcapng",
+                    help="write the capture back as pcapng with a comment on each explained RST (one FILE)")
     return p
 
 
@@ -236,8 +238,19 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
         local = [ipaddress.ip_address(a).compressed for a in args.at]
     except ValueError as exc:
         raise BadInput(f"--at: {exc}", "give the capture host's IPv4 or IPv6 address") from None
+    if args.annotate and len(args.files) != 1:
+        raise BadInput("--annotate takes one capture file", "explain the files one at a time to annotate each")
     captures = [read_capture(name) for name in args.files]   # every file is read before anything prints
     results = [explain_capture(capture, local) for capture in captures]
+    if args.annotate:
+        from .report.annotate import annotate
+
+        try:
+            n = annotate(results[0], args.files[0], args.annotate)
+        except OSError as exc:
+            raise BadInput(f"--annotate {args.annotate}: {exc.strerror or exc}",
+                           "give a writable path for the annotated pcapng") from None
+        print(f"{args.annotate}: {n} packet comment{'s' if n != 1 else ''} written", file=sys.stderr)
     if args.json:
         print(json.dumps([record for r in results for record in r.as_json()], indent=2))
         for r in results:

@@ -7,7 +7,6 @@ re-generated fixture set passes too.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import socket
@@ -64,7 +63,7 @@ def scenario(cap: Capture) -> dict[str, list[Packet]]:
     """The four TCP exchanges of a fixture, by name."""
     convs = conversations(cap)
     assert len(convs) == 4, [[p.flags for p in c] for c in convs]
-    return dict(zip(("closed", "exchange", "abort", "stray"), convs))
+    return dict(zip(("closed", "exchange", "abort", "stray"), convs, strict=False))
 
 
 # --- every fixture ----------------------------------------------------------------
@@ -580,12 +579,12 @@ def test_matches_tshark(name: str) -> None:
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
     out = oracles.tshark(cmd, FIXTURES / name)
-    rows = [dict(zip(TSHARK_FIELDS, line.split("\t"))) for line in out.splitlines()]
+    rows = [dict(zip(TSHARK_FIELDS, line.split("\t"), strict=False)) for line in out.splitlines()]
     tcp_rows = [r for r in rows if r["tcp.flags"]]
     cap = fixture(name)
     assert cap.other == len(rows) - len(tcp_rows)
     assert len(cap.packets) == len(tcp_rows)
-    for p, r in zip(cap.packets, tcp_rows):
+    for p, r in zip(cap.packets, tcp_rows, strict=False):
         assert abs(p.time - float(r["frame.time_epoch"])) < 1e-6
         assert p.flags == _flags_text(int(r["tcp.flags"], 16))
         assert (p.seq, p.ack) == (int(r["tcp.seq_raw"]), int(r["tcp.ack_raw"]))
