@@ -90,7 +90,7 @@ def generate(path: Path, n_packets: int) -> tuple[int, Counter[str]]:
             back(s, c + 1, SYN | ACK)
             out(c + 1, s + 1, ACK)
             if kind == "listener":                  # two queued connections reset together
-                sp2 = sp + 30000
+                sp2 = 1024 + (sp - 1024 + 30000) % 60000   # another port of the same range
                 emit(True, sp2, dp, c + 7, 0, SYN)
                 emit(False, sp2, dp, s + 7, c + 8, SYN | ACK)
                 emit(True, sp2, dp, c + 8, s + 8, ACK)

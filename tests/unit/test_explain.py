@@ -74,8 +74,9 @@ class Wire:
         rel_seq = (s - self.isn[who]) & 0xFFFFFFFF if self.synced[who] else None
         rel_ack = (a - self.isn[other]) & 0xFFFFFFFF if "." in flags and self.synced[other] else None
         fields = {"index": len(self.packets), "time": self.t, "src": src[0], "dst": dst[0], "sport": src[1],
-                  "dport": dst[1], "flags": flags, "seq": s, "ack": a if "." in flags else 0, "length": length, "window": window,
-                      "rel_seq": rel_seq, "rel_ack": rel_ack, "direction": direction, "ifindex": ifindex}
+                  "dport": dst[1], "flags": flags, "seq": s, "ack": a if "." in flags else 0, "length": length,
+                  "window": window, "rel_seq": rel_seq, "rel_ack": rel_ack, "direction": direction,
+                  "ifindex": ifindex}
         p = Packet(**fields, ttl=ttl, ip_id=ip_id)
         self.packets.append(p)
         return p
