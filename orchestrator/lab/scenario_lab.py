@@ -335,8 +335,19 @@ class ScenarioLab:
                 return LabRuntimeError(f"{what}: {_stopped_words(str(container.get('Status', '')))}")
         for host, cid in self.containers.items():
             if cid not in attached and cid not in self._stopped:
+                # a killed container leaves the network a moment before the engine marks it exited
+                code = self._exit_code(cid)
+                if code is not None:
+                    return LabRuntimeError(f"host {host}: {_stopped_words(f'Exited ({code})')}")
                 return LabRuntimeError(f"host {host}: disconnected from the lab network from outside")
         return None
+
+    def _exit_code(self, cid: str) -> int | None:
+        """The container's exit status if it exits within a moment; None if it keeps running."""
+        try:
+            return int(self.api.wait(cid, timeout=EXIT_LANDS_TIMEOUT)["StatusCode"])
+        except engine.SDK_ERRORS:
+            return None
 
     def _let_exits_land(self) -> None:
         """A container whose output ended is exiting: wait (briefly) until the engine says so too."""

@@ -5,6 +5,7 @@ from typing import Any
 
 import docker.errors
 import pytest
+import requests.exceptions
 
 from orchestrator import catalog
 from orchestrator.lab.images import ImageSet
@@ -24,6 +25,7 @@ class FakeApi:
         self.network: dict[str, Any] | None = {"Containers": {"c-client": {}, "c-server": {}}}
         self.listed = {cid: {"Id": cid, "State": "running", "Status": "Up 3 seconds"}
                        for cid in ("c-client", "c-server", "s-client")}
+        self.exiting: dict[str, int] = {}   # containers that exit (with this status) while fault() looks
 
     def inspect_network(self, network_id: str) -> dict[str, Any]:
         if self.network is None:
@@ -32,6 +34,11 @@ class FakeApi:
 
     def containers(self, all: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
         return list(self.listed.values())
+
+    def wait(self, cid: str, timeout: int) -> dict[str, int]:
+        if cid in self.exiting:
+            return {"StatusCode": self.exiting[cid]}
+        raise requests.exceptions.ReadTimeout("still running")
 
 
 class FakeClient:
@@ -77,3 +84,11 @@ def test_what_the_lab_stopped_itself_is_no_fault() -> None:
     api.listed["s-client"].update(State="exited", Status="Exited (0) 1 second ago")   # tcpdump after our SIGINT
     made._stopped.add("s-client")
     assert made.fault() is None
+
+
+def test_a_killed_host_that_left_the_network_before_the_engine_marked_it_exited_is_killed() -> None:
+    made, api = lab()
+    api.network["Containers"].pop("c-client")   # type: ignore[index]
+    api.exiting["c-client"] = 137
+    fault = made.fault()
+    assert fault is not None and fault.line() == "host client: killed from outside (SIGKILL, exit 137)"
