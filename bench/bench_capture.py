@@ -26,7 +26,7 @@ from pathlib import Path
 import dpkt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from orchestrator.capture import read_capture  # noqa: E402
+from orchestrator.capture import read_capture
 
 SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
 LINKTYPES = {"ethernet": dpkt.pcap.DLT_EN10MB, "sll2": 276}

@@ -30,9 +30,10 @@ import dpkt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_capture import _frame, _ip4, _tcp  # noqa: E402  (the same frame builders)
-from orchestrator.capture import read_capture  # noqa: E402
-from orchestrator.explain import explain_capture, explain_file  # noqa: E402
+from bench_capture import _frame, _ip4, _tcp
+
+from orchestrator.capture import read_capture
+from orchestrator.explain import explain_capture, explain_file
 
 SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
 KINDS = ("normal", "closed-port", "connect-timeout", "abort", "data-after-close", "keepalive",

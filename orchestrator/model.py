@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Mapping, Sequence
 
 from .errors import ScenarioFileError
 from .programs import BuildSource, HostFile, ReadFile, parse_builds, parse_files
@@ -48,7 +48,7 @@ class Range:
         return f"{lo}..{hi}"
 
     @classmethod
-    def parse(cls, text: Any) -> "Range":
+    def parse(cls, text: Any) -> Range:
         """`1`, `0.8..1.3`, `..0.1`, `2..`, `<0.1`, `>=2`."""
         s = str(text).strip()
         try:
@@ -85,7 +85,7 @@ class PacketPattern:
     df: bool | None = None
 
     @classmethod
-    def parse(cls, text: str, hosts: Sequence[str]) -> "PacketPattern":
+    def parse(cls, text: str, hosts: Sequence[str]) -> PacketPattern:
         parts = str(text).split()
         if len(parts) < 4 or parts[1] != ">":
             raise ValueError(f"{text!r}: expected 'SRC > DST FLAGS [key=value…]'")
@@ -243,7 +243,7 @@ class RestartStep:
     kind: Literal["restart"] = field(default="restart", init=False)
 
 
-Step = Union[CallStep, SleepStep, WaitStep, RestartStep]
+Step = CallStep | SleepStep | WaitStep | RestartStep
 """One thing the lab does, told apart by its class (or its `kind`)."""
 
 

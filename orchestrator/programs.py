@@ -100,11 +100,11 @@ def parse_files(raw: Any, hosts: Sequence[str], read_file: ReadFile | None) -> l
 
 def _mapping(where: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")   # noqa: TRY004 (the model's errors are ValueErrors)
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
     return value
 
 
 def _list(where: str, value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise ValueError(f"{where}: expected a list, got {type(value).__name__}")   # noqa: TRY004
+        raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
     return value

@@ -31,7 +31,8 @@ _RANGE: JSON = {"type": ["number", "string"],
 _PATTERN: JSON = {
     "type": "string", "pattern": r"^\S+ > \S+ \S+( \S+=\S+)*$",
     "description": "SRC > DST FLAGS [key=value…]: tcpdump flags (S, S., P., F., R, R., *, none); "
-                   "keys seq=, ack= (relative to the ISNs), len=, gap=LO..HI, at=LO..HI, dir=in|out, port=N (either end), ttl=N, ipid=N, df=0|1 (the IP header)",
+                   "keys seq=, ack= (relative to the ISNs), len=, gap=LO..HI, at=LO..HI, dir=in|out, port=N (either end), "
+                   "ttl=N, ipid=N, df=0|1 (the IP header)",
     "examples": ["client > server S", "server > client R. seq=0 ack=1"],
 }
 _TEXT: JSON = {"type": "string"}

@@ -30,10 +30,8 @@ SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestExceptio
 
 def explanation(exc: BaseException) -> str:
     """The engine's own words for a failed call, on one line."""
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
-        text = str(exc.explanation)
-    else:
-        text = str(exc) or type(exc).__name__
+    said = exc.explanation if isinstance(exc, docker.errors.APIError) else None
+    text = str(said or exc) or type(exc).__name__
     return " ".join(text.split())[:300]
 
 

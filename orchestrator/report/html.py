@@ -65,7 +65,7 @@ def svg_ladder(ladder: Ladder) -> str:
             body.append(_note(row, xs[lo], xs[hi], y, width))
     height = int(y + 26)
     head: list[str] = []
-    for p, x in zip(ladder.participants, xs):
+    for p, x in zip(ladder.participants, xs, strict=False):
         w = max(_w(p.name), _w(p.address or "")) + 24
         head.append(f'<g class="participant" data-name="{escape(p.name)}"'
                     + (' data-capture="yes"' if p.name in ladder.points else "") + ">"
@@ -234,7 +234,8 @@ def scenario_section(doc: Mapping[str, Any]) -> str:
     if events:
         parts.append(f"<details><summary>What the applications saw ({len(events)} calls)</summary>" + _table(
             ["t (s)", "host", "call", "socket", "outcome"],
-            [[f"{e.get('t', 0):.3f}".replace("-0.000", "0.000"), e.get("host"), e.get("call"), e.get("sock") or "", event_outcome(e)]
+            [[f"{e.get('t', 0):.3f}".replace("-0.000", "0.000"), e.get("host"), e.get("call"), e.get("sock") or "",
+              event_outcome(e)]
              for e in events], numeric=(0,), bad=[bool(e.get("errno")) for e in events]) + "</details>")
     counters = [[h, k, f"{val:+d}"] for h, d in doc.get("counters", {}).items() for k, val in sorted(d.items())]
     if counters:

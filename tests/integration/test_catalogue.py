@@ -19,7 +19,7 @@ def tshark(pcap: Path) -> list[dict[str, str]]:
                           "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.flags.str", "-e", "tcp.flags.syn",
                           "-e", "tcp.flags.ack", "-e", "tcp.flags.reset"], pcap)
     keys = ("src", "dst", "str", "syn", "ack", "rst")
-    return [dict(zip(keys, line.split(","))) for line in out.splitlines() if line]
+    return [dict(zip(keys, line.split(","), strict=False)) for line in out.splitlines() if line]
 
 
 def test_all_exits_zero_and_writes_the_run_files(catalogue_run: tuple[int, Path, str]) -> None:
@@ -38,7 +38,7 @@ def test_scenario_passes(catalogue_run: tuple[int, Path, str], scenario: str) ->
     failed = [c for c in doc["checks"] if not c["passed"]]
     assert doc["verdict"] == "passed", failed or doc["error"]
     assert doc["kernel"] and doc["hosts"] and doc["events"]
-    for host, cap in doc["captures"].items():
+    for _host, cap in doc["captures"].items():
         pcap = out / scenario / cap["file"]
         frames = read_capture(pcap)   # may hold no packet: the server behind a firewall sees none
         assert len(frames.packets) + frames.other == cap["captured"], f"{pcap} holds what tcpdump wrote"

@@ -138,7 +138,7 @@ def test_two_runs_at_once_both_pass(docker_client: docker.DockerClient, image_se
     procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / str(i))], cwd=ROOT, env=ENV,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=False):
         assert p.returncode == 0, out + err
     ids = [re.search(r"run ([0-9a-f]{8}):", out).group(1) for out, _ in outputs]  # type: ignore[union-attr]
     assert ids[0] != ids[1]

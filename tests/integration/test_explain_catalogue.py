@@ -62,7 +62,7 @@ def test_analysis_agrees_with_tshark(catalogue_run: tuple[int, Path, str], scena
         ours = read_capture(pcap).packets
         theirs = tshark_fields(pcap)
         assert len(ours) == len(theirs), f"{pcap.name}: {len(ours)} packets, tshark {len(theirs)}"
-        for p, (t, flags, seq, ack, length, sport, dport) in zip(ours, theirs):
+        for p, (t, flags, seq, ack, length, sport, dport) in zip(ours, theirs, strict=False):
             bits = int(flags, 16)
             assert abs(p.time - float(t)) < 1e-5
             assert (p.is_syn, p.has_ack, p.is_rst, p.is_fin) == (bool(bits & 2), bool(bits & 16), bool(bits & 4),

@@ -113,7 +113,7 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
 
 @pytest.fixture(scope="module")
 def run_folder(catalogue_run: tuple[int, Path, str]) -> Path:
-    status, out, console = catalogue_run
+    _status, out, console = catalogue_run
     assert (out / "index.html").is_file(), console
     return out
 

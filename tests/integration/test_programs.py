@@ -51,11 +51,13 @@ def test_a_compiler_error_is_one_line_exit_2_and_nothing_starts(image_set: Image
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.c").write_text("int main(void)\n{\n    return missing;\n}\n")
     scenario = tmp_path / "compile-error-case.yaml"
-    scenario.write_text("hosts: [client]\nbuild: {client: [broken.c]}\nsteps:\n  - {host: client, call: exec, argv: [/tmp/files/broken]}\n")
+    scenario.write_text("hosts: [client]\nbuild: {client: [broken.c]}\n"
+                        "steps:\n  - {host: client, call: exec, argv: [/tmp/files/broken]}\n")
     status, text = run("run", str(scenario), "--out", str(tmp_path / "out"))
     err = capsys.readouterr().err
     assert status == 2, text + err
-    assert err.startswith("error: broken.c does not compile: broken.c:3:12: error: 'missing' undeclared") and err.count("\n") == 1, err
+    assert err.startswith("error: broken.c does not compile: broken.c:3:12: error: 'missing' undeclared"), err
+    assert err.count("\n") == 1, err
     assert not re.search(r"^run [0-9a-f]{8}:", text, re.MULTILINE), "no scenario was started"
     assert not engine.lab_objects(docker_client, f"{engine.SCENARIO}=compile-error-case")
     assert not list(cache.rglob("broken"))
@@ -64,7 +66,8 @@ def test_a_compiler_error_is_one_line_exit_2_and_nothing_starts(image_set: Image
 def test_a_static_binary_from_elsewhere_runs_as_is(image_set: ImageSet, tmp_path: Path,
                                                    docker_client: docker.DockerClient) -> None:
     """Built outside the scenario (as Go, Rust or gcc -static would), listed under files:, mode kept."""
-    source = BuildSource("client", "hello.c", b'#include <stdio.h>\nint main(void){puts("hello from a static binary");return 7;}\n',
+    source = BuildSource("client", "hello.c",
+                         b'#include <stdio.h>\nint main(void){puts("hello from a static binary");return 7;}\n',
                          ("-O2",), "hello")
     image = builder.images.ensure_image(docker_client, catalog.IMAGES_DIR / "builder", "tests", lambda line: None)
     run_id = engine.new_run_id()

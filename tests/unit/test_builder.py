@@ -67,7 +67,8 @@ def test_the_digest_changes_with_source_flags_and_image() -> None:
                builder.build_digest("img:1", BuildSource("client", "p.c", a.content, ("-O0",), "p")),
                builder.build_digest("img:2", a)}
     assert len(digests) == 4
-    assert builder.build_digest("img:1", a) == builder.build_digest("img:1", BuildSource("server", "p.c", a.content, ("-O2",), "p"))
+    same_elsewhere = BuildSource("server", "p.c", a.content, ("-O2",), "p")
+    assert builder.build_digest("img:1", a) == builder.build_digest("img:1", same_elsewhere)
 
 
 def test_a_cached_build_compiles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +92,8 @@ def test_a_cached_build_compiles_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
 @pytest.mark.parametrize("output, first", [
     (("/build/src/bad.c: In function 'main':\n/build/src/bad.c:3:5: error: 'x' undeclared (first use in this function)\n"
-      "/build/src/bad.c:4:1: error: expected ';' before '}' token\n"), "bad.c:3:5: error: 'x' undeclared (first use in this function)"),
+      "/build/src/bad.c:4:1: error: expected ';' before '}' token\n"),
+     "bad.c:3:5: error: 'x' undeclared (first use in this function)"),
     (("/usr/bin/ld: /tmp/cc.o: in function `main':\nbad.c:(.text+0x5): undefined reference to `nope'\n"
       "collect2: error: ld returned 1 exit status\n"), "collect2: error: ld returned 1 exit status"),
     ("", "the compiler failed without a message"),

@@ -16,8 +16,8 @@ from rich.console import Console
 from orchestrator.cli import main
 from orchestrator.model import CallStep, RestartStep, SleepStep
 from orchestrator.report import html, pages, results_folder
-from orchestrator.report.document import describe_step, run_summary
 from orchestrator.report.console import ladder_lines
+from orchestrator.report.document import describe_step, run_summary
 from orchestrator.report.ladder import MAX_ARROWS, Note, build_ladder, default_point
 
 HOSTS = {"client": {"address": "10.213.7.10"}, "router": {"address": "10.213.7.200"},

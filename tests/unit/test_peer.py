@@ -136,7 +136,7 @@ def test_round_trip(agent):
     assert conn["result"]["peer"] == [LO, port]
     assert conn["errno"] is None and conn["error"] is None
     assert conn["start"] <= conn["end"]
-    acc = agent.ok("accept", sock="l", **{"as_": "s"})
+    acc = agent.ok("accept", sock="l", as_="s")
     assert acc["result"]["peer"] == conn["result"]["local"]
     assert acc["result"]["local"] == [LO, port]
 

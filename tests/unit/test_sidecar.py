@@ -85,7 +85,7 @@ def test_the_pcap_is_stdout_in_order_and_the_counts_come_from_stderr(engine: Fak
 def test_finish_waits_for_tcpdump_to_exit(engine: FakeEngine) -> None:
     stream = CaptureStream(engine, "cid", "server")
     engine.container.sendall(frame(1, PCAP_HEADER) + frame(2, END.encode()))
-    with pytest.raises(LabRuntimeError, match="server: tcpdump took more than 0.2 s to stop"):
+    with pytest.raises(LabRuntimeError, match=r"server: tcpdump took more than 0\.2 s to stop"):
         stream.finish(0.2)
     threading.Timer(0.1, engine.container.close).start()
     assert stream.finish(2).data == PCAP_HEADER
@@ -95,7 +95,7 @@ def test_tcpdump_exiting_before_it_listens_is_an_error_with_its_message(engine: 
     stream = CaptureStream(engine, "cid", "router")
     engine.container.sendall(frame(2, b"tcpdump: any: You don't have permission to capture on that device\n"))
     engine.container.close()
-    with pytest.raises(LabRuntimeError, match="router: tcpdump exited before start listening .*permission"):
+    with pytest.raises(LabRuntimeError, match=r"router: tcpdump exited before start listening .*permission"):
         stream.wait_listening(2)
     assert stream.closed
 
