@@ -57,6 +57,9 @@ expect:
       - {{call: recv, sock: c, errno: ECONNRESET}}
   counters:                        # kernel counter deltas over the run (nstat names)
     server: {{TcpExtTCPAbortOnClose: 1}}
+  reasons:                         # why each host's TCP sent its RSTs, in the kernel's words (tcp:tcp_send_reset)
+    server: [TCP_ABORT_ON_CLOSE]   # tcp_close found unread data
+    client: []                     # the client's TCP sends none
 """
 
 
