@@ -69,8 +69,11 @@ def _rst_key(p: Packet) -> tuple[str, int, str, int, str, int]:
 
 
 def merged_frames(pcaps: Mapping[str, bytes], names: Mapping[str, str], scenario: Scenario | None = None,
-                  reasons: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, int], list[Frame]]:
-    """(interfaces in path order, their link types, every frame in time order with its comment)."""
+                  reasons: Mapping[str, str] | None = None, kernel: Mapping[str, Mapping[int, str]] | None = None,
+                  ) -> tuple[list[str], dict[str, int], list[Frame]]:
+    """(interfaces in path order, their link types, every frame in time order with its comment).
+
+    `kernel`: point -> packet index -> the witness's words on that RST; `reasons`: host -> its RSTs' reasons."""
     points = lifelines(list(pcaps))
     linktypes: dict[str, int] = {}
     raw: dict[str, list[tuple[float, bytes]]] = {}
@@ -98,7 +101,10 @@ def merged_frames(pcaps: Mapping[str, bytes], names: Mapping[str, str], scenario
                 if p.is_rst:
                     sender = names.get(p.src, p.src)
                     comment.append(f"RST {p.flags} carrying {sender}'s address, seen at {point}")
-                    if reasons and sender in reasons:
+                    said = (kernel or {}).get(point, {}).get(p.index)
+                    if said:
+                        comment.append(said)
+                    elif reasons and sender in reasons:
                         comment.append(f"kernel: {reasons[sender]}")
                     own = causes[point].get(p.index, "")
                     better = decided.get(_rst_key(p), "")
@@ -136,12 +142,14 @@ def write_pcapng(points: Sequence[str], linktypes: Mapping[str, int], frames: Se
 
 
 def annotated_capture(pcaps: Mapping[str, bytes], names: Mapping[str, str], scenario: Scenario | None = None,
-                      reasons: Mapping[str, str] | None = None) -> bytes:
+                      reasons: Mapping[str, str] | None = None,
+                      kernel: Mapping[str, Mapping[int, str]] | None = None) -> bytes:
     """Every capture point of a scenario as one commented pcapng (see the module's docstring).
 
     Raises CaptureError for a capture that cannot be read (e.g. cut short when its sidecar died)."""
     try:
-        points, linktypes, frames = merged_frames({p: d for p, d in pcaps.items() if d}, names, scenario, reasons)
+        points, linktypes, frames = merged_frames({p: d for p, d in pcaps.items() if d}, names, scenario, reasons,
+                                                  kernel)
     except (dpkt.Error, ValueError) as exc:
         raise CaptureError(f"cannot merge the captures: {exc}") from None
     return write_pcapng(points, linktypes, frames)

@@ -272,7 +272,7 @@ def _kernel_reason(p: Mapping[str, Any]) -> str | None:
             if value.get("reason"):
                 return str(value["reason"])
             if value.get("sent_by_tcp_stack") is False:
-                return "no TCP stack sent it"
+                return f"not sent by {value.get('sender') or p.get('src')}'s TCP"
         elif isinstance(value, str) and value:
             return value
     return None

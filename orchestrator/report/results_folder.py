@@ -44,7 +44,9 @@ def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> ResultDocu
     (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
     if result.pcaps:
         try:
-            merged = annotated_capture(result.pcaps, result.names, result.scenario, kernel_reasons(doc))
+            said = {point: {i: str(r["kernel"].get("text", "")) for i, r in enumerate(records) if "kernel" in r}
+                    for point, records in doc["packets"].items()}
+            merged = annotated_capture(result.pcaps, result.names, result.scenario, kernel_reasons(doc), said)
         except CaptureError:
             pass        # a capture cut short (its sidecar died): the run says so; the per-point files stay
         else:
