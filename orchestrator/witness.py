@@ -90,20 +90,24 @@ def parse_trace(text: str) -> list[KernelEvent]:
 
 
 UNBOUND = "0.0.0.0"
-LISTENER_WINDOW = 0.05    # s: a listener's RST and the peer socket's tcp_receive_reset this close are one RST
+LISTENER_WINDOW = 1.0     # s: a listener's RST and the nearest tcp_receive_reset from its port this close are one
+#                           RST (the peer takes it from the backlog queue's softirq, late on a loaded machine)
 
 
 def _listener_resets_placed(events: list[KernelEvent]) -> list[KernelEvent]:
     """A RST a listener sends (tcp_check_req's embryonic_reset passes the listening socket) is traced
-    with the listener's addresses: `src=0.0.0.0:PORT dest=0.0.0.0:0`, no host to attribute it to. The
-    socket that took it names the connection: a tcp_receive_reset from PORT within LISTENER_WINDOW."""
+    with the listener's addresses: `src=0.0.0.0:PORT dest=0.0.0.0:0` (or its bound address), no
+    connection to match on the wire and maybe no host to attribute it to. The
+    socket that took it names the connection: the nearest tcp_receive_reset from PORT within LISTENER_WINDOW."""
     taken = [e for e in events if e.event == RECEIVE]
     used: set[int] = set()
     out = []
     for e in events:
-        if e.event == SEND and e.local == UNBOUND:
-            match = next((i for i, r in enumerate(taken) if i not in used and r.remote_port == e.local_port
-                          and abs(r.time - e.time) <= LISTENER_WINDOW), None)
+        if e.event == SEND and e.remote == UNBOUND and e.remote_port == 0:
+            near = [(abs(r.time - e.time), i) for i, r in enumerate(taken) if i not in used
+                    and r.remote_port == e.local_port and e.local in (UNBOUND, r.remote)
+                    and abs(r.time - e.time) <= LISTENER_WINDOW]
+            match = min(near)[1] if near else None
             if match is not None:
                 used.add(match)
                 r = taken[match]

@@ -267,14 +267,16 @@ def test_the_mapping_names_only_explain_causes() -> None:
 def test_a_listeners_rst_is_given_the_connection_the_peer_took_it_on() -> None:
     """tcp_check_req (abort_on_overflow) resets with the listener: the tracepoint has only 0.0.0.0:PORT."""
     text = "\n".join([
+        "  python3-1 [000] ..... 4018.100000: tcp_receive_reset: family=AF_INET sport=40011 dport=8000 "
+        "saddr=10.213.209.10 daddr=10.213.209.70 saddrv6=::1 daddrv6=::1 sock_cookie=2",   # farther: not it
         "  python3-1 [000] ..s1. 4018.700430: tcp_send_reset: skbaddr=00000000ab skaddr=00000000cd "
         "src=0.0.0.0:8000 dest=0.0.0.0:0 state=TCP_LISTEN reason=INVALID_SYN",
         "  python3-1 [000] ..... 4018.700435: tcp_receive_reset: family=AF_INET sport=40013 dport=8000 "
         "saddr=10.213.209.10 daddr=10.213.209.80 saddrv6=::1 daddrv6=::1 sock_cookie=1",
-        "  python3-1 [000] ..s1. 4019.900000: tcp_send_reset: skbaddr=00000000ab skaddr=00000000cd "
+        "  python3-1 [000] ..s1. 4021.900000: tcp_send_reset: skbaddr=00000000ab skaddr=00000000cd "
         "src=0.0.0.0:8000 dest=0.0.0.0:0 state=TCP_LISTEN reason=INVALID_SYN",   # nobody took this one
     ])
-    first, _, lost = parse_trace(text)
+    _, first, _, lost = parse_trace(text)
     assert first.key == ("10.213.209.80", 8000, "10.213.209.10", 40013) and first.reason == "INVALID_SYN"
     assert first.state == "TCP_LISTEN"
     assert lost.local == "0.0.0.0"
@@ -293,3 +295,14 @@ def test_a_rst_translated_on_the_path_is_still_its_senders() -> None:
     assert w.text() == "kernel: NO_SOCKET (no socket), sent by server's TCP, addresses translated on the path"
     (w,) = witness_packets([p], [], hosts).values()
     assert w.forged and w.sender == "router"
+
+
+def test_a_listener_bound_to_its_address_is_matched_to_the_wire_too() -> None:
+    text = "\n".join([
+        "  tcpdump-7037 [001] .Ns1. 5628.364234: tcp_send_reset: skbaddr=000000009618d23b skaddr=00000000ca917179 "
+        "src=10.213.158.80:8000 dest=0.0.0.0:0 state=TCP_LISTEN reason=INVALID_SYN",
+        "  tcpdump-7037 [001] .Ns2. 5628.364258: tcp_receive_reset: family=AF_INET sport=40013 dport=8000 "
+        "saddr=10.213.158.10 daddr=10.213.158.80 saddrv6=::1 daddrv6=::1 sock_cookie=1",
+    ])
+    sent, _ = parse_trace(text)
+    assert sent.key == ("10.213.158.80", 8000, "10.213.158.10", 40013)
