@@ -97,6 +97,8 @@ class LiveRun:
                 style = "yellow" if expected and elapsed > 1.5 * expected + 2 else ""
                 table.add_row(r.scenario.id, Text(timing, style=style),
                               r.detail or PHASE_WORDS.get(r.phase, r.phase))
+            if not rows and self._overall.tasks[0].finished:   # the last scenario is done; teardown goes on
+                table.add_row("", "", Text("removing what the run made", style="dim"))
             return Group(table, self._overall)
 
 

@@ -56,6 +56,13 @@ def test_running_rows_show_phase_step_and_time_against_the_expected() -> None:
     text = captured.get()
     assert done == [s[0].id] and "1/3" in text
     assert not any(line.startswith(s[0].id) for line in text.splitlines()), "finished: no longer a running row"
+    assert "removing what the run made" not in text
+
+    for other in s[1:]:
+        live.update(Progress(other, "done", clock.now, result=ScenarioResult(scenario=other)))
+    with console.capture() as captured:
+        console.print(live._render())
+    assert "3/3" in captured.get() and "removing what the run made" in captured.get()
 
 
 def test_leaving_the_display_on_an_interrupt_restores_the_cursor() -> None:
