@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--at", action="append", default=[], metavar="ADDRESS",
                     help="an address of the host the capture was taken on (repeatable): tells whether a RST "
                          "that host sent was its own or forged in another host's name")
+    ex.add_argument("--all", action="store_true", dest="every",
+                    help="print every connection, not one per incident (same verdict, same two hosts)")
     ex.add_argument("--annotate", type=Path, metavar="OUT.pcapng",
                     help="write the capture back as pcapng with a comment on each explained RST (one FILE)")
     return p
@@ -257,7 +259,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             if r.truncated:
                 print(f"warning: {r.path} is truncated: explained up to the cut", file=sys.stderr)
     else:
-        ctx.report.explanations(results)
+        ctx.report.explanations(results, every=args.every)
     return ExitStatus.OK
 
 

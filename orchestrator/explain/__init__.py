@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .analysis import explain_capture, explain_file, explain_packets
 from .causes import CAUSES
+from .incidents import Incident, incidents
 from .result import (
                      AMBIGUOUS,
                      SILENT_DROP,
@@ -37,8 +38,10 @@ __all__ = [
     "CaptureExplanation",
     "Evidence",
     "Explanation",
+    "Incident",
     "endpoint",
     "explain_capture",
     "explain_file",
     "explain_packets",
+    "incidents",
 ]

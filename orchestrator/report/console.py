@@ -137,8 +137,12 @@ class ConsoleReport:
                     self.console.print(f"  [red]✗[/red] {c['kind']} @ {c['subject']}: expected {c['expected']}\n"
                                        f"      observed {c['observed']}", highlight=False)
 
-    def explanations(self, results: Sequence[CaptureExplanation]) -> None:
-        """`explain FILE…`: per file, every reset or failed connection with its cause and evidence."""
+    def explanations(self, results: Sequence[CaptureExplanation], every: bool = False) -> None:
+        """`explain FILE…`: per file, the summary first (connections, resets by cause, what kind
+        of capture), then each incident (the same verdict between the same two hosts) with its
+        most telling connection in full; `every` prints every connection instead."""
+        from ..explain import incidents
+
         counts: dict[str, int] = {}
         with self._lock:
             for r in results:
@@ -148,11 +152,35 @@ class ConsoleReport:
                 if r.other:
                     head.append(f" ({r.other} frames that are not TCP ignored)", style="dim")
                 self.console.print(head)
+                mine: dict[str, int] = {}
+                for e in r.explanations:
+                    mine[e.cause] = mine.get(e.cause, 0) + 1
+                    counts[e.cause] = counts.get(e.cause, 0) + 1
+                if mine:
+                    self.console.print(Text("  by cause: " + ", ".join(
+                        f"{cause} {n}" for cause, n in sorted(mine.items(), key=lambda kv: (-kv[1], kv[0])))))
+                for note in r.notes:
+                    self.console.print(Text(f"  {note}", style="yellow"))
                 if r.truncated:
                     self.console.print(Text("  the file is truncated: explained up to the cut", style="yellow"))
-                for e in r.explanations:
-                    counts[e.cause] = counts.get(e.cause, 0) + 1
-                    self._explanation(e, r.t0)
+                if every:
+                    for e in r.explanations:
+                        self._explanation(e, r.t0)
+                else:
+                    for inc in incidents(r.explanations):
+                        if inc.count <= FOLD_ABOVE:          # a few: each one is worth reading
+                            for e in inc.connections:
+                                self._explanation(e, r.t0)
+                            continue
+                        lo, hi = inc.ports()
+                        first, last = inc.span()
+                        ports = f"port {lo}" if lo == hi else f"ports {lo}–{hi}"
+                        meaning = inc.meaning()
+                        self.console.print(Text.assemble(
+                            "  ", (f"{inc.count} connections", "bold"), f" {inc.client} > {inc.server} "
+                            f"({ports}, over {last - first:.1f} s): ", (inc.cause, cause_style(inc.cause)),
+                            f": {meaning}" if meaning else "", "; the most telling one (--all lists every one):"))
+                        self._explanation(inc.example, r.t0)
                 self.console.print()
             if sum(counts.values()) > 1:
                 table = Table(title="causes")
@@ -185,6 +213,9 @@ class ConsoleReport:
                 self.console.print(Text(f"      tells it apart: {c.tell}", style="dim"))
         for note in e.notes:
             self.console.print(Text(f"    note: {note}", style="dim"))
+
+
+FOLD_ABOVE = 3   # an incident of more connections than this shows its most telling one only
 
 
 def cause_style(cause: str) -> str:

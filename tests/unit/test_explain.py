@@ -879,3 +879,37 @@ def test_an_icmp_error_about_the_syn_is_reported() -> None:
     (e,) = result.explanations
     assert e.cause == SILENT_DROP and "10.0.0.254 answered it with ICMP" in e.sentence
     assert any("ICMP destination unreachable" in n for n in result.notes)
+
+
+# --- for people: the summary first, incidents grouped (issue 22) --------------------------------
+
+WILD = ROOT.parent / "shared" / "pcaps" / "wild"
+
+
+def test_a_scan_is_one_incident_named_in_the_first_lines() -> None:
+    proc = cli("explain", str(WILD / "w03.pcapng"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) <= 60
+    head = "\n".join(lines[:5])
+    assert "silent-drop 1986" in head and "1986 connections 172.16.0.8 > 64.13.134.52" in head
+    assert "a port scan against a host that filters" in head
+    every = cli("explain", "--all", str(WILD / "w03.pcapng")).stdout
+    assert every.count("silent-drop  zeek S0 S") == 1986
+
+
+def test_a_few_resets_are_each_shown_by_default() -> None:
+    result = explain_file(str(WILD / "w06.pcap"))
+    out = cli("explain", str(WILD / "w06.pcap")).stdout
+    assert len(result.explanations) == 7
+    for e in result.explanations:
+        assert f"{e.endpoints[0]} > {e.endpoints[1]}" in out
+
+
+def test_incidents_group_by_verdict_and_host_pair() -> None:
+    from orchestrator.explain import incidents
+
+    result = explain_file(str(WILD / "w03.pcapng"))
+    groups = incidents(result.explanations)
+    assert [(g.cause, g.count) for g in groups] == [(SILENT_DROP, 1986), ("closed-port", 5)]
+    assert groups[0].ports() == (1, 65389) and groups[0].meaning().startswith("a port scan")
