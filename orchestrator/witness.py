@@ -263,8 +263,9 @@ EXPLAIN_CAUSES_BY_REASON: dict[str, frozenset[str]] = {
     # __tcp_close with unread data in the receive queue
     "TCP_ABORT_ON_CLOSE": frozenset({"unread-data-close"}),
     # tcp_disconnect on a synchronized socket: SO_LINGER {1, 0} close, a listener closed
-    # with connections queued (inet_child_forget), tcp_abort (ss -K)
-    "TCP_STATE": frozenset({"linger-abort", "listener-close-backlog"}),
+    # with connections queued (inet_child_forget), tcp_abort (ss -K); and the client that
+    # aborts a connection a full accept queue never delivered (tcp_abort_on_overflow = 0)
+    "TCP_STATE": frozenset({"linger-abort", "listener-close-backlog", "accept-queue-overflow"}),
     # data for a FIN_WAIT2 timewait socket (tcp_timewait_state_process: TCP_TW_RST)
     "TCP_TIMEWAIT_SOCKET": frozenset({"data-after-close"}),
     # data for a full socket that was shut down for reading (tcp_rcv_state_process)

@@ -41,8 +41,12 @@ def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Pa
         assert any(expected == cause or expected in candidates for cause, candidates in found), \
             f"{scenario} at {point}: {found}"
         decided_somewhere |= any(cause == expected for cause, _ in found)
-    # fin-wait2-timeout: the same bare RST as data-after-close; only the silence tells, not decides
-    ambiguous_on_the_wire = {"unread-data-close", "linger-abort", "listener-close-backlog", "fin-wait2-timeout"}
+    # fin-wait2-timeout and data-after-close send the same bare RST: a timewait socket in FIN_WAIT2
+    # (TCP_TIMEWAIT_SOCKET) or none after it expired (NO_SOCKET); once the late data comes a second or
+    # more after the FIN (the data-after-close scenario waits for FIN-WAIT-2 first, 1.5 s under load),
+    # only the kernel's reason decides (test_explain_kernel agrees with either candidate)
+    ambiguous_on_the_wire = {"unread-data-close", "linger-abort", "listener-close-backlog", "fin-wait2-timeout",
+                             "data-after-close"}
     assert decided_somewhere or expected in ambiguous_on_the_wire, \
         f"{scenario}: no capture point decides {expected}"
 
