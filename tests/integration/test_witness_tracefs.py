@@ -129,5 +129,5 @@ def test_a_witnessed_run_gives_each_rst_its_reason(image_set: object, tmp_path: 
     assert words == ["kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE); client took it in TCP_ESTABLISHED"] * 2
     show = io.StringIO()
     assert main(["show", "unread-data-close", "--out", str(tmp_path)], console=Console(file=show, width=200)) == 0
-    assert "RST+ACK from server — kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE)" in show.getvalue()
+    assert "RST+ACK from server · kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE)" in show.getvalue()
     assert "kernel witness off" not in buffer.getvalue()
