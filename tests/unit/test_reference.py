@@ -51,7 +51,9 @@ def recheck(folder: Path, scenario: Scenario) -> list[Check]:
         packets[point] = [p for p in read_capture(path).packets if p.direction != "other"]
         stats = doc["captures"][point]
         checks.append(check_capture_integrity(point, stats["captured"], stats["received"], stats["dropped"]))
-    checks += check_scenario(scenario, packets, names, doc["events"], doc["counters"])
+    witness = doc["kernel_witness"]
+    reasons = witness["reasons"] if witness["watched"] else None   # the reference run was witnessed: re-check them too
+    checks += check_scenario(scenario, packets, names, doc["events"], doc["counters"], reasons, witness["why_not"] or "")
     return checks
 
 
@@ -134,6 +136,8 @@ def closed_port_files(folder: Path, answered: bool = True) -> Path:
                     "t": -0.0001}],
         "counters": {"client": {"TcpAttemptFails": 1, "TcpOutRsts": 0}, "server": {"TcpOutRsts": 1 if answered else 0}},
         "packets": {},
+        "kernel_witness": {"watched": True, "why_not": None, "events": [],
+                           "reasons": {"client": [], "router": [], "server": ["NO_SOCKET"] if answered else []}},
     }
     (folder / "result.json").write_text(json.dumps(doc))
     return folder
@@ -143,13 +147,14 @@ def test_recheck_of_files_that_fit(tmp_path: Path) -> None:
     checks = recheck(closed_port_files(tmp_path / "closed-port"), catalogue()["closed-port"])
     assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
     kinds = {c.kind for c in checks}
-    assert {"capture", "packets", "app", "counter"} <= kinds
+    assert {"capture", "packets", "app", "counter", "reasons"} <= kinds
 
 
 def test_recheck_catches_drift(tmp_path: Path) -> None:
     checks = recheck(closed_port_files(tmp_path / "closed-port", answered=False), catalogue()["closed-port"])
     failed = {(c.kind, c.subject) for c in checks if not c.passed}
-    assert {("packets", "client"), ("packets", "server"), ("app", "client"), ("counter", "server")} <= failed
+    assert {("packets", "client"), ("packets", "server"), ("app", "client"), ("counter", "server"),
+            ("reasons", "server")} <= failed
 
 
 def test_a_missing_capture_is_reported(tmp_path: Path) -> None:
