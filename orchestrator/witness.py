@@ -189,6 +189,21 @@ def event_from_record(record: Mapping[str, Any]) -> KernelEvent:
                        oldstate=record.get("oldstate"), newstate=record.get("newstate"))
 
 
+# Reasons given only by tcp_send_active_reset, which always sets ACK (TCPHDR_ACK | TCPHDR_RST): a bare
+# RST on the wire was never one of them. Such a RST can also be traced and never reach the wire (dropped
+# by its host's own OUTPUT chain, as challenge-ack's ss -K is), so the n-th RST is not always the n-th event.
+ACTIVE_RESET_REASONS = frozenset({"TCP_ABORT_ON_CLOSE", "TCP_ABORT_ON_LINGER", "TCP_ABORT_ON_MEMORY", "TCP_STATE",
+                                  "TCP_KEEPALIVE_TIMEOUT", "TCP_DISCONNECT_WITH_DATA"})
+
+
+def _next_event(pending: list[KernelEvent], p: Packet) -> KernelEvent | None:
+    """Take the first of a four-tuple's untaken send events that could have sent `p` (see ACTIVE_RESET_REASONS)."""
+    for i, e in enumerate(pending):
+        if p.has_ack or e.reason not in ACTIVE_RESET_REASONS:
+            return pending.pop(i)
+    return None
+
+
 def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
                     hosts: Mapping[str, str]) -> dict[int, RstWitness]:
     """Each RST of one capture point (by packet index) with the kernel's word on it.
@@ -224,8 +239,7 @@ def witness_packets(packets: Sequence[Packet], events: Sequence[KernelEvent],
         back = (p.dst, p.dport, p.src, p.sport)
         n = seen[key]
         seen[key] += 1
-        match = sent.get(key, [])
-        event = match[n] if n < len(match) else None
+        event = _next_event(sent.get(key, []), p)
         translated = False
         if event is None:   # NAT on the path: the sender's event has other addresses or ports
             spare = [e for e in events if e.event == SEND and id(e) not in claimed and e.key not in sent_here]
@@ -273,6 +287,8 @@ EXPLAIN_CAUSES_BY_REASON: dict[str, frozenset[str]] = {
     # tcp_keepalive_timer: probes unanswered
     "TCP_KEEPALIVE_TIMEOUT": frozenset({"keepalive-timeout"}),
     # netfilter REJECT --reject-with tcp-reset, a middlebox
+    # tcp_rcv_synsent_state_process: an ACK in SYN_SENT that does not acknowledge our SYN (a challenge ACK)
+    "TCP_INVALID_ACK_SEQUENCE": frozenset({"challenge-ack"}),
     FORGED: frozenset({"firewall-reset"}),
 }
 

@@ -21,7 +21,7 @@ CAUSE = {"sndtimeo-connect": "connect-timeout", "reset-vs-broken-pipe": "data-af
          "middlebox-injection": "firewall-reset"}
 # Scenarios whose cause explain does not know yet (issue 17 item 3): strict xfail, so the
 # test says so and fails the day explain learns them without this list being updated.
-NOT_YET = {"challenge-ack", "socket-destroy", "lb-idle-reset", "conntrack-invalid-unnat",
+NOT_YET = {"socket-destroy", "lb-idle-reset", "conntrack-invalid-unnat",
            "conntrack-invalid-liberal"}
 
 

@@ -228,11 +228,9 @@ def test_every_scenario_has_its_merged_annotated_pcapng_that_tshark_reads(run_fo
         doc = json.loads((folder / "result.json").read_text())
         merged = folder / f"{folder.name}.pcapng"
         assert merged.is_file(), f"{folder.name}: no merged capture"
-        out = subprocess.run(["tshark", "-r", str(merged), "-T", "fields", "-E", "separator=\t", "-e",
-                              "frame.interface_name", "-e", "tcp.flags.reset", "-e", "frame.comment"],
-                             check=False, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        rows = [[*line.split("\t"), "", ""][:3] for line in out.stdout.splitlines()]
+        out = oracles.tshark(["-r", str(merged), "-T", "fields", "-E", "separator=\t", "-e",
+                              "frame.interface_name", "-e", "tcp.flags.reset", "-e", "frame.comment"], merged)
+        rows = [[*line.split("\t"), "", ""][:3] for line in out.splitlines()]
         per_point = {p: c["captured"] for p, c in doc["captures"].items()}
         assert len(rows) == sum(per_point.values()), f"{folder.name}: every frame of every point, once"
         assert {r[0] for r in rows} <= set(per_point), f"{folder.name}: interfaces named after the points"

@@ -3,12 +3,12 @@ who sent each RST, and the forged RSTs' IP header."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests import oracles
 
 FIELDS = ("ip.src", "ip.dst", "ip.ttl", "ip.id", "ip.flags.df", "tcp.srcport", "tcp.dstport", "tcp.flags.reset",
           "tcp.len")
@@ -16,12 +16,10 @@ FIELDS = ("ip.src", "ip.dst", "ip.ttl", "ip.id", "ip.flags.df", "tcp.srcport", "
 
 def packets(pcap: Path) -> list[dict[str, str]]:
     """Each TCP packet's addresses, IP header fields, ports, RST flag and payload length, as tshark reads them."""
-    if shutil.which("tshark") is None:
-        pytest.fail("tshark is needed as the independent oracle (apt-get install tshark)")
-    cmd = ["tshark", "-r", str(pcap), "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
+    cmd = ["-r", str(pcap), "-Y", "tcp", "-T", "fields", "-E", "separator=,"]
     for f in FIELDS:
         cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = oracles.tshark(cmd, pcap)   # installed here, or in the tools container (tests/oracles.py)
     return [dict(zip(FIELDS, line.split(","), strict=True)) for line in out.splitlines() if line]
 
 

@@ -2,16 +2,14 @@
 tshark (the oracle) reads back as frame.comment."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from orchestrator.capture import read_capture
 from orchestrator.explain import explain_file
 from orchestrator.report.annotate import annotate
+from tests import oracles
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
@@ -19,9 +17,8 @@ WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 
 
 def _tshark(path: Path, *args: str) -> str:
-    if shutil.which("tshark") is None:
-        pytest.fail("tshark is the oracle here (apt-get install tshark)")
-    return subprocess.run(["tshark", "-r", str(path), *args], capture_output=True, text=True, check=True).stdout
+    """tshark installed here, or in the tools container (tests/oracles.py)."""
+    return oracles.tshark(["-r", str(path), *args], path)
 
 
 def test_the_rst_carries_its_cause_as_a_packet_comment(tmp_path: Path) -> None:

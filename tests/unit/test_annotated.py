@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from orchestrator import catalog
 from orchestrator.capture import parse_capture_bytes, read_capture
 from orchestrator.report.annotated import annotated_capture
 from orchestrator.report.ladder import kernel_reasons
+from tests import oracles
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / "captures" / "reference"
@@ -19,13 +18,10 @@ FOLDERS = sorted(p.parent for p in REFERENCE.glob("*/result.json"))
 
 
 def tshark(path: Path, *fields: str) -> list[list[str]]:
-    if not shutil.which("tshark"):
-        pytest.fail("tshark is needed (apt-get install tshark; .ci/run does)")
-    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-E", "separator=\t",
-                          *(a for f in fields for a in ("-e", f))], check=False, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [line.split("\t") for line in out.stdout.splitlines()]
+    """tshark installed here, or in the tools container (tests/oracles.py)."""
+    out = oracles.tshark(["-r", str(path), "-T", "fields", "-E", "separator=\t",
+                          *(a for f in fields for a in ("-e", f))], path)
+    return [line.split("\t") for line in out.splitlines()]
 
 
 def merged(folder: Path, tmp_path: Path) -> tuple[Path, dict]:

@@ -913,3 +913,15 @@ def test_incidents_group_by_verdict_and_host_pair() -> None:
     groups = incidents(result.explanations)
     assert [(g.cause, g.count) for g in groups] == [(SILENT_DROP, 1986), ("closed-port", 5)]
     assert groups[0].ports() == (1, 65389) and groups[0].meaning().startswith("a port scan")
+
+
+@pytest.mark.parametrize("point", ["client", "server"])
+def test_challenge_ack_is_told_by_the_bare_ack_to_a_fresh_syn(point: str) -> None:
+    """The reference run of challenge-ack: the client's RST answers the server's challenge ACK (RFC 5961 §4);
+    the kernel's reason for it is TCP_INVALID_ACK_SEQUENCE, which allows only challenge-ack."""
+    from orchestrator.witness import EXPLAIN_CAUSES_BY_REASON
+
+    path = ROOT / "captures" / "reference" / "challenge-ack" / f"{point}.pcap"
+    causes = [e.cause for e in explain_capture(read_capture(path)).explanations if e.rst_time is not None]
+    assert causes == ["challenge-ack"]
+    assert EXPLAIN_CAUSES_BY_REASON["TCP_INVALID_ACK_SEQUENCE"] == {"challenge-ack"}

@@ -2,14 +2,13 @@
 explained without an error, and the reader agrees with tshark on every TCP packet and RST."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from orchestrator.capture import read_capture
 from orchestrator.explain import explain_capture
+from tests import oracles
 from tests.conftest import ROOT
 
 WILD = ROOT.parent / "shared" / "pcaps" / "wild"
@@ -21,11 +20,8 @@ def test_the_wild_captures_are_there() -> None:
 
 
 def _tshark_count(path: Path, display_filter: str) -> int:
-    if shutil.which("tshark") is None:
-        pytest.fail("tshark is the oracle here (apt-get install tshark)")
-    out = subprocess.run(["tshark", "-r", str(path), "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.count("\n")
+    """tshark installed here, or in the tools container (tests/oracles.py)."""
+    return oracles.tshark(["-r", str(path), "-Y", display_filter, "-T", "fields", "-e", "frame.number"], path).count("\n")
 
 
 @pytest.mark.parametrize("name", FILES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..verdict import Cause
 from . import (
                accept_queue_overflow,  # before peer-restart: the repeated SYN/ACK decides it
+               challenge_ack,
                closed_port,
                connect_timeout,
                data_after_close,
@@ -30,6 +31,7 @@ REGISTRY: tuple[Cause, ...] = (
     closed_port,
     connect_timeout,
     accept_queue_overflow,     # before peer-restart: the repeated SYN/ACK decides it
+    challenge_ack,             # before peer-restart: a bare ACK to a fresh SYN decides it
     fin_wait2_timeout,         # a candidate beside data-after-close when the late data came late
     data_after_close,
     keepalive_timeout,         # before retransmissions: one-byte probes repeat one seq too
