@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import struct
 import subprocess
 import zlib
@@ -161,9 +162,10 @@ def test_screenshot_of_the_ladder_across_every_point(run_folder: Path, tmp_path:
     doc = json.loads((run_folder / scenario / "result.json").read_text())
     page = tmp_path / f"{scenario}.html"
     page.write_text(html.run_page(document.run_summary([doc]), [doc]))
-    shot = run_folder / f"{scenario}.png"        # kept with the run, to look at
+    shot = tmp_path / f"{scenario}.png"          # where the browser may write (mounted, if it runs in a container)
     proc = browse(page, tmp_path, "--window-size=1300,1500", f"--screenshot={shot}")
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    shutil.copyfile(shot, run_folder / shot.name)   # kept with the run, to look at
     width, _, rows = png_pixels(shot)
     red = sum(1 for row in rows for i in range(0, len(row), 3) if row[i] > 180 and row[i + 1] < 90 and row[i + 2] < 90)
     assert red > 50, "the reset is drawn in red"
