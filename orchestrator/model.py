@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from .errors import ScenarioFileError
-from .programs import BuildSource, HostFile, ReadFile, parse_builds, parse_files
+from .programs import BuildSource, HostFile, ReadFile, _list, _mapping, parse_builds, parse_files
 
 # The peer agent's calls (images/host/rstlab_peer.py CALLS; a unit test holds the two
 # together): those a scenario's steps may make, and those only the runner makes.
@@ -286,18 +286,6 @@ def _check_keys(where: str, data: Mapping[str, Any], allowed: frozenset[str]) ->
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValueError(f"{where}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-
-
-def _mapping(where: str, value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _list(where: str, value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
 
 
 def _step(where: str, raw: Any, hosts: Sequence[str]) -> Step:
