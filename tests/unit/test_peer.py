@@ -280,12 +280,12 @@ def test_blocking_call_does_not_block_others(agent):
 def test_writer_default_sigpipe_killed_via_exec(agent):
     port = listener(agent)
     argv = [sys.executable, str(PEER), "writer", "--host", LO, "--port", str(port),
-            "--bytes", "1000", "--count", "100", "--interval", "0.02",
-            "--default-sigpipe", "--keep-going"]
-    run = agent.send("exec", argv=argv, default_sigpipe=True, timeout=20)
+            "--bytes", "1000", "--count", "2000", "--interval", "0.02",   # 40 s of sends: the reset comes first
+            "--default-sigpipe", "--keep-going"]                              # however loaded the machine is
+    run = agent.send("exec", argv=argv, default_sigpipe=True, timeout=60)
     agent.ok("accept", sock="l", as_="s")
     reset_server_side(agent)
-    ans = agent.wait(run, timeout=25)
+    ans = agent.wait(run, timeout=65)
     assert ans["result"]["rc"] == -13 and ans["result"]["signal"] == "SIGPIPE", ans
     records = [json.loads(line) for line in ans["result"]["stdout"].splitlines()]
     assert records[0]["call"] == "connect" and records[0]["ok"]
@@ -296,12 +296,12 @@ def test_writer_stops_at_first_error(agent):
     port = listener(agent)
     proc = subprocess.Popen(
         [sys.executable, str(PEER), "writer", "--host", LO, "--port", str(port),
-         "--bytes", "1000", "--count", "100", "--interval", "0.02", "--default-sigpipe"],
+         "--bytes", "1000", "--count", "2000", "--interval", "0.02", "--default-sigpipe"],   # outlasts the reset
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         agent.ok("accept", sock="l", as_="s")
         reset_server_side(agent)
-        out, _ = proc.communicate(timeout=20)
+        out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
