@@ -270,16 +270,20 @@ EXPLAIN_CAUSES_BY_REASON: dict[str, frozenset[str]] = {
     # tcp_v4_rcv found no socket: a closed port, a SYN/ACK for a connect given up,
     # a host that lost its sockets (restart), or one whose socket timed out and went
     # (fin-wait2-timeout: the closer's FIN_WAIT2 timewait socket has expired and is gone)
+    # (conntrack-invalid-unnat: a segment that skipped reverse NAT reaches a host with no socket for its
+    # four-tuple, and the host's RST resets the backend, whose own next answer is NO_SOCKET too)
     "NO_SOCKET": frozenset({"closed-port", "connect-timeout", "peer-restart", "retransmission-timeout",
-                            "fin-wait2-timeout"}),
+                            "fin-wait2-timeout", "conntrack-invalid-unnat"}),
     # tcp_check_req with the accept queue full and tcp_abort_on_overflow = 1 (embryonic_reset)
     "INVALID_SYN": frozenset({"accept-queue-overflow"}),
     # __tcp_close with unread data in the receive queue
     "TCP_ABORT_ON_CLOSE": frozenset({"unread-data-close"}),
-    # tcp_disconnect on a synchronized socket: SO_LINGER {1, 0} close, a listener closed
-    # with connections queued (inet_child_forget), tcp_abort (ss -K); and the client that
-    # aborts a connection a full accept queue never delivered (tcp_abort_on_overflow = 0)
-    "TCP_STATE": frozenset({"linger-abort", "listener-close-backlog", "accept-queue-overflow"}),
+    # tcp_disconnect on a synchronized socket: SO_LINGER {1, 0} close (an application's, or a
+    # proxy's closing both legs of an idle flow), a listener closed with connections queued
+    # (inet_child_forget); tcp_abort (ss -K, SOCK_DESTROY); and the client that aborts a
+    # connection a full accept queue never delivered (tcp_abort_on_overflow = 0)
+    "TCP_STATE": frozenset({"linger-abort", "listener-close-backlog", "accept-queue-overflow",
+                            "socket-destroy", "lb-idle-reset"}),
     # data for a FIN_WAIT2 timewait socket (tcp_timewait_state_process: TCP_TW_RST)
     "TCP_TIMEWAIT_SOCKET": frozenset({"data-after-close"}),
     # data for a full socket that was shut down for reading (tcp_rcv_state_process)

@@ -47,9 +47,11 @@ class Context:
         self.user_local = local
         self.refusals: dict[Addr, list[tuple[float, Packet]]] = {}
         self.silent_server_resets: dict[Addr, list[float]] = {}
+        self.aborts: dict[str, list[Facts]] = {}     # abortive resets (`R.`) by the sender's address
         self._addresses: tuple[set[str], set[str]] | None = None
         self._profiles: dict[tuple[str, str | None], Profile] | None = None
         self._shared: dict[int, Packet] | None = None
+        self._by_endpoint: dict[Addr, list[Connection]] | None = None
 
     def note_reset(self, f: Facts) -> None:
         """Remember what other connections' verdicts need to know about this reset."""
@@ -58,6 +60,8 @@ class Context:
         elif f.family == "abort" and f.x_role == "server" and f.x_data == 0:
             times = self.silent_server_resets.setdefault(f.x, [])
             bisect.insort(times, f.rst.time)
+        if f.family == "abort":
+            self.aborts.setdefault(f.x[0], []).append(f)
 
     def addresses(self) -> tuple[set[str], set[str]]:
         """(addresses the capture host sent non-RST packets from, addresses it forwarded for)."""
@@ -108,6 +112,17 @@ class Context:
         if self._shared is None:
             self._shared = _shared_chains(self.conns)
         return self._shared.get(rst.index)
+
+    def by_endpoint(self, end: Addr) -> list[Connection]:
+        """The connections one of whose ends is `end` (an address and port)."""
+        if self._by_endpoint is None:
+            table: dict[Addr, list[Connection]] = {}
+            for c in self.conns:
+                p = c.raw[0]
+                table.setdefault((p.src, p.sport), []).append(c)
+                table.setdefault((p.dst, p.dport), []).append(c)
+            self._by_endpoint = table
+        return self._by_endpoint.get(end, [])
 
     def icmp_about(self, conn: Connection) -> list[IcmpError]:
         """The ICMP errors that quote a segment of this connection."""

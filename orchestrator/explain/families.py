@@ -63,17 +63,31 @@ def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[s
             ways.append("a firewall on the way forged the RST")
         return (f"{x} answered {y}'s segment with a bare RST, as a host does for a connection it does "
                 f"not know: {', or '.join(ways)}; this capture alone cannot tell which."), notes
-    if f.family == "abort" and server_never_sent(f):
+    if f.family == "abort":
+        return _abort_sentence(f, ids), notes + ([] if f.handshake else
+                                                 ["the capture starts mid-connection: earlier data is not in it"])
+    return (f"{x}'s RST fits {' or '.join(ids)}; the packets cannot tell which."), notes
+
+
+def _abort_sentence(f: Facts, ids: list[str]) -> str:
+    """An abortive `R.` that several causes send alike."""
+    x = f.x_text
+    more = ""
+    if "lb-idle-reset" in ids:
+        more += ", or a load balancer's or proxy's idle timeout closed it"
+    if "socket-destroy" in ids:
+        more += ", or its socket was destroyed from outside (`ss -K`; the application gets ECONNABORTED)"
+    if server_never_sent(f):
         n = f.y_data_acked
         what = f"it received {n} bytes and never answered" if n else "no data ever flowed"
         return (f"{x} reset the connection without ever sending a byte ({what}): its listener closed "
                 "with the connection still queued, or the application accepted it and closed it "
-                + ("with the data unread" if n else "abortively")
-                + "; the wire looks the same either way."), notes
-    if f.family == "abort":
-        if not f.handshake:
-            notes.append("the capture starts mid-connection: earlier data is not in it")
-        return (f"{x} reset the connection instead of closing it with FIN after receiving "
-                f"{f.y_data_acked} bytes: it closed with data still unread, or it aborted on purpose "
-                "(SO_LINGER {1, 0}); both send this same RST, and the peer sees ECONNRESET."), notes
-    return (f"{x}'s RST fits {' or '.join(ids)}; the packets cannot tell which."), notes
+                + ("with the data unread" if n else "abortively") + more
+                + "; the wire looks the same in every case.")
+    if f.y_data_acked == 0:
+        return (f"{x} reset the connection instead of closing it with FIN, with nothing left to read: it "
+                "aborted on purpose (SO_LINGER {1, 0})" + more + "; each sends this same RST, and the peer "
+                "sees ECONNRESET.")
+    return (f"{x} reset the connection instead of closing it with FIN after receiving "
+            f"{f.y_data_acked} bytes: it closed with data still unread, or it aborted on purpose "
+            "(SO_LINGER {1, 0})" + more + "; each sends this same RST, and the peer sees ECONNRESET.")

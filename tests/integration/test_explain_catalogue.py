@@ -21,8 +21,7 @@ CAUSE = {"sndtimeo-connect": "connect-timeout", "reset-vs-broken-pipe": "data-af
          "middlebox-injection": "firewall-reset"}
 # Scenarios whose cause explain does not know yet (issue 17 item 3): strict xfail, so the
 # test says so and fails the day explain learns them without this list being updated.
-NOT_YET = {"socket-destroy", "lb-idle-reset", "conntrack-invalid-unnat",
-           "conntrack-invalid-liberal"}
+NOT_YET = {"conntrack-invalid-liberal"}
 
 
 @pytest.mark.parametrize("scenario", [
@@ -30,6 +29,22 @@ NOT_YET = {"socket-destroy", "lb-idle-reset", "conntrack-invalid-unnat",
     if s in NOT_YET else s for s in SCENARIOS])
 def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Path, str], scenario: str) -> None:
     _, out, _ = catalogue_run
+    assert_own_cause(out, scenario)
+
+
+# fin-wait2-timeout and data-after-close send the same bare RST: a timewait socket in FIN_WAIT2
+# (TCP_TIMEWAIT_SOCKET) or none after it expired (NO_SOCKET); once the late data comes a second or
+# more after the FIN (the data-after-close scenario waits for FIN-WAIT-2 first, 1.5 s under load),
+# only the kernel's reason decides (test_explain_kernel agrees with either candidate). socket-destroy's
+# tcp_abort sends tcp_disconnect's RST with tcp_disconnect's reason (TCP_STATE): only ECONNABORTED in
+# the application that owned the socket tells it from an SO_LINGER {1, 0} close.
+AMBIGUOUS_ON_THE_WIRE = {"unread-data-close", "linger-abort", "listener-close-backlog", "fin-wait2-timeout",
+                         "data-after-close", "socket-destroy"}
+
+
+def assert_own_cause(out: Path, scenario: str) -> None:
+    """Every capture point of a scenario's run that explains a reset names the scenario's cause (or lists it
+    as a candidate), and some capture point decides it unless the wire cannot."""
     doc = json.loads((out / scenario / "result.json").read_text())
     expected = CAUSE.get(scenario, scenario)
     decided_somewhere = False
@@ -41,13 +56,7 @@ def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Pa
         assert any(expected == cause or expected in candidates for cause, candidates in found), \
             f"{scenario} at {point}: {found}"
         decided_somewhere |= any(cause == expected for cause, _ in found)
-    # fin-wait2-timeout and data-after-close send the same bare RST: a timewait socket in FIN_WAIT2
-    # (TCP_TIMEWAIT_SOCKET) or none after it expired (NO_SOCKET); once the late data comes a second or
-    # more after the FIN (the data-after-close scenario waits for FIN-WAIT-2 first, 1.5 s under load),
-    # only the kernel's reason decides (test_explain_kernel agrees with either candidate)
-    ambiguous_on_the_wire = {"unread-data-close", "linger-abort", "listener-close-backlog", "fin-wait2-timeout",
-                             "data-after-close"}
-    assert decided_somewhere or expected in ambiguous_on_the_wire, \
+    assert decided_somewhere or expected in AMBIGUOUS_ON_THE_WIRE, \
         f"{scenario}: no capture point decides {expected}"
 
 

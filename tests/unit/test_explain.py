@@ -221,7 +221,7 @@ def test_rst_after_unread_response_lists_unread_data_first_then_linger() -> None
     w.send("c", ".")
     w.send("c", "R.")
     e = only(w.explain())
-    assert e.cause == AMBIGUOUS and causes(e) == ["unread-data-close", "linger-abort"]
+    assert e.cause == AMBIGUOUS and causes(e) == ["unread-data-close", "linger-abort", "socket-destroy"]
     assert "1000 bytes" in e.candidates[0].why and e.rst_side == "client"
 
 
@@ -231,23 +231,27 @@ def test_rst_after_an_answered_exchange_puts_linger_first() -> None:
     w.send("c", "P.", 5)
     w.send("s", ".")
     w.send("c", "R.")
-    assert causes(only(w.explain())) == ["linger-abort", "unread-data-close"]
+    assert causes(only(w.explain())) == ["linger-abort", "unread-data-close", "socket-destroy"]
 
 
-def test_linger_abort_when_nothing_was_ever_received() -> None:
+def test_an_abort_with_nothing_received_is_linger_or_a_destroyed_socket() -> None:
+    """Nothing was ever received, so nothing was left unread; but tcp_abort (`ss -K`) sends the same RST with
+    the same kernel reason (TCP_STATE) as close() with SO_LINGER {1, 0}: the wire cannot tell the two."""
     w = Wire().handshake()
     w.send("c", "P.", 300)
     w.send("s", ".")
     w.send("c", "R.", dt=0.1)
     e = only(w.explain())
-    assert e.cause == "linger-abort" and "nothing ever came" in e.candidates[0].why
+    assert e.cause == AMBIGUOUS and causes(e) == ["linger-abort", "socket-destroy"]
+    assert "nothing ever came" in e.candidates[0].why and "nothing left to read" in e.sentence
+    assert "ss -K" in e.sentence
 
 
 def test_server_reset_without_ever_sending_is_listener_or_abort() -> None:
     w = Wire().handshake()
     w.send("s", "R.", dt=0.01)
     e = only(w.explain())
-    assert e.cause == AMBIGUOUS and causes(e) == ["listener-close-backlog", "linger-abort"]
+    assert e.cause == AMBIGUOUS and causes(e) == ["listener-close-backlog", "linger-abort", "socket-destroy"]
 
 
 def test_server_reset_after_unanswered_request_adds_unread_data() -> None:
@@ -255,7 +259,8 @@ def test_server_reset_after_unanswered_request_adds_unread_data() -> None:
     w.send("c", "P.", 100)
     w.send("s", ".")
     w.send("s", "R.", dt=0.01)
-    assert causes(only(w.explain())) == ["unread-data-close", "listener-close-backlog", "linger-abort"]
+    assert causes(only(w.explain())) == ["unread-data-close", "listener-close-backlog", "linger-abort",
+                                         "socket-destroy"]
 
 
 def test_listener_close_resets_its_whole_queue_at_once() -> None:
@@ -278,7 +283,115 @@ def test_a_lost_handshake_ack_still_counts_as_established() -> None:
     w.send("c", ".")
     w.packets.pop()                            # the client's ACK went out, but the capture lost it
     w.send("s", "R.", dt=0.2)
-    assert causes(only(w.explain())) == ["listener-close-backlog", "linger-abort"]
+    assert causes(only(w.explain())) == ["listener-close-backlog", "linger-abort", "socket-destroy"]
+
+
+def _proxied(idle: float) -> tuple[Wire, Wire]:
+    """A proxy P (10.0.0.200) between C and S: C's leg to P:8080 and P's leg to S, one exchange each, then
+    `idle` seconds of silence and both legs reset by P."""
+    front = Wire(s=("10.0.0.200", 8080)).handshake()
+    back = Wire(c=("10.0.0.200", 51000), isn_c=77, t=front.t, packets=front.packets).handshake()
+    front.send("c", "P.", 100)
+    front.send("s", ".")
+    back.t = front.t
+    back.send("c", "P.", 100)
+    back.send("s", ".")
+    back.send("s", "P.", 200)
+    back.send("c", ".")
+    front.t = back.t
+    front.send("s", "P.", 200)
+    front.send("c", ".")
+    front.send("s", "R.", dt=idle)
+    back.t = front.t
+    back.send("c", "R.", dt=0.0008)
+    return front, back
+
+
+def test_a_proxy_resetting_both_legs_after_the_same_idle_spell_is_lb_idle_reset() -> None:
+    front, _ = _proxied(idle=2.0)
+    es = explain_packets(front.packets)
+    assert [e.cause for e in es] == ["lb-idle-reset", "lb-idle-reset"]
+    assert {e.rst_side for e in es} == {"client", "server"}
+    assert "2.00 s" in es[0].sentence and "10.0.0.70:80" in es[0].sentence and "idle timeout" in es[0].sentence
+
+
+def test_one_leg_reset_after_an_idle_spell_lists_lb_idle_reset_first() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 100)
+    w.send("s", ".")
+    w.send("s", "P.", 200)
+    w.send("c", ".")
+    w.send("s", "R.", dt=350.0)          # AWS NLB's idle timeout
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and causes(e)[0] == "lb-idle-reset" and "350.00 s" in e.candidates[0].why
+    assert "idle timeout" in e.sentence
+
+
+def test_a_reset_soon_after_the_last_packet_or_with_data_in_flight_is_no_idle_timeout() -> None:
+    soon, _ = _proxied(idle=0.3)
+    assert "lb-idle-reset" not in {c for e in explain_packets(soon.packets) for c in causes(e)}
+    w = Wire().handshake()
+    w.send("c", "P.", 100)
+    w.send("s", ".")
+    w.send("s", "P.", 200, dt=5.0)       # not acknowledged when the server resets
+    w.send("s", "R.", dt=5.0)
+    assert "lb-idle-reset" not in causes(only(w.explain()))
+
+
+def test_two_resets_by_one_host_on_the_same_side_are_no_proxy() -> None:
+    a = Wire().handshake()
+    b = Wire(c=("10.0.0.11", 40001), isn_c=55, t=a.t, packets=a.packets).handshake()
+    for w in (a, b):
+        w.t = a.packets[-1].time
+        w.send("c", "P.", 10)
+        w.send("s", "P.", 10)
+        w.send("c", ".")
+    a.send("s", "R.", dt=3.0)
+    b.t = a.t
+    b.send("s", "R.", dt=0.001)          # the same server resets two clients: an application, not a proxy
+    es = explain_packets(a.packets)
+    assert [e.cause for e in es] == [AMBIGUOUS, AMBIGUOUS] and causes(es[0])[0] == "lb-idle-reset"
+
+
+# --- conntrack-invalid-unnat -----------------------------------------------------------------
+
+
+def _natted(point: str, jump: int) -> tuple[Wire, Packet]:
+    """C talks to the service address 10.0.0.200:80, DNATed to S; S's first data segment lies `jump` bytes
+    beyond its sequence space. Returns the wire as `point` ("c" or "s") captured it and S's segment."""
+    front = Wire(s=("10.0.0.200", 80), point=point)
+    back = Wire(point=point, packets=front.packets)
+    w = front if point == "c" else back
+    w.handshake()
+    seg = w.send("s", "P.", 100, seq=w.nxt["s"] + jump) if point == "s" else None
+    if point == "c":   # the segment comes from S's real address, with the NATed connection's numbers
+        seg = back.send("s", "P.", 100, seq=front.nxt["s"] + jump, ack=front.nxt["c"], dt=0.1)
+        back.send("c", "R", seq=seg.ack)
+    else:
+        w.send("c", "R", seq=seg.ack)
+    assert seg is not None
+    return w, seg
+
+
+@pytest.mark.parametrize("point", ["c", "s"])
+def test_an_out_of_window_segment_answered_by_rst_escaped_reverse_nat(point: str) -> None:
+    w, seg = _natted(point, jump=1 << 31)
+    e = explain_packets(w.packets)[-1]
+    assert e.cause == "conntrack-invalid-unnat" and "INVALID" in e.sentence
+    assert seg in [ev.packet for ev in e.evidence]
+
+
+def test_an_in_window_segment_answered_by_rst_is_no_nat_escape() -> None:
+    w, _ = _natted("s", jump=1000)
+    assert "conntrack-invalid-unnat" not in [e.cause for e in w.explain()]
+
+
+def test_a_stray_whose_numbers_fit_no_connection_is_no_nat_escape() -> None:
+    w = Wire(s=("10.0.0.200", 80), point="c").handshake()
+    stray = Wire(point="c", packets=w.packets, isn_s=5, isn_c=9)
+    seg = stray.send("s", "P.", 100, ack=123456, dt=0.1)
+    stray.send("c", "R", seq=seg.ack)
+    assert "conntrack-invalid-unnat" not in [e.cause for e in explain_packets(w.packets)]
 
 
 # --- data-after-close --------------------------------------------------------------------
@@ -423,7 +536,7 @@ def test_an_acknowledged_retransmission_is_not_a_timeout() -> None:
     w.send("c", "P.", 100, seq=data.seq, dt=0.2)
     w.send("s", ".")
     w.send("c", "R.")
-    assert only(w.explain()).cause == "linger-abort"
+    assert causes(only(w.explain())) == ["linger-abort", "socket-destroy"]
 
 
 # --- peer-restart and its look-alikes ----------------------------------------------------------
@@ -547,7 +660,7 @@ def test_sequence_numbers_wrap() -> None:
     w.send("c", ".")
     w.send("c", "R.")
     e = only(w.explain())
-    assert causes(e) == ["unread-data-close", "linger-abort"] and "100 bytes" in e.candidates[0].why
+    assert causes(e) == ["unread-data-close", "linger-abort", "socket-destroy"] and "100 bytes" in e.candidates[0].why
 
 
 # --- the JSON records -----------------------------------------------------------------------
@@ -567,6 +680,9 @@ def test_json_record_shape() -> None:
 
 # --- real captures -------------------------------------------------------------------------
 
+# an abortive RST from a side that never sent a byte
+ABORTIVE = ["unread-data-close", "listener-close-backlog", "linger-abort", "socket-destroy"]
+
 REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained connection, in time order
     "closed-port_client": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
     "closed-port_server": [(AMBIGUOUS, ["closed-port", "firewall-reset"])],
@@ -576,15 +692,15 @@ REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained con
     "data-after-close_client": [("data-after-close", [])],
     "data-after-close_server": [("data-after-close", [])],
     "reset-vs-broken-pipe_client": [("data-after-close", [])] + 2 * [
-        (AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
-    "unread-data-close_client": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
-    "unread-data-close_server": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
-    "unread-response_client": [(AMBIGUOUS, ["unread-data-close", "linger-abort"])],
-    "linger-abort_client": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort"])],
-    "linger-abort_server": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort"])],
-    "linger-abort-after-exchange_client": [(AMBIGUOUS, ["unread-data-close", "linger-abort"])],
-    "listener-close-backlog_client": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
-    "listener-close-backlog_server": [(AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort"])],
+        (AMBIGUOUS, ["unread-data-close", "listener-close-backlog", "linger-abort", "socket-destroy"])],
+    "unread-data-close_client": [(AMBIGUOUS, ABORTIVE)],
+    "unread-data-close_server": [(AMBIGUOUS, ABORTIVE)],
+    "unread-response_client": [(AMBIGUOUS, ["unread-data-close", "linger-abort", "socket-destroy"])],
+    "linger-abort_client": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort", "socket-destroy"])],
+    "linger-abort_server": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort", "socket-destroy"])],
+    "linger-abort-after-exchange_client": [(AMBIGUOUS, ["unread-data-close", "linger-abort", "socket-destroy"])],
+    "listener-close-backlog_client": [(AMBIGUOUS, ABORTIVE)],
+    "listener-close-backlog_server": [(AMBIGUOUS, ABORTIVE)],
     "listener-close-backlog-two-queued_client": 2 * [("listener-close-backlog", [])],
     "keepalive-timeout_client": [("keepalive-timeout", [])],
     "keepalive-timeout_router": [("keepalive-timeout", [])],
@@ -602,6 +718,18 @@ REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained con
     # the RST arrives with TTL 64, the server's packets with 63: the router forged it
     "firewall-reset-established_client": [("firewall-reset", [])],
     "firewall-reset-established_router": [("firewall-reset", [])],
+    # ss -K on the server: tcp_abort's RST is tcp_disconnect's, so the wire keeps the abortive closes beside it
+    "socket-destroy_client": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort", "socket-destroy"])],
+    "socket-destroy_server": [(AMBIGUOUS, ["listener-close-backlog", "linger-abort", "socket-destroy"])],
+    # each end sees one leg reset after 2 s idle; the proxy's own capture sees both legs reset at once
+    "lb-idle-reset_client": [(AMBIGUOUS, ["lb-idle-reset", "linger-abort", "unread-data-close", "socket-destroy"])],
+    "lb-idle-reset_router": 2 * [("lb-idle-reset", [])],
+    "lb-idle-reset_server": [(AMBIGUOUS, ["lb-idle-reset", "unread-data-close", "linger-abort", "socket-destroy"])],
+    # the stray from the backend's real address at the client (its ack continues the NATed connection), the
+    # out-of-window segment answered by RST at the server and the router, and the client's next write reset
+    "conntrack-invalid-unnat_client": 2 * [("conntrack-invalid-unnat", [])],
+    "conntrack-invalid-unnat_router": 2 * [("conntrack-invalid-unnat", [])],
+    "conntrack-invalid-unnat_server": [("conntrack-invalid-unnat", [])],
     "silent-drop_client": [(SILENT_DROP, [])],
     "silent-drop_winhost": [(SILENT_DROP, [])],
 }

@@ -14,15 +14,18 @@ from . import (
                challenge_ack,
                closed_port,
                connect_timeout,
+               conntrack_invalid_unnat,
                data_after_close,
                fin_wait2_timeout,
                firewall_reset,
                keepalive_timeout,
+               lb_idle_reset,
                linger_abort,
                listener_close_backlog,
                peer_restart,
                retransmission_timeout,
                silent_drop,
+               socket_destroy,
                unread_data_close,
 )
 
@@ -32,14 +35,17 @@ REGISTRY: tuple[Cause, ...] = (
     connect_timeout,
     accept_queue_overflow,     # before peer-restart: the repeated SYN/ACK decides it
     challenge_ack,             # before peer-restart: a bare ACK to a fresh SYN decides it
+    conntrack_invalid_unnat,   # before peer-restart: an un-NATed or out-of-window segment decides it
     fin_wait2_timeout,         # a candidate beside data-after-close when the late data came late
     data_after_close,
     keepalive_timeout,         # before retransmissions: one-byte probes repeat one seq too
     retransmission_timeout,
     peer_restart,
+    lb_idle_reset,             # before the abortive closes: both legs reset at once decide it
     listener_close_backlog,
     linger_abort,
     unread_data_close,
+    socket_destroy,            # a candidate wherever an abortive close is: tcp_abort's RST is the same
     silent_drop,
 )
 

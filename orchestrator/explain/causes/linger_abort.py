@@ -4,8 +4,10 @@ Wire signature: `R.` (seq = snd_nxt, ack = rcv_nxt) instead of a FIN, from
 tcp_send_active_reset.
 
 Apart from its neighbours: closing with unread data (unread-data-close) sends
-the same RST; only "nothing was ever received" rules that out, and then the
-abort is certain.
+the same RST; only "nothing was ever received" rules that out. Even then a
+socket destroyed from outside (socket-destroy: tcp_abort, `ss -K`) sends the
+same RST with the same kernel reason (TCP_STATE), so the wire never proves
+which of the two aborted.
 
 References: net/ipv4/tcp.c __tcp_close (sock_flag SOCK_LINGER with
 lingertime 0: tcp_disconnect); SCENARIOS.md linger-abort.
@@ -27,11 +29,9 @@ ZEEK = "RSTO or RSTR, history ShADadR without F"
 def check(f: Facts, ctx: Context) -> Finding | None:
     silent_server = server_never_sent(f)
     if f.y_data_acked == 0 and f.handshake and not silent_server:
-        why = f"nothing ever came from {f.y_text}, so nothing can have been left unread"
-        found = Finding(ID, why, TELL, decided=True)
-        found.sentence = (f"{f.x_text} aborted the connection instead of closing it (close() with "
-                          "SO_LINGER {1, 0} or an equivalent abort): a RST where a FIN would be, with "
-                          "nothing left to read; the peer sees ECONNRESET.")
+        why = (f"nothing ever came from {f.y_text}, so nothing can have been left unread: an abortive "
+               "close (SO_LINGER {1, 0})")
+        found = Finding(ID, why, TELL, rank=0)
     else:
         found = Finding(ID, "an abortive close (SO_LINGER {1, 0}) sends exactly this RST, whatever "
                             "was read", TELL, rank=2 if silent_server else 1)
