@@ -520,14 +520,44 @@ def test_retransmission_timeout_then_the_peers_segment_is_answered_with_rst() ->
     assert "growing" in e.sentence and "5 times" in e.candidates[0].why
 
 
-def test_retransmission_timeout_then_the_sender_resets() -> None:
+def test_retransmissions_then_a_reset_on_the_timers_beat_is_retransmission_abort() -> None:
+    """Linux gives up silently; a RST+ACK when the next retransmission was due is the sender's TCP giving up
+    (the Windows behaviour)."""
     w = Wire().handshake()
     data = w.send("s", "P.", 500)
     for dt in (0.3, 0.6, 1.2):
         w.send("s", "P.", 500, seq=data.seq, dt=dt)
     w.send("s", "R.", dt=2.4)
     e = only(w.explain())
-    assert e.cause == "retransmission-timeout" and e.rst_side == "server"
+    assert e.cause == "retransmission-abort" and e.rst_side == "server"
+    assert "3 times" in e.sentence and "Linux gives up silently" in e.sentence
+
+
+def test_retransmissions_then_a_reset_before_the_next_was_due_may_be_the_application() -> None:
+    w = Wire().handshake()
+    data = w.send("s", "P.", 500)
+    for dt in (0.3, 0.6, 1.2):
+        w.send("s", "P.", 500, seq=data.seq, dt=dt)
+    w.send("s", "R.", dt=0.1)              # the application's own timeout, in the middle of the backoff
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and causes(e)[0] == "retransmission-abort" and "linger-abort" in causes(e)
+    assert "before the next was due" in e.candidates[0].why
+
+
+def test_the_wild_windows_server_that_gave_up_after_a_minute_of_retransmissions() -> None:
+    """w16: a server retransmits two segments 14 times over 65 s (the RTO capped at 15.56 s) and resets one
+    RTO after the last: not an abortive close, and not Linux's silent give-up."""
+    first = explain_file(str(WILD / "w16.pcap")).explanations[0]
+    assert first.cause == "retransmission-abort" and first.rst_side == "server"
+    assert "14 times" in first.sentence and first.evidence[-1].packet.is_rst
+
+
+def test_two_retransmissions_are_too_few_to_call_it_giving_up() -> None:
+    w = Wire().handshake()
+    data = w.send("s", "P.", 500)
+    w.send("s", "P.", 500, seq=data.seq, dt=0.3)
+    w.send("s", "R.", dt=0.6)
+    assert "retransmission-abort" not in causes(only(w.explain()))
 
 
 def test_an_acknowledged_retransmission_is_not_a_timeout() -> None:
@@ -730,6 +760,8 @@ REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained con
     "conntrack-invalid-unnat_client": 2 * [("conntrack-invalid-unnat", [])],
     "conntrack-invalid-unnat_router": 2 * [("conntrack-invalid-unnat", [])],
     "conntrack-invalid-unnat_server": [("conntrack-invalid-unnat", [])],
+    # synthetic (tests/fixtures/make_explain_fixtures.py): a Windows server gives up after 5 retransmissions
+    "retransmission-abort_server": [("retransmission-abort", [])],
     "silent-drop_client": [(SILENT_DROP, [])],
     "silent-drop_winhost": [(SILENT_DROP, [])],
 }

@@ -23,6 +23,7 @@ from . import (
                linger_abort,
                listener_close_backlog,
                peer_restart,
+               retransmission_abort,
                retransmission_timeout,
                silent_drop,
                socket_destroy,
@@ -40,6 +41,7 @@ REGISTRY: tuple[Cause, ...] = (
     data_after_close,
     keepalive_timeout,         # before retransmissions: one-byte probes repeat one seq too
     retransmission_timeout,
+    retransmission_abort,      # before the abortive closes: a RST on the retransmission timer's beat decides it
     peer_restart,
     lb_idle_reset,             # before the abortive closes: both legs reset at once decide it
     listener_close_backlog,

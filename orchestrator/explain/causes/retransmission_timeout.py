@@ -1,13 +1,15 @@
 """retransmission-timeout: a segment retransmitted until the sender gave up.
 
 Wire signature: the same segment sent again and again with growing gaps (RTO
-backoff) and never acknowledged; the sender gives up (Linux silently, with
-ETIMEDOUT for the application) and answers the peer's later segment with a
-bare `R`, or resets with `R.` itself.
+backoff) and never acknowledged; the sender gives up silently (Linux:
+tcp_write_err, ETIMEDOUT for the application, nothing on the wire) and
+answers the peer's later segment with a bare `R`.
 
 Apart from its neighbours: from the other side (where the retransmissions
 never arrived) the bare `R` looks like peer-restart; it stays a candidate
-there unless the capture was taken on the resetting host itself.
+there unless the capture was taken on the resetting host itself. A sender
+that resets with `R.` itself when it gives up is retransmission-abort (the
+Windows behaviour).
 
 References: net/ipv4/tcp_timer.c tcp_retransmit_timer, tcp_write_timeout
 (TCP_USER_TIMEOUT, tcp_retries2); SCENARIOS.md retransmission-timeout.
@@ -23,7 +25,7 @@ from ..verdict import Finding, secs
 from .fin_wait2_timeout import late_data_gap
 
 ID = "retransmission-timeout"
-FAMILIES = frozenset({"no-socket", "abort"})
+FAMILIES = frozenset({"no-socket"})
 TELL = ("a capture on the resetting host's side showing its unanswered retransmissions; "
         "nstat TcpExtTCPAbortOnTimeout on that host")
 ZEEK = "RSTO or RSTR, history ShADdtr (t: the retransmissions)"
@@ -31,7 +33,7 @@ ZEEK = "RSTO or RSTR, history ShADdtr (t: the retransmissions)"
 
 def check(f: Facts, ctx: Context) -> Finding | None:
     train = f.retransmissions
-    if train and (f.family == "no-socket" or train[-1] is f.xs[-1]):
+    if train:
         return _decided(f, train)
     if f.family == "no-socket" and f.origin != "here" and late_data_gap(f) is None:
         return Finding(ID, f"{f.x_text} may have given up on the connection earlier after "
@@ -52,15 +54,11 @@ def _decided(f: Facts, train: list[Packet]) -> Finding:
     for p in train[1:-1]:
         found.add(p, "retransmitted, unanswered")
     found.add(train[-1], f"retransmission {len(train) - 1}, still unanswered")
-    if f.rst.has_ack:
-        found.add(f.rst, f"{x} gives up and resets the connection")
-        tail = "and then reset the connection itself"
-    else:
-        later = [p for p in f.ys if p.time > train[-1].time]
-        found.add(f.answered or (later[-1] if later else None), f"{y}'s later segment")
-        found.add(f.rst, "RST without ACK: the connection was already gone on this side")
-        tail = (f"gave up on the connection (ETIMEDOUT for the application, silently on the wire), "
-                f"and answered {y}'s later segment with RST")
+    later = [p for p in f.ys if p.time > train[-1].time]
+    found.add(f.answered or (later[-1] if later else None), f"{y}'s later segment")
+    found.add(f.rst, "RST without ACK: the connection was already gone on this side")
+    tail = (f"gave up on the connection (ETIMEDOUT for the application, silently on the wire), "
+            f"and answered {y}'s later segment with RST")
     found.sentence = (f"{x} retransmitted the same segment {len(train) - 1} times with "
                       f"{'growing ' if growing else ''}gaps and never got an acknowledgment (the peer or "
                       f"the path had vanished); it {tail}.")
