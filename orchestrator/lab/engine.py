@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import docker
 import docker.errors
@@ -26,6 +27,15 @@ SESSION = "rstlab.session"
 SESSION_ENV = "RSTLAB_SESSION"   # when set, every object also carries it as rstlab.session (tests find theirs)
 
 SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+CALL_TIMEOUT = 90   # s: no engine call of the lab's takes this long unless the engine has stopped answering
+
+# Once one call has gone unanswered for CALL_TIMEOUT, the engine is taken as hung for the rest of the
+# process: every further call fails at once, so a run ends in one line instead of a timeout per call.
+# Seen here: Docker 20.10's libnetwork deadlocks (moby#46661, libnetwork#2649) and then never answers
+# a network call again; only restarting the daemon ends it.
+_engine_hung = threading.Event()
+HUNG_HINT = ("if `docker network ls` hangs too, the engine's networking is deadlocked "
+             "(a Docker 20.10 bug, moby#46661): restart the Docker daemon")
 
 
 def explanation(exc: BaseException) -> str:
@@ -35,11 +45,24 @@ def explanation(exc: BaseException) -> str:
     return " ".join(text.split())[:300]
 
 
+def engine_hung() -> bool:
+    """Whether a call of this process has already gone unanswered (see CALL_TIMEOUT)."""
+    return _engine_hung.is_set()
+
+
 @contextmanager
 def engine_call(what: str, error: type[LabError] = LabRuntimeError) -> Iterator[None]:
-    """Run SDK calls; any SDK exception becomes `error` saying `what` failed, in the engine's words."""
+    """Run SDK calls; any SDK exception becomes `error` saying `what` failed, in the engine's words.
+
+    A call that times out marks the engine hung: this and every later `engine_call` raise at once.
+    """
+    if _engine_hung.is_set():
+        raise error(f"{what}: the Docker engine stopped answering", HUNG_HINT)
     try:
         yield
+    except requests.exceptions.Timeout:
+        _engine_hung.set()
+        raise error(f"{what}: the Docker engine did not answer within {CALL_TIMEOUT} s", HUNG_HINT) from None
     except SDK_ERRORS as exc:
         raise error(f"{what}: {explanation(exc)}") from None
 
@@ -61,7 +84,7 @@ def labels(run_id: str, scenario: str | None = None, role: str | None = None) ->
     return out
 
 
-def connect(timeout: int = 120) -> docker.DockerClient:
+def connect(timeout: int = CALL_TIMEOUT) -> docker.DockerClient:
     """A client for the engine DOCKER_HOST names (or the local one); EngineUnavailable if none answers."""
     try:
         client = docker.from_env(timeout=timeout)
@@ -83,6 +106,7 @@ class LabObject:
     id: str
     name: str
     run_id: str
+    network: str = ""   # a container's network; "" for one that shares another's namespace (a capture)
 
 
 def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]:
@@ -93,30 +117,64 @@ def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]
     """
     filters = {"label": [RUN, *selectors]}
     with engine_call("cannot list the lab's objects"):
-        found = [LabObject("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"].get(RUN, ""))
+        found = [LabObject("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"].get(RUN, ""),
+                           _network_of(c))
                  for c in client.api.containers(all=True, filters=filters)]
         found += [LabObject("network", n["Id"], n["Name"], (n.get("Labels") or {}).get(RUN, ""))
                   for n in client.api.networks(filters=filters)]
     return found
 
 
+def _network_of(container: dict[str, Any]) -> str:
+    """The network a listed container is attached to ("" when it shares another's namespace)."""
+    mode = str((container.get("HostConfig") or {}).get("NetworkMode", ""))
+    if mode.startswith("container:"):
+        return ""
+    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    return min(networks) if networks else mode
+
+
 def remove_lab_objects(client: docker.DockerClient, *selectors: str, parallel: bool = False) -> list[LabObject]:
-    """Remove containers (at once when `parallel`), then networks, by label only. Returns what went."""
+    """Remove containers, then networks, by label only. Returns what went.
+
+    With `parallel`, containers go at once except that the containers of one
+    network leave it one after another: two endpoints of one network deleted at
+    the same moment can deadlock Docker 20.10's libnetwork (moby#46661,
+    libnetwork#2649; seen here mid-run), after which the engine answers no
+    network call until it is restarted. Captures hold no endpoint of their own.
+    """
     found = lab_objects(client, *selectors)
 
     def remove(obj: LabObject) -> LabObject | None:
+        if _engine_hung.is_set():
+            return None
         try:
             if obj.kind == "container":
                 client.api.remove_container(obj.id, force=True, v=True)
             else:
                 client.api.remove_network(obj.id)
             return obj
+        except requests.exceptions.Timeout:
+            _engine_hung.set()
+            return None
         except SDK_ERRORS:
             return None   # gone already, or a network whose last container is still going: try again
 
+    def remove_in_turn(objects: list[LabObject]) -> list[LabObject | None]:
+        return [remove(o) for o in objects]
+
     containers = [o for o in found if o.kind == "container"]
-    with ThreadPoolExecutor(max_workers=max(1, len(containers)) if parallel else 1) as pool:
-        gone = list(pool.map(remove, containers))
+    if parallel:
+        groups = [[o] for o in containers if not o.network]
+        by_network: dict[str, list[LabObject]] = {}
+        for o in containers:
+            if o.network:
+                by_network.setdefault(o.network, []).append(o)
+        groups += list(by_network.values())
+    else:
+        groups = [containers]
+    with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+        gone = [o for done in pool.map(remove_in_turn, groups) for o in done]
     gone += [remove(o) for o in found if o.kind == "network"]
     return [o for o in gone if o is not None]
 
@@ -124,6 +182,8 @@ def remove_lab_objects(client: docker.DockerClient, *selectors: str, parallel: b
 def remove_until_gone(client: docker.DockerClient, *selectors: str, attempts: int = 20) -> list[LabObject]:
     """Remove by label until nothing matches (a network frees up once its containers are gone)."""
     for _ in range(attempts):
+        if _engine_hung.is_set():
+            raise LabRuntimeError("cannot remove the lab's objects: the Docker engine stopped answering", HUNG_HINT)
         remove_lab_objects(client, *selectors, parallel=True)
         left = lab_objects(client, *selectors)
         if not left:
