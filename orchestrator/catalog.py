@@ -1,7 +1,6 @@
 """Finding and loading scenarios and the topology from files (YAML)."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,13 +8,11 @@ import yaml
 
 from .errors import ScenarioFileError, UnknownScenario
 from .model import Scenario, scenario_from_mapping
+from .paths import BUILTIN_DIR, COMPOSE_FILE, IMAGES_DIR, PACKAGE_DIR, PROJECT_DIR
 from .topology import Topology, topology_from_compose
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
-BUILTIN_DIR = PACKAGE_DIR / "scenarios"
-COMPOSE_FILE = PROJECT_DIR / "compose.yaml"
-IMAGES_DIR = Path(os.environ.get("RSTLAB_IMAGES", PROJECT_DIR / "images"))   # the Dockerfiles (override for tests)
+__all__ = ["BUILTIN_DIR", "COMPOSE_FILE", "IMAGES_DIR", "PACKAGE_DIR", "PROJECT_DIR", "builtin_scenarios",
+           "load_scenario_file", "load_topology", "resolve"]
 
 
 # libyaml's safe loader where PyYAML was built with it: the same documents, about ten times faster
@@ -60,9 +57,9 @@ def load_scenario_file(path: Path, topology: Topology) -> Scenario:
     return scenario_from_mapping(_read_yaml(path), str(path), list(topology.hosts), read_file=_beside(path))
 
 
-def builtin_scenarios(topology: Topology) -> list[Scenario]:
-    """The catalogue shipped with the package, in file-name order."""
-    return [load_scenario_file(p, topology) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
+def builtin_scenarios(topology: Topology, folder: Path = BUILTIN_DIR) -> list[Scenario]:
+    """The catalogue shipped with the package (or the scenario files in `folder`), in file-name order."""
+    return [load_scenario_file(p, topology) for p in sorted(folder.glob("*.yaml"))]
 
 
 def resolve(names: list[str], topology: Topology) -> list[Scenario]:

@@ -9,28 +9,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from rich.console import Console
-
-from . import catalog
 from .errors import BadInput, ExitStatus, LabError
-from .model import Scenario
-from .report.console import ConsoleReport
+from .paths import IMAGES_DIR, PROJECT_DIR
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # `list` imports neither rich nor the model: they are loaded where used
     import docker
+    from rich.console import Console
 
     from .lab.builder import Built
+    from .model import Scenario
+    from .report.console import ConsoleReport
     from .runner import Progress
 
 DEFAULT_OUT = Path("captures")
-REFERENCE_RUN = catalog.PROJECT_DIR / "captures" / "reference"   # expected durations when --out has none
+REFERENCE_RUN = PROJECT_DIR / "captures" / "reference"   # expected durations when --out has none
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,12 +76,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-@dataclass
 class Context:
     """What a command works with: its report (the consoles) and, for the commands that need one, the engine."""
 
-    report: ConsoleReport
-    client: docker.DockerClient | None = None
+    def __init__(self, console: Console | None = None, client: docker.DockerClient | None = None) -> None:
+        self.console = console
+        self.client = client
+
+    @cached_property
+    def report(self) -> ConsoleReport:
+        """The report on the console given to `main`, else on the terminal's stdout (rich is loaded here)."""
+        from .report.console import ConsoleReport
+
+        return ConsoleReport(self.console)
+
+    def plain_output(self) -> bool:
+        """No console given and stdout is no terminal (as rich decides it): plain text needs no rich."""
+        if self.console is not None:
+            return False
+        forced = os.environ.get("TTY_COMPATIBLE", "")
+        if forced in ("0", "1"):
+            return forced == "0"
+        if os.environ.get("FORCE_COLOR") is not None:
+            return os.environ["FORCE_COLOR"] == ""
+        try:
+            return not sys.stdout.isatty()
+        except ValueError:
+            return True
 
     def engine(self) -> docker.DockerClient:
         """The Docker client given to `main`, else one connected now (EngineUnavailable if none answers)."""
@@ -92,17 +113,22 @@ class Context:
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
-    report = ctx.report
-    scenarios = catalog.builtin_scenarios(catalog.load_topology())
+    from . import listing
+
+    entries = listing.catalogue_entries()
     if args.json:
-        print(json.dumps([{"id": s.id, "title": s.title, "claim": s.claim, "hosts": list(s.hosts),
-                           "article_holds": s.article_holds, "file": s.source} for s in scenarios], indent=2))
+        print(json.dumps(entries, indent=2))
+    elif ctx.plain_output():
+        from .report.plain import text_table
+
+        print(text_table("RST Lab scenarios", listing.HEADERS, listing.rows(entries)), end="")
     else:
-        report.scenario_list(scenarios)
+        ctx.report.scenario_list(entries)
     return ExitStatus.OK
 
 
 def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context, watch: bool = True) -> ExitStatus:
+    from . import catalog
     from .lab import engine, images
     from .lab.engine_run import EngineRun
     from .lab.witness import open_witness
@@ -121,7 +147,7 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
                     "python -m orchestrator clean")
     run_id = engine.new_run_id()
     with report.building() as build_progress:
-        image_set = images.ensure_images(client, catalog.IMAGES_DIR, run_id, build_progress)
+        image_set = images.ensure_images(client, IMAGES_DIR, run_id, build_progress)
         scenarios, built = _build_sources(client, scenarios, run_id, build_progress)
     if built:
         from .lab.builder import cache_dir
@@ -159,7 +185,7 @@ def _build_sources(client: docker.DockerClient, scenarios: list[Scenario], run_i
     """C/C++ sources compiled (or from the cache) before anything starts: a compiler error is exit 2."""
     from .lab import builder
 
-    return builder.build_sources(client, scenarios, catalog.IMAGES_DIR, run_id, progress)
+    return builder.build_sources(client, scenarios, IMAGES_DIR, run_id, progress)
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> ExitStatus:
@@ -182,7 +208,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .lab import engine, images
 
     with ctx.report.building() as build_progress:
-        built = images.ensure_images(ctx.engine(), catalog.IMAGES_DIR, engine.new_run_id(), build_progress,
+        built = images.ensure_images(ctx.engine(), IMAGES_DIR, engine.new_run_id(), build_progress,
                                      force=args.force)
     ctx.report.note(f"images ready: {built.base}, {built.host}")
     return ExitStatus.OK
@@ -269,6 +295,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Context], ExitStatus]] = {
 }
 
 
+def _stderr(err: Console | None) -> Console:
+    """The console errors go to: the one given to `main`, else stderr (rich loaded only when there is an error)."""
+    if err is not None:
+        return err
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -278,17 +313,15 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None, err:
     """Run one command. `console` and `err` default to the terminal's stdout and stderr; `client`
     to the engine DOCKER_HOST names (tests pass their own, and run the CLI in-process)."""
     args = _parser().parse_args(argv)
-    report = ConsoleReport(console)
-    err = err or Console(stderr=True)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm) if in_main_thread else None
     try:
-        return int(COMMANDS[args.command](args, Context(report, client)))
+        return int(COMMANDS[args.command](args, Context(console, client)))
     except LabError as exc:
-        err.print(f"error: {exc.line()}", highlight=False, markup=False, soft_wrap=True)
+        _stderr(err).print(f"error: {exc.line()}", highlight=False, markup=False, soft_wrap=True)
         return int(exc.status)
     except KeyboardInterrupt:
-        err.print("interrupted: the lab's containers and networks of this run were removed", highlight=False,
+        _stderr(err).print("interrupted: the lab's containers and networks of this run were removed", highlight=False,
                   soft_wrap=True)
         return int(ExitStatus.INTERRUPTED)
     finally:

@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..model import Scenario
+from ..listing import HEADERS, Entry, rows
 from ..result import ScenarioResult, holds, tally
 
 if TYPE_CHECKING:   # imported where used, so `list` and a run load neither
     from ..explain import CaptureExplanation, Explanation
+    from ..model import Scenario
     from ..runner import Progress
     from .ladder import Ladder
 
@@ -105,14 +106,13 @@ class ConsoleReport:
         self.console.print(table)
         self.console.print(f"captures and pages in {out}", highlight=False)
 
-    def scenario_list(self, scenarios: Sequence[Scenario]) -> None:
+    def scenario_list(self, entries: list[Entry]) -> None:
         table = Table(title="RST Lab scenarios")
-        table.add_column("id")
-        table.add_column("hosts")
-        table.add_column("article holds on Linux")
-        table.add_column("title")
-        for s in scenarios:
-            table.add_row(s.id, ", ".join(s.hosts), "yes" if s.article_holds else "[yellow]no[/yellow]", s.title)
+        for header in HEADERS:
+            table.add_column(header)
+        for scenario, hosts, holds_on_linux, title in rows(entries):
+            table.add_row(scenario, hosts, holds_on_linux if holds_on_linux == "yes" else "[yellow]no[/yellow]",
+                          title)
         self.console.print(table)
 
     def ladder(self, doc: Mapping[str, Any], ladder: Ladder) -> None:
