@@ -7,7 +7,7 @@ from itertools import pairwise
 from ..capture import Capture, Packet, read_capture
 from .causes import REGISTRY
 from .context import Context
-from .facts import Facts, connections, facts_of
+from .facts import Facts, connections, facts_of, stray_facts
 from .families import ambiguous_sentence
 from .origin import forged_evidence, sent_by_endpoint, uncomparable
 from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation, endpoint
@@ -75,8 +75,13 @@ def _explain(ctx: Context) -> list[Explanation]:
     for c in conns:
         if c.has_reset or c.only_syns:
             f = facts_of(c)
-            ctx.note_reset(f)
-            todo.append(f)
+        else:
+            stray = stray_facts(c)       # no RST, but a segment that would have drawn one through NAT
+            if stray is None:
+                continue
+            f = stray
+        ctx.note_reset(f)
+        todo.append(f)
     out: list[Explanation] = []
     for f in todo:
         if f.rst.is_rst:
@@ -102,7 +107,7 @@ def classify(f: Facts, ctx: Context) -> Explanation | None:
             cands = [] if found.cause == UNKNOWN else [found]
             return explanation(f, ctx, found.cause, found.sentence, cands, found.evidence, found.notes)
         fits.append(found)
-    if f.family == "unanswered":
+    if f.family in ("unanswered", "out-of-window"):
         return None
     if not fits:
         return _unknown(f, ctx)

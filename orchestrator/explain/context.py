@@ -47,11 +47,12 @@ class Context:
         self.user_local = local
         self.refusals: dict[Addr, list[tuple[float, Packet]]] = {}
         self.silent_server_resets: dict[Addr, list[float]] = {}
-        self.aborts: dict[str, list[Facts]] = {}     # abortive resets (`R.`) by the sender's address
+        self.aborts: dict[str, list[tuple[float, Facts]]] = {}   # abortive resets (`R.`) by sender address
+        self.bare_resets: dict[Addr, list[Facts]] = {}          # no-socket resets by sender endpoint
         self._addresses: tuple[set[str], set[str]] | None = None
         self._profiles: dict[tuple[str, str | None], Profile] | None = None
         self._shared: dict[int, Packet] | None = None
-        self._by_endpoint: dict[Addr, list[Connection]] | None = None
+        self._opened_by: dict[Addr, list[Connection]] | None = None
 
     def note_reset(self, f: Facts) -> None:
         """Remember what other connections' verdicts need to know about this reset."""
@@ -61,7 +62,9 @@ class Context:
             times = self.silent_server_resets.setdefault(f.x, [])
             bisect.insort(times, f.rst.time)
         if f.family == "abort":
-            self.aborts.setdefault(f.x[0], []).append(f)
+            bisect.insort(self.aborts.setdefault(f.x[0], []), (f.rst.time, f), key=lambda e: e[0])
+        elif f.family == "no-socket":
+            self.bare_resets.setdefault(f.x, []).append(f)
 
     def addresses(self) -> tuple[set[str], set[str]]:
         """(addresses the capture host sent non-RST packets from, addresses it forwarded for)."""
@@ -113,16 +116,23 @@ class Context:
             self._shared = _shared_chains(self.conns)
         return self._shared.get(rst.index)
 
-    def by_endpoint(self, end: Addr) -> list[Connection]:
-        """The connections one of whose ends is `end` (an address and port)."""
-        if self._by_endpoint is None:
+    def opened_by(self, end: Addr) -> list[Connection]:
+        """The connections whose first packet is a SYN from `end` (an address and port): those it opened."""
+        if self._opened_by is None:
             table: dict[Addr, list[Connection]] = {}
             for c in self.conns:
                 p = c.raw[0]
-                table.setdefault((p.src, p.sport), []).append(c)
-                table.setdefault((p.dst, p.dport), []).append(c)
-            self._by_endpoint = table
-        return self._by_endpoint.get(end, [])
+                if p.is_first_syn:
+                    table.setdefault((p.src, p.sport), []).append(c)
+            self._opened_by = table
+        return self._opened_by.get(end, [])
+
+    def aborts_near(self, addr: str, t: float, window: float) -> list[Facts]:
+        """The abortive resets `addr` sent within `window` seconds of `t`."""
+        times = self.aborts.get(addr, [])
+        lo = bisect.bisect_left(times, t - window, key=lambda e: e[0])
+        hi = bisect.bisect_right(times, t + window, key=lambda e: e[0])
+        return [f for _, f in times[lo:hi]]
 
     def icmp_about(self, conn: Connection) -> list[IcmpError]:
         """The ICMP errors that quote a segment of this connection."""

@@ -11,6 +11,9 @@ side X and its peer Y, and which wire family the RST belongs to:
 * `abort`: `R.` on an established connection (tcp_send_active_reset).
 * `lonely`: the RST is the only packet of the connection in the capture.
 * `other`: none of these.
+* `out-of-window`: no RST at all, but a data segment far above any window its
+  receiver offered, answered with a duplicate ACK (then `rst` is that segment,
+  X its sender and `answered` the ACK).
 * `unanswered`: no RST at all, only SYNs (then `rst` is the last SYN and X the
   side that never answered).
 """
@@ -24,9 +27,11 @@ from ..capture import Packet
 from ..connections import SEQ_MOD, ConnectionTracker, seq_after
 from .result import endpoint
 
-__all__ = ["COPY_WINDOW", "Addr", "Connection", "Facts", "connections", "facts_of", "gaps", "seq_end"]
+__all__ = ["COPY_WINDOW", "Addr", "Connection", "Facts", "connections", "facts_of", "gaps", "seq_end",
+           "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
+MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
 
 Addr = tuple[str, int]
 
@@ -288,3 +293,73 @@ def _keepalive_probes(f: Facts) -> list[Packet]:
 def gaps(packets: list[Packet]) -> list[float]:
     """The time between consecutive packets."""
     return [q.time - p.time for p, q in pairwise(packets)]
+
+
+def window_offset(seg: Packet, sender: list[Packet], receiver: list[Packet]) -> int | None:
+    """How far `seg` lies outside its sender's sequence space (negative: below it), when it is beyond
+    any window the receiver can have offered (each window field scaled by the most RFC 7323 allows);
+    None when it is not, or when the sender sent nothing before to compare with."""
+    nxt: int | None = None
+    for p in sender:
+        if p is seg or p.is_rst or p.time > seg.time:
+            continue
+        end = seq_end(p)
+        if nxt is None or seq_after(end, nxt):
+            nxt = end
+    if nxt is None:
+        return None
+    windows = [p.window if p.is_syn else p.window << MAX_WINDOW_SCALE for p in receiver
+               if not p.is_rst and p.time <= seg.time]
+    bound = max(windows, default=0xFFFF << MAX_WINDOW_SCALE)
+    offset = (seg.seq - nxt) & SEQ_MOD
+    if bound < offset < (1 << 32) - bound:
+        return offset if offset <= 0x80000000 else offset - (1 << 32)
+    return None
+
+
+def stray_facts(conn: Connection) -> Facts | None:
+    """The `out-of-window` family, for a connection without a RST: its first data segment that lies
+    above any window its receiver offered and that the receiver answered with a duplicate ACK."""
+    raw = conn.raw
+    first = raw[0]
+    high: list[int | None] = [None, None]       # each direction's highest sequence end so far
+    for i, p in enumerate(raw):
+        n, flags = p.length, p.flags
+        syn, fin = "S" in flags, "F" in flags
+        if not (n or syn or fin):
+            continue                             # pure ACKs: most of a capture, nothing to track
+        side = 0 if p.src == first.src and p.sport == first.sport else 1
+        h = high[side]
+        if n and h is not None and 0xFFFF < (p.seq - h) & SEQ_MOD <= 0x80000000:
+            found = _stray(conn, i, (p.src, p.sport))
+            if found is not None:
+                return found
+        end = (p.seq + n + syn + fin) & SEQ_MOD
+        if h is None or 0 < (end - h) & SEQ_MOD < 0x80000000:
+            high[side] = end
+    return None
+
+
+def _stray(conn: Connection, i: int, sender: Addr) -> Facts | None:
+    """Facts for the segment raw[i] when it is out of window and answered with a duplicate ACK."""
+    raw = conn.raw
+    seg = raw[i]
+    before = raw[:i]
+    xs = [p for p in before if (p.src, p.sport) == sender]
+    ys = [p for p in before if (p.src, p.sport) != sender]
+    jump = window_offset(seg, xs, ys)
+    acks = [p.ack for p in ys if p.has_ack]
+    if jump is None or jump < 0 or not acks:
+        return None
+    answer = next((p for p in raw[i + 1:] if (p.src, p.sport) != sender), None)
+    if answer is None or not answer.has_ack or answer.is_rst or answer.ack != acks[-1]:
+        return None                    # not answered, or not with a duplicate ACK
+    conn.prepare()
+    pos = next((k for k, p in enumerate(conn.pk) if p is seg), len(conn.pk))
+    kept = conn.pk[:pos]
+    y = (seg.dst, seg.dport)
+    role = None if conn.client is None else ("client" if sender == conn.client else "server")
+    f = Facts(conn, seg, sender, y, kept, [p for p in kept if (p.src, p.sport) == sender],
+              [p for p in kept if (p.src, p.sport) != sender], role, conn.server_isn is not None, 0, 0, 0,
+              None, None, family="out-of-window", answered=answer)
+    return f

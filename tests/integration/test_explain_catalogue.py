@@ -19,14 +19,9 @@ from tests.integration.test_catalogue import SCENARIOS
 CAUSE = {"sndtimeo-connect": "connect-timeout", "reset-vs-broken-pipe": "data-after-close",
          "keepalive-pool-race": "data-after-close", "nat-idle-expiry": "firewall-reset",
          "middlebox-injection": "firewall-reset"}
-# Scenarios whose cause explain does not know yet (issue 17 item 3): strict xfail, so the
-# test says so and fails the day explain learns them without this list being updated.
-NOT_YET = {"conntrack-invalid-liberal"}
 
 
-@pytest.mark.parametrize("scenario", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="explain has no cause for it yet"))
-    if s in NOT_YET else s for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_each_capture_is_explained_as_its_own_cause(catalogue_run: tuple[int, Path, str], scenario: str) -> None:
     _, out, _ = catalogue_run
     assert_own_cause(out, scenario)

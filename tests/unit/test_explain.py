@@ -394,6 +394,39 @@ def test_a_stray_whose_numbers_fit_no_connection_is_no_nat_escape() -> None:
     assert "conntrack-invalid-unnat" not in [e.cause for e in explain_packets(w.packets)]
 
 
+@pytest.mark.parametrize("jump", [1 << 31, 1 << 24])
+def test_a_segment_above_the_window_answered_by_a_duplicate_ack_is_conntrack_liberal(jump: int) -> None:
+    w = Wire(point="c").handshake()
+    expected = w.nxt["s"]
+    seg = w.send("s", "P.", 100, seq=expected + jump)
+    dup = w.send("c", ".", ack=expected)                     # acknowledges nothing new
+    w.send("s", "P.", 100, dt=0.2)
+    w.send("c", ".", ack=expected + 100)
+    e = only(w.explain())
+    assert e.cause == "conntrack-invalid-liberal" and e.rst_from is None and e.rst_time is None
+    assert [ev.packet for ev in e.evidence][1:3] == [seg, dup] and "nothing was reset" in e.sentence
+
+
+def test_a_segment_below_the_window_or_a_normal_exchange_is_not_reported() -> None:
+    below = Wire(point="c").handshake()
+    below.send("s", "P.", 100, seq=below.nxt["s"] - (1 << 30))     # conntrack ignores these since Linux 6.0
+    below.send("c", ".", ack=below.nxt["s"])
+    assert below.explain() == []
+    normal = Wire(point="c").handshake()
+    for _ in range(3):
+        normal.send("s", "P.", 60000)
+        normal.send("c", ".")
+    assert normal.explain() == []
+
+
+def test_a_segment_above_the_window_that_draws_no_duplicate_ack_is_not_reported() -> None:
+    w = Wire(point="s").handshake()
+    w.send("s", "P.", 100, seq=w.nxt["s"] + (1 << 31))      # dropped on the way (INVALID dropped at the NAT)
+    w.send("s", "P.", 100, dt=0.2)
+    w.send("c", ".")                                            # acknowledges the retransmission: new data
+    assert w.explain() == []
+
+
 # --- data-after-close --------------------------------------------------------------------
 
 
@@ -762,6 +795,11 @@ REAL = {  # fixture -> (cause, candidates when ambiguous) for each explained con
     "conntrack-invalid-unnat_server": [("conntrack-invalid-unnat", [])],
     # synthetic (tests/fixtures/make_explain_fixtures.py): a Windows server gives up after 5 retransmissions
     "retransmission-abort_server": [("retransmission-abort", [])],
+    # no RST: the segment 2^31 beyond the window kept its NAT (be_liberal) and drew a duplicate ACK, at the
+    # client, at the server, and on both sides of the router's NAT
+    "conntrack-invalid-liberal_client": [("conntrack-invalid-liberal", [])],
+    "conntrack-invalid-liberal_router": 2 * [("conntrack-invalid-liberal", [])],
+    "conntrack-invalid-liberal_server": [("conntrack-invalid-liberal", [])],
     "silent-drop_client": [(SILENT_DROP, [])],
     "silent-drop_winhost": [(SILENT_DROP, [])],
 }
@@ -779,7 +817,7 @@ def test_real_capture(name: str) -> None:
     for e in result.explanations:
         assert e.sentence and e.evidence
         assert e.cause in (*CAUSES, AMBIGUOUS, SILENT_DROP) and set(causes(e)) <= {*CAUSES, SILENT_DROP}
-        assert (e.rst_from is None) == (e.cause == SILENT_DROP)
+        assert (e.rst_from is None) == (e.cause in (SILENT_DROP, "conntrack-invalid-liberal"))
 
 
 def test_ttl_tells_the_routers_forged_rst_from_the_servers_own() -> None:

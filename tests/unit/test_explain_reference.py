@@ -12,16 +12,14 @@ import json
 import pytest
 
 from orchestrator.witness import EXPLAIN_CAUSES_BY_REASON
-from tests.integration.test_explain_catalogue import NOT_YET, assert_own_cause
+from tests.integration.test_explain_catalogue import assert_own_cause
 from tests.integration.test_explain_kernel import score
 from tests.unit.test_reference import REFERENCE, scenario_folders
 
 SCENARIOS = [p.name for p in scenario_folders()]
 
 
-@pytest.mark.parametrize("scenario", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="explain has no cause for it yet"))
-    if s in NOT_YET else s for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_each_reference_capture_is_explained_as_its_own_cause(scenario: str) -> None:
     assert_own_cause(REFERENCE, scenario)
 

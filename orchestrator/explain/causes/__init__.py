@@ -14,6 +14,7 @@ from . import (
                challenge_ack,
                closed_port,
                connect_timeout,
+               conntrack_invalid_liberal,
                conntrack_invalid_unnat,
                data_after_close,
                fin_wait2_timeout,
@@ -48,6 +49,7 @@ REGISTRY: tuple[Cause, ...] = (
     linger_abort,
     unread_data_close,
     socket_destroy,            # a candidate wherever an abortive close is: tcp_abort's RST is the same
+    conntrack_invalid_liberal,  # no RST: an out-of-window segment that kept its NAT and drew an ACK
     silent_drop,
 )
 

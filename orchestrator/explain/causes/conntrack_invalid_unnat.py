@@ -35,9 +35,8 @@ scenario conntrack-invalid-unnat.
 from __future__ import annotations
 
 from ...capture import Packet
-from ...connections import SEQ_MOD
 from ..context import Context
-from ..facts import Addr, Connection, Facts, seq_end
+from ..facts import Addr, Connection, Facts, seq_end, window_offset
 from ..result import endpoint
 from ..verdict import Finding
 
@@ -49,27 +48,6 @@ TELL = ("`conntrack -S` on the NAT box counting invalid packets; a capture on th
 ZEEK = "RSTR on the client's connection (history ShADr), and a stray responder-only flow with history Dr"
 
 FIX = "Drop INVALID packets at the NAT box, or set nf_conntrack_tcp_be_liberal=1."
-MAX_WINDOW_SCALE = 14        # RFC 7323: a window field is worth at most 2^14 times itself
-
-
-def out_of_window(seg: Packet, sender: list[Packet], receiver: list[Packet]) -> int | None:
-    """How far `seg` lies outside its sender's sequence space (negative: below it), when it is beyond
-    any window the receiver can have offered; None when it is not, or nothing is known to compare."""
-    nxt: int | None = None
-    for p in sender:
-        if p is seg or p.is_rst or p.time > seg.time:
-            continue
-        end = seq_end(p)
-        if nxt is None or 0 < ((end - nxt) & SEQ_MOD) < 0x80000000:
-            nxt = end
-    if nxt is None:
-        return None
-    windows = [p.window if p.is_syn else p.window << MAX_WINDOW_SCALE for p in receiver if not p.is_rst]
-    bound = max(windows, default=0xFFFF << MAX_WINDOW_SCALE)
-    offset = (seg.seq - nxt) & SEQ_MOD
-    if bound < offset < (1 << 32) - bound:
-        return offset if offset <= 0x80000000 else offset - (1 << 32)
-    return None
 
 
 def carried(seg: Packet, conn: Connection, sender: Addr) -> Packet | None:
@@ -85,14 +63,11 @@ def carried(seg: Packet, conn: Connection, sender: Addr) -> Packet | None:
 
 
 def twin(f: Facts, ctx: Context, seg: Packet, local: Addr, remote: Addr) -> tuple[Connection, Packet] | None:
-    """The connection of `local` (same address and port) with another remote than `remote` whose
+    """The connection `local` (same address and port) opened with another remote than `remote` whose
     numbers `seg` (sent to `local`) carries, and the packet of `local` it continues."""
-    for c in ctx.by_endpoint(local):
-        if c is f.conn:
-            continue
+    for c in ctx.opened_by(local):
         first = c.raw[0]
-        other = (first.dst, first.dport) if (first.src, first.sport) == local else (first.src, first.sport)
-        if other == remote:
+        if c is f.conn or (first.dst, first.dport) == remote:
             continue
         p = carried(seg, c, local)
         if p is not None:
@@ -121,7 +96,7 @@ def check(f: Facts, ctx: Context) -> Finding | None:
         found = _stray_arrived(f, ctx, seg)
         if found is not None:
             return found
-    jump = out_of_window(seg, f.ys, f.xs)
+    jump = window_offset(seg, f.ys, f.xs)
     if jump is not None and f.handshake:
         return _stray_sent(f, seg, jump)
     return _aftermath(f, ctx)
@@ -136,7 +111,7 @@ def _stray_arrived(f: Facts, ctx: Context, seg: Packet) -> Finding | None:
     x, y = f.x_text, f.y_text
     service = endpoint(mine.dst, mine.dport)
     before = [p for p in conn.raw if p.time < seg.time]
-    jump = out_of_window(seg, [p for p in before if (p.src, p.sport) != f.x],
+    jump = window_offset(seg, [p for p in before if (p.src, p.sport) != f.x],
                          [p for p in before if (p.src, p.sport) == f.x])
     where = f", {_text(jump)} that connection's sequence space (out of window)" if jump is not None else ""
     return _decided(
@@ -170,19 +145,14 @@ def _stray_sent(f: Facts, seg: Packet, jump: int) -> Finding:
 def _aftermath(f: Facts, ctx: Context) -> Finding | None:
     """The client's later segment on the service address, after the client itself had reset, from the
     same port, a stray carrying this connection's numbers (which reset the backend's side)."""
-    for c in ctx.by_endpoint(f.y):
-        if c is f.conn:
+    if f.x_role != "server":
+        return None                    # Y, the client, opened this connection to the service address
+    for d in ctx.bare_resets.get(f.y, ()):
+        rst, stray = d.rst, d.answered
+        backend = d.y
+        if d.conn is f.conn or rst.time >= f.rst.time or backend == f.x or stray is None:
             continue
-        c.prepare()
-        rst = c.first_rst
-        if rst is None or (rst.src, rst.sport) != f.y or rst.has_ack or rst.time >= f.rst.time:
-            continue
-        backend = (rst.dst, rst.dport)
-        if backend == f.x:
-            continue
-        stray = next((p for p in reversed(c.pk[:c.rst_pos])
-                      if (p.src, p.sport) == backend and p.has_ack and p.ack == rst.seq), None)
-        if stray is None or carried(stray, f.conn, f.y) is None:
+        if carried(stray, f.conn, f.y) is None:
             continue
         x, y, other = f.x_text, f.y_text, endpoint(*backend)
         return _decided(

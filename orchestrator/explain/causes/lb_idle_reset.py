@@ -58,10 +58,8 @@ def idle_before(f: Facts) -> float | None:
 def _other_leg(f: Facts, ctx: Context, idle: float) -> Facts | None:
     """X's RST on another connection, with another peer and the other role, in the same instant
     after the same quiet spell: the other leg of a proxied flow."""
-    for g in ctx.aborts.get(f.x[0], ()):
+    for g in ctx.aborts_near(f.x[0], f.rst.time, PAIR_WINDOW):
         if g is f or g.y[0] == f.y[0] or g.x_role is None or g.x_role == f.x_role:
-            continue
-        if abs(g.rst.time - f.rst.time) > PAIR_WINDOW:
             continue
         other = idle_before(g)
         if other is not None and abs(other - idle) <= PAIR_IDLE_SLACK:
