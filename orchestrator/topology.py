@@ -14,6 +14,7 @@ from typing import Any
 from .errors import BadInput
 
 TEMPLATE_LABEL = "rstlab.role"
+ROUTES_ENV = "RSTLAB_ROUTES"   # "PREFIX via GATEWAY; ...": the routes a host's entrypoint sets
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,22 @@ class Topology:
 
     def names_by_address(self) -> dict[str, str]:
         return {h.address: h.name for h in self.hosts.values()}
+
+    def for_hosts(self, names: tuple[str, ...] | list[str]) -> Topology:
+        """The topology as one scenario's hosts see it: a route through a host the scenario leaves
+        out (`RSTLAB_ROUTES`, "PREFIX via GATEWAY; ...") is dropped, so the others reach each other directly.
+        """
+        present = {self.hosts[n].address for n in names if n in self.hosts}
+
+        def kept(routes: str) -> str:
+            parts = [r.strip() for r in routes.split(";")]
+            return "; ".join(r for r in parts if r and r.split(" via ")[-1].strip() in present)
+
+        hosts = {
+            name: replace(h, environment={k: (kept(v) if k == ROUTES_ENV else v) for k, v in h.environment.items()})
+            for name, h in self.hosts.items()
+        }
+        return replace(self, hosts=hosts)
 
     def relocated(self, subnet: str) -> Topology:
         """The same topology moved into `subnet` (same prefix length), host parts kept."""

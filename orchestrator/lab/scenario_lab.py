@@ -51,8 +51,8 @@ class ScenarioLab:
         self.client = client
         self.api = client.api
         self.images = images
-        self.template = topology
-        self.topology = topology
+        self.template = topology.for_hosts(scenario.hosts)   # no route through a host the scenario leaves out
+        self.topology = self.template
         self.run_id = run_id
         self.scenario = scenario.id
         self.hosts = scenario.hosts

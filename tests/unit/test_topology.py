@@ -106,3 +106,17 @@ def test_sidecars_are_not_hosts() -> None:
            "services": {"a": {"labels": {"rstlab.role": "client"}, "networks": {"lab": {"ipv4_address": "10.0.0.2"}}},
                         "cap-a": {"labels": {"rstlab.role": "capture"}, "network_mode": "service:a"}}}
     assert list(topology_from_compose(doc).hosts) == ["a"]
+
+
+def test_a_scenario_without_the_router_routes_directly() -> None:
+    """Routes through a host the scenario leaves out are dropped; those through a present host stay."""
+    t = catalog.load_topology()
+    assert "via 10.213.0.200" in t.host("client").environment["RSTLAB_ROUTES"]
+    without = t.for_hosts(["client", "server"])
+    assert without.host("client").environment["RSTLAB_ROUTES"] == ""
+    assert without.host("server").environment["RSTLAB_ROUTES"] == ""
+    assert without.host("client").address == t.host("client").address
+    with_router = t.for_hosts(["client", "router", "server"])
+    assert with_router.host("client").environment["RSTLAB_ROUTES"] == t.host("client").environment["RSTLAB_ROUTES"]
+    moved = without.relocated("10.213.9.0/24")
+    assert moved.host("client").environment["RSTLAB_ROUTES"] == ""
