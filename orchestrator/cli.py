@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
     c = sub.add_parser("clean", help="remove every container and network labelled rstlab.run")
     c.add_argument("--images", action="store_true", help="also remove the lab's images")
+    c.add_argument("--run", action="append", default=[], metavar="RUN_ID", dest="runs",
+                   help="only the objects of this run (repeatable); the default is every run's")
     sh = sub.add_parser("show", help="draw a scenario's ladder from the last run (its result.json)")
     sh.add_argument("name", metavar="NAME")
     sh.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the run's output folder (default: captures/)")
@@ -79,9 +81,15 @@ def _parser() -> argparse.ArgumentParser:
 class Context:
     """What a command works with: its report (the consoles) and, for the commands that need one, the engine."""
 
-    def __init__(self, console: Console | None = None, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, console: Console | None = None, client: docker.DockerClient | None = None,
+                 err: Console | None = None) -> None:
         self.console = console
         self.client = client
+        self.err = err
+
+    def error(self, line: str) -> None:
+        """One line on the error console: `error: ` and what is wrong, what to do."""
+        _stderr(self.err).print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
 
     @cached_property
     def report(self) -> ConsoleReport:
@@ -215,19 +223,27 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
 
 def cmd_clean(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    """Exit 3 when something could not be removed: one line each with the engine's reason and what to do."""
     from .lab import engine
+    from .lab.cleanup import clean
     from .lab.witness import sweep_for_engine
 
     client = ctx.engine()
-    removed = engine.remove_lab_objects(client)
+    groups = [[f"{engine.RUN}={run}"] for run in args.runs] or [[]]
+    done = [clean(client, *selectors) for selectors in groups]
+    removed = [o for d in done for o in d.removed]
+    left = [leftover for d in done for leftover in d.left]
     containers = sum(1 for o in removed if o.kind == "container")
-    networks = len(removed) - containers
     removed_images = engine.remove_images(client) if args.images else 0
     instances = sweep_for_engine(client)
-    ctx.report.note(f"removed {containers} containers, {networks} networks"
-                + (f", {removed_images} images" if args.images else "") + " labelled rstlab.run"
-                + (f", {len(instances)} tracing instances of runs that were killed" if instances else ""))
-    return ExitStatus.OK
+    ctx.report.note(f"removed {containers} containers, {len(removed) - containers} networks"
+                    + (f", {removed_images} images" if args.images else "") + " labelled rstlab.run"
+                    + (f" of run {', '.join(args.runs)}" if args.runs else "")
+                    + (f", {len(instances)} tracing instances of runs that were killed" if instances else "")
+                    + (f"; {len(left)} could not be removed" if left else ""))
+    for leftover in left:
+        ctx.error(leftover.line())
+    return ExitStatus.ENVIRONMENT if left else ExitStatus.OK
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> ExitStatus:
@@ -316,9 +332,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None, err:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm) if in_main_thread else None
     try:
-        return int(COMMANDS[args.command](args, Context(console, client)))
+        return int(COMMANDS[args.command](args, Context(console, client, err)))
     except LabError as exc:
-        _stderr(err).print(f"error: {exc.line()}", highlight=False, markup=False, soft_wrap=True)
+        Context(err=err).error(exc.line())
         return int(exc.status)
     except KeyboardInterrupt:
         _stderr(err).print("interrupted: the lab's containers and networks of this run were removed", highlight=False,

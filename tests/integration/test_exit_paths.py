@@ -86,7 +86,8 @@ def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, im
     # something unlabelled that clean must not touch
     bystander = docker_client.networks.create(f"rstlab-test-bystander-{run_id}", internal=True)
     try:
-        cleaned = subprocess.run([sys.executable, "-m", "orchestrator", "clean"], cwd=ROOT, env=ENV,
+        # this run only: a clean of every run would take other runs' labs on a shared engine away
+        cleaned = subprocess.run([sys.executable, "-m", "orchestrator", "clean", "--run", run_id], cwd=ROOT, env=ENV,
                                  capture_output=True, text=True, timeout=120)
         assert cleaned.returncode == 0 and "removed" in cleaned.stdout
         assert objects_of(docker_client, run_id) == []
