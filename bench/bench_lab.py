@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""How long the lab takes, and where the time goes (issue 7's figures).
+"""How long the lab takes, and where the time goes (issues 7 and 19's figures).
 
-    python bench/bench_lab.py            warm `all` (default jobs) and `all --jobs 1`, 3 of each, per-scenario split
+    python bench/bench_lab.py            `run closed-port` and `list` (5 each), then warm `all` (default jobs)
+                                         and `all --jobs 1`, 3 of each alternated, per-scenario split;
+                                         the orchestrator's peak memory (max RSS) for each
+    python bench/bench_lab.py --no-serial  the same without the `--jobs 1` runs
     python bench/bench_lab.py --cold     first removes the lab's images, so `all` builds them (offline base)
     python bench/bench_lab.py --witness  the kernel witness's cost: warm `all` with and without it, alternated
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,19 +34,61 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def orchestrator(*args: str) -> tuple[float, int]:
-    t = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode not in (0, 1):
-        sys.exit(f"orchestrator {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return time.monotonic() - t, proc.returncode
+def orchestrator(*args: str) -> tuple[float, int, float]:
+    """Wall seconds, exit status and peak memory (max RSS, MiB) of one `python -m orchestrator ARGS`."""
+    with tempfile.TemporaryFile() as err:
+        t = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - t
+        proc.returncode = status = os.waitstatus_to_exitcode(wait_status)
+        if status not in (0, 1):
+            err.seek(0)
+            sys.exit(f"orchestrator {' '.join(args)} failed ({status}): {err.read().decode().strip()}")
+    return seconds, status, usage.ru_maxrss / 1024
 
 
 def run_all(out: Path, *extra: str) -> tuple[float, dict]:
-    seconds, status = orchestrator("all", "--out", str(out), *extra)
+    seconds, status, rss = orchestrator("all", "--out", str(out), *extra)
     summary = json.loads((out / "summary.json").read_text())
     summary["status"] = status
+    summary["max_rss_mib"] = rss
     return seconds, summary
+
+
+def single_commands(out: Path, runs: int) -> None:
+    """`run closed-port` and `list`: median wall time of `runs` each, and the orchestrator's peak memory."""
+    closed = [orchestrator("run", "closed-port", "--out", str(out / f"closed{i}")) for i in range(runs)]
+    listed = [orchestrator("list") for _ in range(runs)]
+    for name, results in (("run closed-port", closed), ("list", listed)):
+        walls = [r[0] for r in results]
+        print(f"{name + ':':31} {statistics.median(walls):6.2f} s   median of "
+              f"{'  '.join(f'{w:.2f}' for w in walls)}; peak memory {max(r[2] for r in results):.0f} MiB")
+
+
+def per_scenario(warm: float, serial_runs: list[tuple[float, dict, Path]]) -> None:
+    """`all --jobs 1`: its wall time, the speed-up of the default jobs, and where each scenario's time goes."""
+    serial = statistics.median(w for w, _, _ in serial_runs)
+    print(f"warm all --jobs 1:              {serial:6.1f} s   median of "
+          f"{'  '.join(f'{r[0]:.1f}' for r in serial_runs)}")
+    print(f"speed-up of the default jobs:   {serial / warm:6.2f} x (of the medians)")
+    print()
+    # the per-scenario split comes from the --jobs 1 run of median wall time
+    _, serial_summary, folder = sorted(serial_runs, key=lambda r: r[0])[len(serial_runs) // 2]
+    print(f"{'scenario (--jobs 1, median run)':31} {'wall':>6} {'inherent':>9} {'overhead':>9}   setup  capture  teardown")
+    overheads, inherents = [], []
+    for s in serial_summary["scenarios"]:
+        t = json.loads((folder / s["id"] / "result.json").read_text())["timings"]
+        inherent = t.get("steps", 0) + t.get("settle", 0)
+        overhead = s["duration_s"] - inherent
+        overheads.append(overhead)
+        inherents.append(inherent)
+        print(f"{s['id']:31} {s['duration_s']:6.2f} {inherent:9.2f} {overhead:9.2f}   "
+              f"{t.get('setup', 0):5.2f}  {t.get('capture', 0):7.2f}  {t.get('teardown', 0):8.2f}")
+    print(f"{'mean overhead':31} {'':6} {'':9} {sum(overheads) / len(overheads):9.2f}")
+    print(f"{'all-in overhead per scenario':31} {serial:6.2f} {sum(inherents):9.2f} "
+          f"{(serial - sum(inherents)) / len(inherents):9.2f}   (whole --jobs 1 run)")
 
 
 def main() -> None:
@@ -50,6 +96,7 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="remove the lab's images first and time the cold run")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="warm runs of each kind, alternated; medians are reported (default 3)")
+    parser.add_argument("--no-serial", action="store_true", help="skip the `all --jobs 1` runs (the per-scenario split)")
     parser.add_argument("--witness", action="store_true",
                         help="only the kernel witness's cost: warm all and all --no-witness, alternated")
     args = parser.parse_args()
@@ -62,36 +109,22 @@ def main() -> None:
             orchestrator("clean", "--images")
             cold, summary = run_all(out / "cold")
             print(f"cold all (images built first): {cold:6.1f} s   {summary['passed']}/{summary['total']} passed")
+        single_commands(out, 5)
         warm_runs, serial_runs = [], []
         for i in range(args.repeat):   # alternated, so a slow spell of the machine hits both kinds
             warm_runs.append(run_all(out / f"warm{i}"))
-            serial_runs.append(run_all(out / f"serial{i}", "--jobs", "1") + (out / f"serial{i}",))
+            if not args.no_serial:
+                serial_runs.append(run_all(out / f"serial{i}", "--jobs", "1") + (out / f"serial{i}",))
         warm = statistics.median(w for w, _ in warm_runs)
-        serial = statistics.median(w for w, _, _ in serial_runs)
         shown = lambda runs: "  ".join(f"{r[0]:.1f}" for r in runs)  # noqa: E731
         passed = lambda runs: " ".join(f"{r[1]['passed']}/{r[1]['total']}" for r in runs)  # noqa: E731
         print(f"warm all (default jobs):        {warm:6.1f} s   median of {shown(warm_runs)}; passed {passed(warm_runs)}")
-        print(f"warm all --jobs 1:              {serial:6.1f} s   median of {shown(serial_runs)}; "
-              f"passed {passed(serial_runs)}")
-        print(f"speed-up of the default jobs:   {serial / warm:6.2f} x (of the medians)")
+        print(f"orchestrator peak memory (all): {statistics.median(r[1]['max_rss_mib'] for r in warm_runs):6.0f} MiB "
+              f"(max RSS, median of the warm runs)")
         verdicts = {tuple(s["verdict"] for s in r[1]["scenarios"]) for r in warm_runs + serial_runs}
         print(f"identical verdicts:             {len(verdicts) == 1}")
-        print()
-        # the per-scenario split comes from the --jobs 1 run of median wall time
-        _, serial_summary, folder = sorted(serial_runs, key=lambda r: r[0])[len(serial_runs) // 2]
-        print(f"{'scenario (--jobs 1, median run)':31} {'wall':>6} {'inherent':>9} {'overhead':>9}   setup  capture  teardown")
-        overheads, inherents = [], []
-        for s in serial_summary["scenarios"]:
-            t = json.loads((folder / s["id"] / "result.json").read_text())["timings"]
-            inherent = t.get("steps", 0) + t.get("settle", 0)
-            overhead = s["duration_s"] - inherent
-            overheads.append(overhead)
-            inherents.append(inherent)
-            print(f"{s['id']:31} {s['duration_s']:6.2f} {inherent:9.2f} {overhead:9.2f}   "
-                  f"{t.get('setup', 0):5.2f}  {t.get('capture', 0):7.2f}  {t.get('teardown', 0):8.2f}")
-        print(f"{'mean overhead':31} {'':6} {'':9} {sum(overheads) / len(overheads):9.2f}")
-        print(f"{'all-in overhead per scenario':31} {serial:6.2f} {sum(inherents):9.2f} "
-              f"{(serial - sum(inherents)) / len(inherents):9.2f}   (whole --jobs 1 run)")
+        if serial_runs:
+            per_scenario(warm, serial_runs)
     print()
     sizes = subprocess.run(["docker", "images", "--filter", "label=rstlab.run", "--format",
                             "{{.Repository}}:{{.Tag}} {{.Size}}"], capture_output=True, text=True).stdout
