@@ -27,7 +27,8 @@ SESSION = "rstlab.session"
 SESSION_ENV = "RSTLAB_SESSION"   # when set, every object also carries it as rstlab.session (tests find theirs)
 
 SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
-CALL_TIMEOUT = 90   # s: no engine call of the lab's takes this long unless the engine has stopped answering
+# s: no engine call of the lab's takes this long unless the engine has stopped answering (tests shorten it)
+CALL_TIMEOUT = int(os.environ.get("RSTLAB_ENGINE_TIMEOUT", "90"))
 
 # Once one call has gone unanswered for CALL_TIMEOUT, the engine is taken as hung for the rest of the
 # process: every further call fails at once, so a run ends in one line instead of a timeout per call.

@@ -4,8 +4,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import socketserver
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import docker.errors
@@ -84,6 +87,47 @@ def test_no_engine_is_environment_error(tmp_path: Path) -> None:
     # port 9 on loopback: nothing listens, the connection is refused at once
     proc = cli("run", "closed-port", "--out", str(tmp_path), env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
     assert_one_line_error(proc, 3, "no Docker engine reachable")
+
+
+class _HangingEngine(socketserver.ThreadingUnixStreamServer):
+    """An engine that answers its version and ping, then never answers again (a deadlocked dockerd)."""
+
+    daemon_threads = True
+    block_on_close = False
+
+
+class _HangingHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        while True:
+            request = self.rfile.readline().decode()
+            if not request:
+                return
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass   # the headers (these requests carry no body)
+            if "/version" in request or "/_ping" in request:
+                body = b'{"ApiVersion": "1.41", "Version": "20.10.24"}' if "/version" in request else b"OK"
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                continue
+            threading.Event().wait(60)   # the call that never returns
+            return
+
+
+def test_an_engine_that_stops_answering_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    """The engine answers, then hangs (Docker 20.10's libnetwork deadlock did this here): one line, exit 3."""
+    sock = tmp_path / "engine.sock"
+    server = _HangingEngine(str(sock), _HangingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        proc = cli("run", "closed-port", "--out", str(tmp_path / "out"),
+                   env={"DOCKER_HOST": f"unix://{sock}", "RSTLAB_ENGINE_TIMEOUT": "2"})
+        assert_one_line_error(proc, 3, "did not answer within 2 s")
+        assert "restart the Docker daemon" in proc.stderr
+        assert time.monotonic() - started < 30, "each later call waited for its own timeout"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class RefusingApi:
