@@ -68,9 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="tell which RST cause each reset in a capture matches, with the evidence")
     ex.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng files, from the lab or anywhere")
     ex.add_argument("--json", action="store_true", help="machine-readable list of connections")
-    ex.add_argument("--at", action="append", default=[], metavar="ADDRESS",
+    ex.add_argument("--at", action="append", default=[], metavar="[FILE=]ADDRESS",
                     help="an address of the host the capture was taken on (repeatable): tells whether a RST "
-                         "that host sent was its own or forged in another host's name")
+                         "that host sent was its own or forged in another host's name; FILE=ADDRESS says it "
+                         "of one of several files")
     ex.add_argument("--all", action="store_true", dest="every",
                     help="print every connection, not one per incident (same verdict, same two hosts)")
     ex.add_argument("--annotate", type=Path, metavar="OUT.pcapng",
@@ -272,20 +273,50 @@ def cmd_report(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     return ExitStatus.OK
 
 
-def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+def _capture_hosts(files: Sequence[str], at: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """`--at`: the addresses every file's capture host owns, and each file's own (FILE=ADDRESS)."""
     import ipaddress
 
+    every: list[str] = []
+    mine: list[list[str]] = [[] for _ in files]
+    for value in at:
+        name, _, addr = value.rpartition("=")
+        try:
+            text = ipaddress.ip_address(addr).compressed
+        except ValueError as exc:
+            raise BadInput(f"--at: {exc}", "give the capture host's IPv4 or IPv6 address, or FILE=ADDRESS") from None
+        if not name:
+            every.append(text)
+        elif name in files:
+            mine[files.index(name)].append(text)
+        else:
+            raise BadInput(f"--at {value}: {name} is not one of the files", "name a FILE given to explain")
+    return every, mine
+
+
+def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .capture import read_capture
     from .explain import explain_capture
 
-    try:
-        local = [ipaddress.ip_address(a).compressed for a in args.at]
-    except ValueError as exc:
-        raise BadInput(f"--at: {exc}", "give the capture host's IPv4 or IPv6 address") from None
+    local, own = _capture_hosts(args.files, args.at)
     if args.annotate and len(args.files) != 1:
         raise BadInput("--annotate takes one capture file", "explain the files one at a time to annotate each")
+    if len(set(args.files)) != len(args.files):
+        raise BadInput("a capture file is given twice", "give each capture point's file once")
     captures = [read_capture(name) for name in args.files]   # every file is read before anything prints
-    results = [explain_capture(capture, local) for capture in captures]
+    paths = None
+    if len(captures) > 1:
+        from .explain.paths import Point, point_names, rst_paths
+        from .report.results_folder import capture_host
+
+        for i, name in enumerate(args.files):
+            lab = capture_host(Path(name))          # a lab run's pcap: its result.json names its host's address
+            if lab is not None and not own[i]:
+                own[i] = [lab[1]]
+        paths = rst_paths([Point(name, c.packets, frozenset(local + own[i]))
+                           for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])
+    results = [explain_capture(capture, local + own[i], paths.by_point[i] if paths else None)
+               for i, capture in enumerate(captures)]
     if args.annotate:
         from .report.annotate import annotate
 
@@ -301,7 +332,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             if r.truncated:
                 print(f"warning: {r.path} is truncated: explained up to the cut", file=sys.stderr)
     else:
-        ctx.report.explanations(results, every=args.every)
+        ctx.report.explanations(results, every=args.every, paths=paths)
     return ExitStatus.OK
 
 

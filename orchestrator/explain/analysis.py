@@ -1,7 +1,8 @@
 """Run every reset of a capture through the cause registry: packets in, explanations out."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from itertools import pairwise
 
 from ..capture import Capture, Packet, read_capture
@@ -10,6 +11,7 @@ from .context import Context
 from .facts import Facts, connections, facts_of, stray_facts
 from .families import ambiguous_sentence
 from .origin import forged_evidence, sent_by_endpoint, uncomparable
+from .paths import RstPath, on_path
 from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation, endpoint
 from .verdict import Finding, explanation
 
@@ -21,17 +23,20 @@ def explain_file(path: str) -> CaptureExplanation:
     return explain_capture(read_capture(path))
 
 
-def explain_capture(capture: Capture, local_addresses: Iterable[str] = ()) -> CaptureExplanation:
+def explain_capture(capture: Capture, local_addresses: Iterable[str] = (),
+                    paths: Mapping[int, RstPath] | None = None) -> CaptureExplanation:
     """Explain one parsed capture.
 
     `local_addresses` are addresses the capture host is known to own (optional):
     a RST the capture host sent with another address as its source is forged.
+    `paths` (RST packet index -> its path across capture points, `paths.rst_paths`)
+    decides where a RST came from when other captures of the connection show it.
     """
     packets = capture.packets
     t0 = packets[0].time if packets else 0.0
     conns = connections(packets)
     ctx = Context(conns, t0, frozenset(local_addresses), capture.icmp)
-    explanations = _explain(ctx)
+    explanations = _explain(ctx, paths or {})
     return CaptureExplanation(capture.path, len(packets), capture.other, capture.truncated,
                               len(conns), t0, tuple(explanations), tuple(capture_notes(ctx, capture)))
 
@@ -68,7 +73,7 @@ def capture_notes(ctx: Context, capture: Capture) -> list[str]:
     return notes
 
 
-def _explain(ctx: Context) -> list[Explanation]:
+def _explain(ctx: Context, paths: Mapping[int, RstPath] | None = None) -> list[Explanation]:
     conns, t0 = ctx.conns, ctx.t0
     ctx.end_time = max((c.raw[-1].time for c in conns), default=t0)
     todo: list[Facts] = []
@@ -84,12 +89,15 @@ def _explain(ctx: Context) -> list[Explanation]:
         todo.append(f)
     out: list[Explanation] = []
     for f in todo:
+        path = (paths or {}).get(f.rst.index) if f.rst.is_rst else None
         if f.rst.is_rst:
             f.forged = forged_evidence(f, ctx)
             f.by_endpoint = "" if f.forged else sent_by_endpoint(f, ctx)
+            if path is not None:
+                on_path(f, path)
         e = classify(f, ctx)
         if e is not None:
-            out.append(e)
+            out.append(e if path is None else replace(e, path=path))
     out.sort(key=lambda e: e.start)
     return out
 

@@ -5,9 +5,12 @@ Rendering lives in `orchestrator.report`; nothing here prints.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..capture import Packet
+
+if TYPE_CHECKING:
+    from .paths import RstPath
 
 __all__ = ["AMBIGUOUS", "SILENT_DROP", "UNKNOWN", "Candidate", "CaptureExplanation", "Evidence",
            "Explanation", "endpoint"]
@@ -61,11 +64,12 @@ class Explanation:
     conn_state: str = ""              # Zeek's conn_state (S0, REJ, RSTO, ...)
     history: str = ""                 # Zeek's history string ("ShADadR", ...)
     forged: tuple[str, ...] = field(default=())  # IP-level evidence that the RST was forged
+    path: RstPath | None = None       # the first RST followed across capture points (several files)
 
     def as_dict(self, t0: float = 0.0) -> dict[str, Any]:
         """A JSON-ready mapping; times in seconds relative to `t0`. An evidence entry's
         `packet` is the packet's position among the file's TCP packets (0-based)."""
-        return {
+        out: dict[str, Any] = {
             "client": self.client, "server": self.server, "endpoints": list(self.endpoints),
             "cause": self.cause,
             "candidates": [{"cause": c.cause, "why": c.why, "tell": c.tell} for c in self.candidates],
@@ -80,6 +84,9 @@ class Explanation:
             "conn_state": self.conn_state, "history": self.history,
             "forged": list(self.forged),
         }
+        if self.path is not None:
+            out["path"] = self.path.as_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from ..result import ScenarioResult, holds, tally
 
 if TYPE_CHECKING:   # imported where used, so `list` and a run load neither
     from ..explain import CaptureExplanation, Explanation
+    from ..explain.paths import Paths
     from ..model import Scenario
     from ..runner import Progress
     from .ladder import Ladder
@@ -137,14 +138,18 @@ class ConsoleReport:
                     self.console.print(f"  [red]✗[/red] {c['kind']} @ {c['subject']}: expected {c['expected']}\n"
                                        f"      observed {c['observed']}", highlight=False)
 
-    def explanations(self, results: Sequence[CaptureExplanation], every: bool = False) -> None:
+    def explanations(self, results: Sequence[CaptureExplanation], every: bool = False,
+                     paths: Paths | None = None) -> None:
         """`explain FILE…`: per file, the summary first (connections, resets by cause, what kind
         of capture), then each incident (the same verdict between the same two hosts) with its
-        most telling connection in full; `every` prints every connection instead."""
+        most telling connection in full; `every` prints every connection instead. With several
+        files, `paths` first says which connections they share and where each RST entered the path."""
         from ..explain import incidents
 
         counts: dict[str, int] = {}
         with self._lock:
+            if paths is not None:
+                self._paths(paths, len(results))
             for r in results:
                 head = Text.assemble((r.path, "bold"), f": {r.packets} TCP packets, {r.connections} "
                                      f"connection{'s' if r.connections != 1 else ''}, "
@@ -190,6 +195,19 @@ class ConsoleReport:
                     table.add_row(Text(cause, style=cause_style(cause)), str(n))
                 self.console.print(table)
 
+    def _paths(self, paths: Paths, files: int) -> None:
+        nat = sum(1 for c in paths.connections if c.translated)
+        resets = [r for c in paths.connections for r in c.resets]
+        self.console.print(Text.assemble((f"{files} capture points", "bold"), f": {paths.matched} connection"
+                                         f"{'s' if paths.matched != 1 else ''} found in more than one"
+                                         + (f" ({nat} through NAT)" if nat else "")
+                                         + f", {len(resets)} RST{'s' if len(resets) != 1 else ''} followed"))
+        for c in paths.connections:
+            for r in c.resets:
+                style = "bold red" if r.forged else "green" if r.forged is False else "yellow"
+                self.console.print(Text.assemble("  ", (" > ".join(c.points), "dim"), "  ", (r.verdict, style)))
+        self.console.print()
+
     def _explanation(self, e: Explanation, t0: float) -> None:
         from ..explain import AMBIGUOUS
 
@@ -204,6 +222,8 @@ class ConsoleReport:
             title.append(f"  zeek {e.conn_state} {e.history}", style="dim")
         self.console.print(title)
         self.console.print(Text("    " + e.sentence))
+        if e.path is not None:
+            self.console.print(Text("    path: " + e.path.verdict, style="bold"))
         for ev in e.evidence:
             self.console.print(Text("      " + ev.line, style="cyan"), soft_wrap=True)
             self.console.print(Text("          " + ev.why, style="dim italic"))

@@ -118,6 +118,17 @@ def load_result(out: Path, name: str) -> ResultDocument:
     return _read_document(path)
 
 
+def capture_host(pcap: Path) -> tuple[str, str] | None:
+    """(capture point, its host's address) of a pcap a lab run wrote, from the result.json beside it;
+    None for any other file (no result.json there, or it does not name this file)."""
+    try:
+        doc = json.loads((pcap.parent / "result.json").read_text())
+        point = next(name for name, cap in doc["captures"].items() if cap.get("file") == pcap.name)
+        return point, str(doc["hosts"][point]["address"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return None
+
+
 def load_documents(folder: Path) -> list[ResultDocument]:
     """Every `<folder>/<scenario>/result.json`, in the order of the folder's summary.json when it has one."""
     if not folder.is_dir():
