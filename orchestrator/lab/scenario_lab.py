@@ -248,7 +248,8 @@ class ScenarioLab:
 
         A host restarted during the run has earlier parts: they come first in its file.
         """
-        chosen = [h for h in self.sidecars if hosts is None or h in hosts]
+        # in the scenario's order of capture points, whichever sidecar happened to start first
+        chosen = [h for h in self.capture_points if h in self.sidecars and (hosts is None or h in hosts)]
         _all(self._interrupt_capture, chosen)
         files: dict[str, CaptureFile] = {}
         for host in chosen:
