@@ -306,17 +306,19 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     captures = [read_capture(name) for name in args.files]   # every file is read before anything prints
     paths = None
     if len(captures) > 1:
-        from .explain.paths import Point, point_names, rst_paths
+        from .explain.multi import explain_points
+        from .explain.paths import Point, point_names
         from .report.results_folder import capture_host
 
         for i, name in enumerate(args.files):
             lab = capture_host(Path(name))          # a lab run's pcap: its result.json names its host's address
             if lab is not None and not own[i]:
                 own[i] = [lab[1]]
-        paths = rst_paths([Point(name, c.packets, frozenset(local + own[i]))
-                           for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])
-    results = [explain_capture(capture, local + own[i], paths.by_point[i] if paths else None)
-               for i, capture in enumerate(captures)]
+        paths, results = explain_points(captures, [
+            Point(name, c.packets, frozenset(local + own[i]))
+            for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])
+    else:
+        results = [explain_capture(captures[0], local)]
     if args.annotate:
         from .report.annotate import annotate
 

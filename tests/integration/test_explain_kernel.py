@@ -18,6 +18,8 @@ import pytest
 
 from orchestrator.capture import read_capture
 from orchestrator.explain import endpoint, explain_capture
+from orchestrator.explain.multi import explain_points
+from orchestrator.explain.paths import Point
 from orchestrator.witness import (
     FORGED,
     event_from_record,
@@ -35,10 +37,11 @@ class Scored:
     agrees: bool
 
 
-def score(out: Path, scenarios: list[str]) -> tuple[list[Scored], int]:
+def score(out: Path, scenarios: list[str], together: bool = False) -> tuple[list[Scored], int]:
     """The RST each explained connection's verdict is about (its first), in every capture of a run's output
     folder, scored; and how many later RSTs of the same connections there were (explain gives them no
-    cause of their own: they follow from the first)."""
+    cause of their own: they follow from the first). `together`: each scenario's capture points are
+    explained at once (`explain client.pcap router.pcap server.pcap`), each RST followed along the path."""
     scored = []
     later = 0
     for scenario in scenarios:
@@ -51,10 +54,14 @@ def score(out: Path, scenarios: list[str]) -> tuple[list[Scored], int]:
             pytest.skip(why)
         events = [event_from_record(r) for r in witness["events"]]
         hosts = {h: v["address"] for h, v in doc["hosts"].items()}
-        for point, cap in doc["captures"].items():
-            capture = read_capture(out / scenario / cap["file"])
+        captures = {point: read_capture(out / scenario / cap["file"]) for point, cap in doc["captures"].items()}
+        if together:
+            _, reports = explain_points(list(captures.values()), [Point(point, c.packets, frozenset([hosts[point]]))
+                                                                  for point, c in captures.items()])
+        else:
+            reports = [explain_capture(c, [hosts[point]]) for point, c in captures.items()]
+        for (point, capture), report in zip(captures.items(), reports, strict=True):
             words = witness_packets(capture.packets, events, hosts)
-            report = explain_capture(capture, [hosts[point]])
             decided: set[int] = set()
             for e in report.explanations:
                 if e.rst_time is None:
@@ -90,3 +97,14 @@ def test_explain_agrees_with_the_kernel_on_every_rst(catalogue_run: tuple[int, P
                 print(f"  DISAGREE {s.where}: kernel {s.kernel}, explain {s.explain}")
     assert scored, "the catalogue's captures hold RSTs"
     assert agree == len(scored), [s for s in scored if not s.agrees]
+
+
+def test_explained_together_the_capture_points_agree_with_the_kernel(catalogue_run: tuple[int, Path, str]) -> None:
+    """The same, with every capture point of a scenario given at once: where the points show a RST's origin,
+    that decides (closed-port and firewall-reset are no longer ambiguous), and it still agrees."""
+    _, out, _ = catalogue_run
+    scored, _ = score(out, SCENARIOS, together=True)
+    assert scored and all(s.agrees for s in scored), [s for s in scored if not s.agrees]
+    undecided = [s for s in scored if s.where.startswith(("closed-port ", "firewall-reset "))
+                 and s.explain.startswith("ambiguous")]
+    assert not undecided, undecided

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from orchestrator.capture import Capture, Packet, read_capture
 from orchestrator.explain import AMBIGUOUS, CaptureExplanation, explain_capture
+from orchestrator.explain.multi import explain_points, settle
 from orchestrator.explain.paths import Paths, Point, point_names, rst_paths
 from orchestrator.report.results_folder import capture_host
 from orchestrator.witness import event_from_record, explain_agrees, witness_packets
@@ -49,9 +51,7 @@ def _points(scenario: str, names: list[str] | None = None, addresses: bool = Tru
 
 
 def _explain(points: list[Point], captures: list[Capture]) -> tuple[Paths, list[CaptureExplanation]]:
-    paths = rst_paths(points)
-    return paths, [explain_capture(c, p.addresses, paths.by_point[i])
-                   for i, (p, c) in enumerate(zip(points, captures, strict=True))]
+    return explain_points(captures, points)
 
 
 def _addr(scenario: str, host: str) -> str:
@@ -172,6 +172,45 @@ def test_without_the_hosts_addresses_a_closed_port_is_said_to_be_undecided() -> 
     (rst,) = paths.connections[0].resets
     assert rst.forged is None and "itself or a firewall in its name" in rst.why
     assert [_said(e) for e in results[0].explanations] == ["ambiguous: closed-port or firewall-reset"]
+
+
+def test_a_point_that_saw_only_part_takes_the_cause_another_point_decides() -> None:
+    """retransmission-timeout: the server never saw the client's retransmissions (the router dropped them), so
+    alone it fits peer-restart or retransmission-timeout; the client's capture of the same RST decides."""
+    alone = explain_capture(_capture("retransmission-timeout", "server"))
+    assert [_said(e) for e in alone.explanations] == ["ambiguous: peer-restart or retransmission-timeout"]
+    points, captures = _points("retransmission-timeout")
+    _, results = _explain(points, captures)
+    assert [[_said(e) for e in r.explanations] for r in results] == [["retransmission-timeout"]] * 3
+    server = results[2].explanations[0]
+    assert server.notes[-1] == ("this capture alone fits peer-restart or retransmission-timeout; client's capture "
+                                "of the same connection decides it (see client)")
+    assert [c.cause for c in server.candidates] == ["retransmission-timeout"]
+
+
+def test_a_proxys_ends_take_the_cause_its_own_capture_decides() -> None:
+    points, captures = _points("lb-idle-reset")
+    _, results = _explain(points, captures)
+    assert [[_said(e) for e in r.explanations] for r in results] == [["lb-idle-reset"], ["lb-idle-reset"] * 2,
+                                                                      ["lb-idle-reset"]]
+    assert "router's capture of the same connection decides it" in results[0].explanations[0].notes[-1]
+
+
+def test_points_that_decide_differently_settle_nothing() -> None:
+    """Two points deciding two causes for one RST: neither is taken over the other, and a third point that
+    lists both stays ambiguous."""
+    points, captures = _points("retransmission-timeout")
+    paths = rst_paths(points)
+    raw = [explain_capture(c, p.addresses, paths.by_point[i])
+           for i, (c, p) in enumerate(zip(captures, points, strict=True))]
+    client, _, server = raw
+    assert server.explanations[0].cause == AMBIGUOUS
+    restart = replace(client, explanations=(replace(client.explanations[0], cause="peer-restart"),))
+    settled = settle([client, restart, server], ["client", "other", "server"])
+    assert [_said(e) for r in settled for e in r.explanations] == [
+        "retransmission-timeout", "peer-restart", "ambiguous: peer-restart or retransmission-timeout"]
+    assert [_said(e) for r in settle([client, server], ["client", "server"]) for e in r.explanations] == [
+        "retransmission-timeout", "retransmission-timeout"]
 
 
 # --- NAT ----------------------------------------------------------------------------------
