@@ -39,11 +39,12 @@ def say(event: str, **fields: object) -> None:
 
 def end(legs: list[socket.socket], how: str) -> None:
     """Close both legs: with a RST each (reset) or without a packet (silent)."""
-    for leg in legs:
+    for leg in legs:   # every leg set first, then closed back to back: the two RSTs leave together
         if how == "reset":
             leg.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("@ii", 1, 0))
         else:
             leg.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+    for leg in legs:
         leg.close()
 
 
