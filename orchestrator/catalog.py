@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ScenarioFileError, UnknownScenario
-from .model import Scenario, scenario_from_mapping
+from .model import ID_PATTERN, Scenario, scenario_from_mapping
 from .paths import BUILTIN_DIR, COMPOSE_FILE, IMAGES_DIR, PACKAGE_DIR, PROJECT_DIR
 from .topology import Topology, topology_from_compose
 
@@ -62,16 +62,31 @@ def builtin_scenarios(topology: Topology, folder: Path = BUILTIN_DIR) -> list[Sc
     return [load_scenario_file(p, topology) for p in sorted(folder.glob("*.yaml"))]
 
 
+def _builtin(name: str, topology: Topology) -> Scenario | None:
+    """The catalogue scenario `name` from its own file alone (an id is its file's name), else None."""
+    path = BUILTIN_DIR / f"{name}.yaml"
+    if not ID_PATTERN.fullmatch(name) or not path.is_file():
+        return None
+    scenario = load_scenario_file(path, topology)
+    return scenario if scenario.id == name else None
+
+
 def resolve(names: list[str], topology: Topology) -> list[Scenario]:
-    """Scenario ids from the catalogue, or paths to scenario files, in the order given."""
-    catalogue = {s.id: s for s in builtin_scenarios(topology)}
+    """Scenario ids from the catalogue, or paths to scenario files, in the order given.
+
+    Only the files named are read (`run closed-port` need not parse the whole catalogue); all of it
+    only for an id that is not its file's name, or to list the known ids when one is unknown.
+    """
     chosen = []
     for name in names:
-        if name in catalogue:
-            chosen.append(catalogue[name])
-        elif name.endswith((".yaml", ".yml")) or Path(name).exists():
-            chosen.append(load_scenario_file(Path(name), topology))
-        else:
-            raise UnknownScenario(f"unknown scenario {name!r}",
-                                  f"known: {', '.join(catalogue)}; or give a scenario file path")
+        found = _builtin(name, topology)
+        if found is None and (name.endswith((".yaml", ".yml")) or Path(name).exists()):
+            found = load_scenario_file(Path(name), topology)
+        if found is None:
+            catalogue = {s.id: s for s in builtin_scenarios(topology)}
+            if name not in catalogue:
+                raise UnknownScenario(f"unknown scenario {name!r}",
+                                      f"known: {', '.join(catalogue)}; or give a scenario file path")
+            found = catalogue[name]
+        chosen.append(found)
     return chosen

@@ -98,6 +98,18 @@ def test_unreadable_and_unknown() -> None:
         catalog.resolve(["nope"], TOPOLOGY)
 
 
+def test_resolving_catalogue_ids_reads_only_their_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run closed-port` parses closed-port.yaml, not the whole catalogue (issue 19: its start-up time)."""
+    read: list[str] = []
+    real = catalog._read_yaml
+    monkeypatch.setattr(catalog, "_read_yaml", lambda path: read.append(Path(path).name) or real(path))
+    chosen = catalog.resolve(["silent-drop", "closed-port"], TOPOLOGY)
+    assert [s.id for s in chosen] == ["silent-drop", "closed-port"]
+    assert read == ["silent-drop.yaml", "closed-port.yaml"]
+    assert chosen == [s for s in catalog.builtin_scenarios(TOPOLOGY) if s.id == "silent-drop"] + \
+        [s for s in catalog.builtin_scenarios(TOPOLOGY) if s.id == "closed-port"]
+
+
 @pytest.mark.parametrize("text, expected", [
     ("1", Range(1, 1)), ("0.8..1.3", Range(0.8, 1.3)), ("..0.1", Range(None, 0.1)),
     ("2..", Range(2, None)), ("<0.5", Range(None, 0.5)), (">=3", Range(3, None)),
