@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="print every connection, not one per incident (same verdict, same two hosts)")
     ex.add_argument("--annotate", type=Path, metavar="OUT.pcapng",
                     help="write the capture back as pcapng with a comment on each explained RST (one FILE)")
+    ex.add_argument("--html", type=Path, metavar="OUT.html",
+                    help="also write a self-contained page: the summary, the incidents, each with its ladder "
+                         "(SVG), evidence and packets")
+    ex.add_argument("--conn", metavar="ADDR:PORT",
+                    help="only the connections with this endpoint at either end, in full ([ADDR]:PORT for IPv6)")
+    ex.add_argument("--host", metavar="ADDR", help="only the connections of this host, in full")
     return p
 
 
@@ -295,14 +301,18 @@ def _capture_hosts(files: Sequence[str], at: Sequence[str]) -> tuple[list[str], 
 
 
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    from dataclasses import replace
+
     from .capture import read_capture
-    from .explain import explain_capture
+    from .explain import Explanation, explain_capture
+    from .explain.incidents import involves
 
     local, own = _capture_hosts(args.files, args.at)
     if args.annotate and len(args.files) != 1:
         raise BadInput("--annotate takes one capture file", "explain the files one at a time to annotate each")
     if len(set(args.files)) != len(args.files):
         raise BadInput("a capture file is given twice", "give each capture point's file once")
+    conn, host = _endpoint_arg(args.conn), _address_arg("--host", args.host)
     captures = [read_capture(name) for name in args.files]   # every file is read before anything prints
     paths = None
     if len(captures) > 1:
@@ -319,6 +329,20 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])
     else:
         results = [explain_capture(captures[0], local)]
+    selection = " ".join(f"{flag} {value}" for flag, value in (("--conn", conn), ("--host", host)) if value)
+
+    def chosen(e: Explanation) -> bool:
+        return involves(e, conn, host)
+
+    shown = [replace(r, explanations=tuple(filter(chosen, r.explanations))) for r in results] if selection else results
+    if args.html:
+        from .report.explain_html import explain_page
+
+        try:
+            args.html.write_text(explain_page(shown, selection), encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"--html {args.html}: {exc.strerror or exc}", "give a writable path for the page") from None
+        print(f"{args.html}: page written", file=sys.stderr)
     if args.annotate:
         from .report.annotate import annotate
 
@@ -329,13 +353,40 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
                            "give a writable path for the annotated pcapng") from None
         print(f"{args.annotate}: {n} packet comment{'s' if n != 1 else ''} written", file=sys.stderr)
     if args.json:
-        print(json.dumps([record for r in results for record in r.as_json()], indent=2))
+        print(json.dumps([record for r in results for record in r.as_json(chosen if selection else None)], indent=2))
         for r in results:
             if r.truncated:
                 print(f"warning: {r.path} is truncated: explained up to the cut", file=sys.stderr)
     else:
-        ctx.report.explanations(results, every=args.every, paths=paths)
+        ctx.report.explanations(shown, every=args.every, paths=paths, selection=selection)
     return ExitStatus.OK
+
+
+def _address_arg(flag: str, text: str | None) -> str | None:
+    """An IPv4 or IPv6 address as `explain` writes it (compressed), or BadInput naming the flag."""
+    import ipaddress
+
+    if text is None:
+        return None
+    try:
+        return ipaddress.ip_address(text.strip("[]")).compressed
+    except ValueError:
+        raise BadInput(f"{flag} {text!r} is not an IP address", f"give an IPv4 or IPv6 address, e.g. {flag} 10.0.0.1") \
+            from None
+
+
+def _endpoint_arg(text: str | None) -> str | None:
+    """`ADDR:PORT` (`[ADDR]:PORT` for IPv6) as `explain` writes endpoints, or BadInput."""
+    from .explain import endpoint
+
+    if text is None:
+        return None
+    addr, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or (":" in addr and not addr.startswith("[")):
+        raise BadInput(f"--conn {text!r} is not ADDR:PORT", "e.g. --conn 10.0.0.1:80 or --conn [fd00::1]:80")
+    address = _address_arg("--conn", addr)
+    assert address is not None
+    return endpoint(address, int(port))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Context], ExitStatus]] = {

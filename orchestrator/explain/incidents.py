@@ -6,22 +6,23 @@ the most evidence) stands for the rest.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .result import Explanation
 
-__all__ = ["SCAN_PORTS", "Incident", "incidents"]
+__all__ = ["SCAN_PORTS", "Incident", "host_of", "incidents", "involves", "port_of"]
 
 SCAN_PORTS = 20           # one client trying this many ports of one server is scanning it
 
 
-def _host(ep: str) -> str:
-    return ep.rsplit(":", 1)[0]
+def host_of(ep: str) -> str:
+    """The address of `10.0.0.1:80` or `[fd00::1]:80`."""
+    return ep.rsplit(":", 1)[0].strip("[]")
 
 
-def _port(ep: str) -> int:
+def port_of(ep: str) -> int:
     return int(ep.rsplit(":", 1)[1])
 
 
@@ -42,12 +43,12 @@ class Incident:
 
     def ports(self) -> tuple[int, int]:
         """The lowest and highest server port."""
-        ports = [_port(e.endpoints[1]) for e in self.connections]
+        ports = [port_of(e.endpoints[1]) for e in self.connections]
         return min(ports), max(ports)
 
     def meaning(self) -> str:
         """What the group means, when its shape says it ('' otherwise)."""
-        ports = {_port(e.endpoints[1]) for e in self.connections}
+        ports = {port_of(e.endpoints[1]) for e in self.connections}
         if len(ports) >= SCAN_PORTS:
             return ("a port scan against a host that filters" if self.cause == "silent-drop"
                     else "a port scan")
@@ -57,13 +58,14 @@ class Incident:
         times = [e.start for e in self.connections]
         return min(times), max(times)
 
-    def as_dict(self, t0: float = 0.0) -> dict[str, Any]:
+    def as_dict(self, t0: float, number: int, ids: Mapping[int, int]) -> dict[str, Any]:
+        """Its `--json` record: `number` is its id in the file, `ids` maps a connection (`id()`) to its id."""
         lo, hi = self.ports()
         first, last = self.span()
-        return {"cause": self.cause, "candidates": list(self.candidates), "client": self.client,
+        return {"id": number, "cause": self.cause, "candidates": list(self.candidates), "client": self.client,
                 "server": self.server, "connections": self.count, "server_ports": [lo, hi],
                 "first": round(first - t0, 6), "last": round(last - t0, 6), "meaning": self.meaning(),
-                "example": self.example.as_dict(t0)}
+                "example": ids[id(self.example)]}
 
 
 def incidents(explanations: Sequence[Explanation]) -> list[Incident]:
@@ -71,10 +73,16 @@ def incidents(explanations: Sequence[Explanation]) -> list[Incident]:
     groups: dict[tuple[str, tuple[str, ...], str, str], list[Explanation]] = {}
     for e in explanations:
         cands = tuple(c.cause for c in e.candidates) if len(e.candidates) > 1 else ()
-        key = (e.cause, cands, _host(e.endpoints[0]), _host(e.endpoints[1]))
+        key = (e.cause, cands, host_of(e.endpoints[0]), host_of(e.endpoints[1]))
         groups.setdefault(key, []).append(e)
     out = []
     for (cause, cands, client, server), members in groups.items():
         example = max(members, key=lambda e: (len(e.evidence), -e.start))
         out.append(Incident(cause, cands, client, server, example, tuple(members)))
     return out
+
+
+def involves(e: Explanation, conn: str | None = None, host: str | None = None) -> bool:
+    """The connection has `conn` (`addr:port`, as `endpoint` writes it) at either end, and `host` at either end."""
+    return ((conn is None or conn in e.endpoints)
+            and (host is None or host in (host_of(e.endpoints[0]), host_of(e.endpoints[1]))))

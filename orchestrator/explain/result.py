@@ -4,6 +4,7 @@ Rendering lives in `orchestrator.report`; nothing here prints.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ class Explanation:
     history: str = ""                 # Zeek's history string ("ShADadR", ...)
     forged: tuple[str, ...] = field(default=())  # IP-level evidence that the RST was forged
     path: RstPath | None = None       # the first RST followed across capture points (several files)
+    segments: tuple[Packet, ...] = field(default=(), repr=False, compare=False)  # the connection's packets
 
     def as_dict(self, t0: float = 0.0) -> dict[str, Any]:
         """A JSON-ready mapping; times in seconds relative to `t0`. An evidence entry's
@@ -102,7 +104,18 @@ class CaptureExplanation:
     explanations: tuple[Explanation, ...]
     notes: tuple[str, ...] = ()       # what kind of capture it is: one-sided, duplicates, time order
 
-    def as_json(self) -> list[dict[str, Any]]:
-        """The `--json` records of this file: one per explained connection."""
-        return [{"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0)}
-                for e in self.explanations]
+    def as_json(self, chosen: Callable[[Explanation], bool] | None = None) -> list[dict[str, Any]]:
+        """The `--json` records of this file: one per explained connection (those `chosen`), each with
+        its `id` (its place among the file's connections) and its `incident` (the same verdict between
+        the same two hosts: the group's cause, hosts, count, port and time ranges, its most telling
+        connection's id)."""
+        from .incidents import incidents
+
+        ids = {id(e): n for n, e in enumerate(self.explanations)}
+        incident_of: dict[int, dict[str, Any]] = {}
+        for number, inc in enumerate(incidents(self.explanations)):
+            record = inc.as_dict(self.t0, number, ids)
+            incident_of.update((id(e), record) for e in inc.connections)
+        return [{"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": n,
+                 "incident": incident_of[id(e)]}
+                for n, e in enumerate(self.explanations) if chosen is None or chosen(e)]

@@ -91,4 +91,4 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
         packets=len(conn.pk), resets=resets,
-        conn_state=state, history=history, forged=tuple(f.forged))
+        conn_state=state, history=history, forged=tuple(f.forged), segments=tuple(conn.pk))

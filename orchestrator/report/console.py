@@ -17,7 +17,7 @@ from ..listing import HEADERS, Entry, rows
 from ..result import ScenarioResult, holds, tally
 
 if TYPE_CHECKING:   # imported where used, so `list` and a run load neither
-    from ..explain import CaptureExplanation, Explanation
+    from ..explain import CaptureExplanation
     from ..explain.paths import Paths
     from ..model import Scenario
     from ..runner import Progress
@@ -139,61 +139,18 @@ class ConsoleReport:
                                        f"      observed {c['observed']}", highlight=False)
 
     def explanations(self, results: Sequence[CaptureExplanation], every: bool = False,
-                     paths: Paths | None = None) -> None:
+                     paths: Paths | None = None, selection: str = "") -> None:
         """`explain FILE…`: per file, the summary first (connections, resets by cause, what kind
-        of capture), then each incident (the same verdict between the same two hosts) with its
-        most telling connection in full; `every` prints every connection instead. With several
-        files, `paths` first says which connections they share and where each RST entered the path."""
-        from ..explain import incidents
+        of capture, its incidents), then each incident (the same verdict between the same two
+        hosts) with its most telling connection in full and its ladder; `every` or a `selection`
+        prints every (chosen) connection instead (explain_console.py). With several files, `paths`
+        first says which connections they share and where each RST entered the path."""
+        from .explain_console import print_explanations
 
-        counts: dict[str, int] = {}
         with self._lock:
             if paths is not None:
                 self._paths(paths, len(results))
-            for r in results:
-                head = Text.assemble((r.path, "bold"), f": {r.packets} TCP packets, {r.connections} "
-                                     f"connection{'s' if r.connections != 1 else ''}, "
-                                     f"{len(r.explanations)} reset or failed")
-                if r.other:
-                    head.append(f" ({r.other} frames that are not TCP ignored)", style="dim")
-                self.console.print(head)
-                mine: dict[str, int] = {}
-                for e in r.explanations:
-                    mine[e.cause] = mine.get(e.cause, 0) + 1
-                    counts[e.cause] = counts.get(e.cause, 0) + 1
-                if mine:
-                    self.console.print(Text("  by cause: " + ", ".join(
-                        f"{cause} {n}" for cause, n in sorted(mine.items(), key=lambda kv: (-kv[1], kv[0])))))
-                for note in r.notes:
-                    self.console.print(Text(f"  {note}", style="yellow"))
-                if r.truncated:
-                    self.console.print(Text("  the file is truncated: explained up to the cut", style="yellow"))
-                if every:
-                    for e in r.explanations:
-                        self._explanation(e, r.t0)
-                else:
-                    for inc in incidents(r.explanations):
-                        if inc.count <= FOLD_ABOVE:          # a few: each one is worth reading
-                            for e in inc.connections:
-                                self._explanation(e, r.t0)
-                            continue
-                        lo, hi = inc.ports()
-                        first, last = inc.span()
-                        ports = f"port {lo}" if lo == hi else f"ports {lo}–{hi}"
-                        meaning = inc.meaning()
-                        self.console.print(Text.assemble(
-                            "  ", (f"{inc.count} connections", "bold"), f" {inc.client} > {inc.server} "
-                            f"({ports}, over {last - first:.1f} s): ", (inc.cause, cause_style(inc.cause)),
-                            f": {meaning}" if meaning else "", "; the most telling one (--all lists every one):"))
-                        self._explanation(inc.example, r.t0)
-                self.console.print()
-            if sum(counts.values()) > 1:
-                table = Table(title="causes")
-                table.add_column("cause")
-                table.add_column("connections", justify="right")
-                for cause, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-                    table.add_row(Text(cause, style=cause_style(cause)), str(n))
-                self.console.print(table)
+            print_explanations(self.console, results, every, selection)
 
     def _paths(self, paths: Paths, files: int) -> None:
         nat = sum(1 for c in paths.connections if c.translated)
@@ -208,40 +165,6 @@ class ConsoleReport:
                 self.console.print(Text.assemble("  ", (" > ".join(c.points), "dim"), "  ", (r.verdict, style)))
         self.console.print()
 
-    def _explanation(self, e: Explanation, t0: float) -> None:
-        from ..explain import AMBIGUOUS
-
-        style = cause_style(e.cause)
-        title = Text.assemble(f"  {e.endpoints[0]} > {e.endpoints[1]}  ", (e.cause, style))
-        if e.cause == AMBIGUOUS:
-            title.append(": " + " or ".join(c.cause for c in e.candidates), style=style)
-        if e.rst_from and e.rst_time is not None:
-            side = f" ({e.rst_side})" if e.rst_side else ""
-            title.append(f"  RST from {e.rst_from}{side} at {e.rst_time - t0:.6f}", style="dim")
-        if e.conn_state:
-            title.append(f"  zeek {e.conn_state} {e.history}", style="dim")
-        self.console.print(title)
-        self.console.print(Text("    " + e.sentence))
-        if e.path is not None:
-            self.console.print(Text("    path: " + e.path.verdict, style="bold"))
-        for ev in e.evidence:
-            self.console.print(Text("      " + ev.line, style="cyan"), soft_wrap=True)
-            self.console.print(Text("          " + ev.why, style="dim italic"))
-        if e.cause == AMBIGUOUS:
-            for c in e.candidates:
-                self.console.print(Text.assemble("    ", (c.cause, "bold yellow"), f": {c.why}"))
-                self.console.print(Text(f"      tells it apart: {c.tell}", style="dim"))
-        for note in e.notes:
-            self.console.print(Text(f"    note: {note}", style="dim"))
-
-
-FOLD_ABOVE = 3   # an incident of more connections than this shows its most telling one only
-
-
-def cause_style(cause: str) -> str:
-    from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN
-
-    return {AMBIGUOUS: "bold yellow", UNKNOWN: "bold magenta", SILENT_DROP: "bold cyan"}.get(cause, "bold green")
 
 NOTE_STYLE = {"gap": "dim italic", "error": "bold yellow", "timeout": "yellow", "info": "cyan",
               "rst": "bold red", "omitted": "dim italic"}
