@@ -23,7 +23,7 @@ from .console import ladder_lines
 __all__ = ["FOLD_ABOVE", "LINE_BUDGET", "cause_style", "incident_line", "print_explanations"]
 
 FOLD_ABOVE = 3        # an incident of more connections than this shows its most telling one only
-LINE_BUDGET = 180     # lines per capture by default (the summary, the list, the incidents in full)
+LINE_BUDGET = 190     # lines per capture by default (the summary, the list, the incidents in full)
 LIST_MAX = 25         # incidents listed one per line at most; the rest are counted
 TERMINAL_ARROWS = 12  # arrows of a ladder drawn by default (resets always among them)
 
@@ -76,9 +76,8 @@ def incident_line(inc: Incident, t0: float, lead: str = "  ") -> Text:
         f": {meaning}" if meaning else "")
 
 
-def explanation_block(console: Console, e: Explanation, t0: float) -> Block:
-    """One connection in full: its verdict, sentence, evidence, candidates and notes."""
-    block = Block(console)
+def title_line(e: Explanation, t0: float) -> Text:
+    """`  A > B  cause  RST from A (client) at 0.027638  zeek RSTO ShR`"""
     style = cause_style(e.cause)
     title = Text.assemble(f"  {e.endpoints[0]} > {e.endpoints[1]}  ", (e.cause, style))
     if e.cause == AMBIGUOUS:
@@ -88,7 +87,14 @@ def explanation_block(console: Console, e: Explanation, t0: float) -> Block:
         title.append(f"  RST from {e.rst_from}{side} at {e.rst_time - t0:.6f}", style="dim")
     if e.conn_state:
         title.append(f"  zeek {e.conn_state} {e.history}", style="dim")
-    block.add(title)
+    return title
+
+
+def explanation_block(console: Console, e: Explanation, t0: float, tells: bool = True) -> Block:
+    """One connection in full: its verdict, sentence, evidence, candidates and notes (`tells`: with what
+    tells each candidate apart; said once per incident)."""
+    block = Block(console)
+    block.add(title_line(e, t0))
     block.add(Text("    " + e.sentence))
     if e.path is not None:
         block.add(Text("    path: " + e.path.verdict, style="bold"))
@@ -98,7 +104,8 @@ def explanation_block(console: Console, e: Explanation, t0: float) -> Block:
     if e.cause == AMBIGUOUS:
         for c in e.candidates:
             block.add(Text.assemble("    ", (c.cause, "bold yellow"), f": {c.why}"))
-            block.add(Text(f"      tells it apart: {c.tell}", style="dim"))
+            if tells:
+                block.add(Text(f"      tells it apart: {c.tell}", style="dim"))
     for note in e.notes:
         block.add(Text(f"    note: {note}", style="dim"))
     return block
@@ -117,20 +124,35 @@ def ladder_block(console: Console, e: Explanation, t0: float, name: str, max_arr
     return block
 
 
+def _heading(inc: Incident, number: int, tail: str) -> Text:
+    return Text.assemble(f"  {number}. ", (inc.cause, cause_style(inc.cause)), f" {inc.client} > {inc.server}",
+                         f", {inc.count} connections" if inc.count > 1 else "", tail)
+
+
+def compact_block(console: Console, inc: Incident, t0: float, name: str, number: int, ladder: bool) -> Block:
+    """An incident in a few lines, when the budget has no room for it in full: its heading, each one's
+    verdict line for a few connections (every reset stays visible), and its ladder if `ladder`."""
+    block = Block(console)
+    block.add(_heading(inc, number, ", in short (--conn ADDR:PORT prints one in full):"))
+    for e in inc.connections[:FOLD_ABOVE]:
+        block.add(title_line(e, t0))
+    if ladder:
+        block.extend(ladder_block(console, inc.example, t0, name, TERMINAL_ARROWS, whose=inc.count > 1))
+    return block
+
+
 def incident_block(console: Console, inc: Incident, t0: float, name: str, number: int = 0) -> Block:
     """An incident in full: each of a few connections, or the group's line and its most telling one; its ladder.
     `number`: its place in the list printed above (0: no list, the group's line is written out)."""
     block = Block(console)
     folded = inc.count > FOLD_ABOVE
     if number:
-        block.add(Text.assemble(f"  {number}. ", (inc.cause, cause_style(inc.cause)), f" {inc.client} > {inc.server}",
-                                f", {inc.count} connections" if inc.count > 1 else "",
-                                ": the most telling one (--all lists every one):" if folded else ":"))
+        block.add(_heading(inc, number, ": the most telling one (--all lists every one):" if folded else ":"))
     elif folded:
         block.add(incident_line(inc, t0).append("; the most telling one (--all lists every one):"))
     if not folded:
-        for e in inc.connections:
-            block.extend(explanation_block(console, e, t0))
+        for k, e in enumerate(inc.connections):
+            block.extend(explanation_block(console, e, t0, tells=k == 0))
     else:
         block.extend(explanation_block(console, inc.example, t0))
     block.extend(ladder_block(console, inc.example, t0, name, TERMINAL_ARROWS, whose=inc.count > 1))
@@ -193,7 +215,11 @@ def capture_blocks(console: Console, r: CaptureExplanation, index: int, every: b
     out = [summary]
     used = summary.lines
     for k, inc in enumerate(groups):
-        block = incident_block(console, inc, r.t0, f"capture-{index}-incident-{k}", k + 1 if len(groups) > 1 else 0)
+        name = f"capture-{index}-incident-{k}"
+        block = incident_block(console, inc, r.t0, name, k + 1 if len(groups) > 1 else 0)
+        for ladder in (True, False):          # no room in full: in short with its ladder, else without
+            if k and used + block.lines > LINE_BUDGET - 2:
+                block = compact_block(console, inc, r.t0, name, k + 1, ladder)
         if k and used + block.lines > LINE_BUDGET - 2:
             rest = len(groups) - k
             out.append(Block(console))

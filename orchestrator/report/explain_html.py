@@ -27,6 +27,7 @@ EXTRA_CSS = """
 .cause{font-weight:600;color:#2e7d32}.cause.ambiguous{color:#b26a00}.cause.unknown{color:#6a1b9a}
 .cause.silent-drop{color:#00838f} .sentence{background:#fff;border-left:4px solid #90a4ae;padding:6px 12px}
 .notes li{color:#8d6e00} section.capture{margin-top:24px} section.incident{margin-left:8px}
+table.incidents td{white-space:nowrap} table.incidents td:last-child{white-space:normal}
 """
 
 
@@ -112,7 +113,7 @@ def _incident(inc: Incident, index: int, number: int, t0: float) -> str:
              + ".</p>",
              f'<p class="sentence">{_inline(e.sentence)}</p>'
              + (f"<p><b>Path:</b> {_inline(e.path.verdict)}</p>" if e.path is not None else ""),
-             f'<p class="muted">Ladder: {ladder.total} segments'
+             f'<p class="muted">Ladder: {ladder.total} segment{"s" if ladder.total != 1 else ""}'
              + (f", {ladder.drawn} drawn" if ladder.drawn < ladder.total else "")
              + "; time in seconds since the capture's first packet; a reset is red with a cross.</p>",
              f'<div class="diagram">{svg_ladder(ladder)}</div>',
