@@ -131,7 +131,7 @@ def _incident(inc: Incident, index: int, number: int, t0: float) -> str:
     others = [o for o in inc.connections if o is not e]
     if others:
         named = ", ".join(f"{o.endpoints[0]} > {o.endpoints[1]}" for o in others[:OTHERS_LISTED])
-        parts.append(f'<p class="muted">The other {len(others)}: {escape(named)}'
+        parts.append(f'<p class="muted">The other {len(others) if len(others) > 1 else "connection"}: {escape(named)}'
                      + (" …" if len(others) > OTHERS_LISTED else "") + "</p>")
     parts.append("</section>")
     return "\n".join(parts)
