@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..facts import Facts, window_offset
-from ..verdict import Finding
+from ..verdict import Finding, secs
 
 ID = "conntrack-invalid-liberal"
 FAMILIES = frozenset({"out-of-window"})
@@ -56,7 +56,9 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     found.add(ack, f"{y}'s duplicate ACK (RFC 9293: an unacceptable segment is answered with an ACK)")
     again = next((p for p in f.conn.pk if p.time > ack.time and (p.src, p.sport) == f.x and p.length
                   and p.seq != seg.seq), None)
-    found.add(again, f"{x} sends the data again, in window")
+    if again is not None:     # a note, not evidence: the comment `--annotate` writes goes on the last evidence
+        found.notes.append(f"{x} sent the data again in window {secs(again.time - seg.time)} after the "
+                           "out-of-window copy, and the connection went on")
     found.sentence = (f"{x} sent a segment {size} bytes beyond its own sequence space. Through a NAT box whose "
                       "conntrack marks such a segment INVALID it would have escaped reverse NAT and the "
                       f"receiver would have reset the connection (conntrack-invalid-unnat); here it reached "
