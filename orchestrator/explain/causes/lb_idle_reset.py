@@ -35,8 +35,9 @@ TELL = ("whether a load balancer or proxy sits between the hosts and its idle ti
 ZEEK = "RSTR on the client's leg and RSTO on the server's, history ShADadR on each, no F"
 
 IDLE_MIN = 1.0            # s: a quiet spell at least this long before the RST is an idle timer's
-PAIR_WINDOW = 0.1         # s: the two legs' RSTs of one idle timeout are this close together
-PAIR_IDLE_SLACK = 0.25    # s: and their quiet spells this close in length
+PAIR_WINDOW = 1.0         # s: the two legs' RSTs of one idle timeout are this close together (two close()
+                          # calls back to back; a loaded machine's scheduler has put 50 ms to 1 s between them)
+PAIR_IDLE_SLACK = 1.0     # s: and their quiet spells this close in length
 
 
 def idle_before(f: Facts) -> float | None:
