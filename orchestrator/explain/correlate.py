@@ -15,11 +15,11 @@ segment (in, then out). Pure: packets in, groups out.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import defaultdict, deque
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..capture import Packet
+from ..capture import FLAG_BITS, Packet
 from .facts import COPY_WINDOW, Addr, Connection, connections
 
 __all__ = ["Group", "Hosting", "Node", "Point", "SegmentKey", "correlate", "segment_key"]
@@ -64,9 +64,14 @@ class Group:
         return {n.point for n in self.nodes}
 
 
+_CORE_OF: dict[str, int] = {text: bits & _CORE_FLAGS for text, bits in FLAG_BITS.items()}
+_WITH_ACK = frozenset(text for text, bits in FLAG_BITS.items() if bits & 0x10)
+
+
 def segment_key(p: Packet) -> SegmentKey:
     """What identifies a segment at every point of its path (NAT leaves these alone)."""
-    return (p.seq, p.ack if p.has_ack else 0, p.bits & _CORE_FLAGS, p.length)
+    flags = p.flags
+    return (p.seq, p.ack if flags in _WITH_ACK else 0, _CORE_OF[flags], p.length)
 
 
 @dataclass(slots=True)
@@ -78,20 +83,30 @@ class Hosting:
     forwarded: set[int] = field(default_factory=set)     # packet indexes, the incoming and outgoing copy
 
 
-def hosting(point: Point) -> Hosting:
+def hosting(point: Point, wanted: Container[SegmentKey] = ()) -> Hosting:
     """A segment that came in and left again within COPY_WINDOW (its addresses rewritten or not) was
-    forwarded; an outgoing one that did not come in first was sent by the capture host itself."""
+    forwarded; an outgoing one that did not come in first was sent by the capture host itself. The
+    packets forwarded are kept for the `wanted` segments only (a router's capture forwards them all)."""
     out = Hosting(own=set(point.addresses))
     came_in: dict[SegmentKey, Packet] = {}
+    recent: deque[tuple[float, SegmentKey]] = deque()
     for p in point.packets:
+        if p.direction is None:
+            continue                   # no direction recorded (not a Linux cooked capture): nothing to tell
+        while recent and p.time - recent[0][0] > COPY_WINDOW:
+            _, old = recent.popleft()
+            if old in came_in and p.time - came_in[old].time > COPY_WINDOW:
+                del came_in[old]
         key = segment_key(p)
         if p.direction == "in":
             came_in[key] = p
+            recent.append((p.time, key))
         elif p.direction == "out":
             q = came_in.get(key)
             if q is not None and not copies_apart(q, p):
-                out.forwarded.update((q.index, p.index))
                 out.transit.update((q.src, q.dst, p.src, p.dst))
+                if key in wanted:
+                    out.forwarded.update((q.index, p.index))
             elif not p.is_rst:
                 out.own.add(p.src)
     out.own -= out.transit - set(point.addresses)
@@ -99,15 +114,18 @@ def hosting(point: Point) -> Hosting:
 
 
 def correlate(points: Sequence[Point]) -> tuple[list[Group], list[Hosting]]:
-    """Every connection that two or more legs hold (two points, or one point's two NAT sides) or
-    that holds a RST, and what each point's host did (its own and forwarded addresses)."""
+    """Every connection that holds a RST, with the other legs of it (at other points, or the other side of
+    a NAT at the same point), and what each point's host did (its own and forwarded addresses). Only the
+    connections that share a segment with one that holds a RST are looked at closely."""
+    per_point = [connections(point.packets) for point in points]
+    wanted: set[SegmentKey] = {segment_key(p) for conns in per_point for c in conns if c.has_reset for p in c.raw}
     nodes: list[Node] = []
-    hosts: list[Hosting] = []
-    for i, point in enumerate(points):
-        for c in connections(point.packets):
-            c.prepare()
-            nodes.append(Node(i, c))
-        hosts.append(hosting(point))
+    for i, conns in enumerate(per_point):
+        for c in conns:
+            if c.has_reset or any(segment_key(p) in wanted for p in c.raw):
+                c.prepare()
+                nodes.append(Node(i, c))
+    hosts = [hosting(point, wanted) for point in points]
     holders: dict[SegmentKey, list[tuple[int, Packet]]] = defaultdict(list)
     for n, node in enumerate(nodes):
         seen: set[SegmentKey] = set()
@@ -144,7 +162,7 @@ def correlate(points: Sequence[Point]) -> tuple[list[Group], list[Hosting]]:
         groups.setdefault(root(n), Group([])).nodes.append(node)
     for n0, _ in translated:
         groups[root(n0)].translated = True
-    out = [g for g in groups.values() if len(g.nodes) > 1 or g.nodes[0].conn.first_rst is not None]
+    out = [g for g in groups.values() if any(n.conn.first_rst is not None for n in g.nodes)]
     for g in out:
         _roles(g)
     return out, hosts

@@ -156,7 +156,7 @@ class ConsoleReport:
         nat = sum(1 for c in paths.connections if c.translated)
         resets = [r for c in paths.connections for r in c.resets]
         self.console.print(Text.assemble((f"{files} capture points", "bold"), f": {paths.matched} connection"
-                                         f"{'s' if paths.matched != 1 else ''} found in more than one"
+                                         f"{'s' if paths.matched != 1 else ''} with a RST found in more than one"
                                          + (f" ({nat} through NAT)" if nat else "")
                                          + f", {len(resets)} RST{'s' if len(resets) != 1 else ''} followed"))
         for c in paths.connections:
