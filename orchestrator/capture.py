@@ -1,8 +1,9 @@
 """Read tcpdump captures (pcap or pcapng) into plain TCP packet records.
 
-A pure analysis module: no Docker, no output. Files are parsed with
-`struct` straight from one buffer (no per-packet dpkt objects), which keeps
-100,000 packets well under a second.
+A pure analysis module: no Docker, no output. Files are read a chunk at a
+time (`pcapfile.FrameReader`) and parsed with `struct` straight from the
+chunk (no per-packet dpkt objects: about 4 us a packet, twice dpkt's speed),
+so `PacketReader` streams a file of any size in flat memory.
 
 Supported: classic pcap (either byte order, micro- or nanosecond magic) and
 pcapng (any section byte order, per-interface link type and timestamp
@@ -19,21 +20,24 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from .connections import SEQ_MOD, ConnectionTracker
 from .encap import LINKTYPES as _SLOW_LINKTYPES
 from .encap import IcmpError, icmp_error, link_layer, unwrap_ethertype, unwrap_ip
 from .errors import CaptureError
-from .pcapfile import Frame, read_frames
+from .pcapfile import Frame, FrameReader
 
 __all__ = [
     "FLAG_BITS",
     "Capture",
     "Packet",
+    "PacketReader",
     "format_packet",
+    "open_capture",
     "parse_capture_bytes",
     "read_capture",
 ]
@@ -150,9 +154,17 @@ class Capture:
 def read_capture(path: str | os.PathLike[str]) -> Capture:
     """Read a pcap or pcapng file; raise CaptureError if it is not a readable capture."""
     name = os.fspath(path)
+    with open_capture(name) as f:
+        reader = PacketReader(f, name)
+        packets = tuple(p for _conn, p in reader)
+    return Capture(name, reader.linktype, packets, reader.other, reader.truncated, tuple(reader.icmp))
+
+
+@contextmanager
+def open_capture(name: str) -> Iterator[BinaryIO]:
+    """Open a capture file for reading; raise CaptureError (one line) when it cannot be."""
     try:
-        with open(name, "rb") as f:
-            data = f.read()
+        f = open(name, "rb")  # noqa: SIM115  # closed by the with below, after the errors are mapped
     except FileNotFoundError:
         raise CaptureError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -161,16 +173,20 @@ def read_capture(path: str | os.PathLike[str]) -> Capture:
         raise CaptureError(f"{name}: permission denied") from None
     except OSError as e:
         raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
-    return parse_capture_bytes(data, name)
+    with f:
+        try:
+            yield f
+        except OSError as e:
+            raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
 
 
 def parse_capture_bytes(data: bytes, name: str = "<bytes>") -> Capture:
     """Parse a whole capture held in memory (e.g. extracted from a container archive)."""
     if not isinstance(data, bytes):
         data = bytes(data)
-    linktype, frames, truncated = read_frames(data, name, SUPPORTED_LINKTYPES)
-    packets, other, icmp = _decode(data, frames)
-    return Capture(name, linktype, packets, other, truncated, icmp)
+    reader = PacketReader(data, name)
+    packets = tuple(p for _conn, p in reader)
+    return Capture(name, reader.linktype, packets, reader.other, reader.truncated, tuple(reader.icmp))
 
 
 def format_packet(p: Packet, names: Mapping[str, str] | None = None,
@@ -200,13 +216,36 @@ def format_packet(p: Packet, names: Mapping[str, str] | None = None,
 # --- per-packet decoding ------------------------------------------------------
 
 
-def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int, tuple[IcmpError, ...]]:
-    """Decode link, IP and TCP headers of every frame; keep the TCP ones and the ICMP errors
-    about TCP segments. Tunnels are unwrapped: a packet's addresses are the innermost ones."""
-    packets: list[Packet] = []
-    icmp: list[IcmpError] = []
-    append = packets.append
+class PacketReader:
+    """The TCP packets of one capture, decoded a frame at a time: iterating yields (connection
+    number, packet) in file order; afterwards `other` counts the frames that were not TCP and
+    `icmp` holds the ICMP errors about TCP segments. Memory stays flat whatever the file's size.
+    Tunnels are unwrapped: a packet's addresses are the innermost ones."""
+
+    def __init__(self, source: BinaryIO | bytes, name: str, wanted: bytearray | None = None) -> None:
+        self.frames = FrameReader(source, name, SUPPORTED_LINKTYPES)
+        self.wanted = wanted     # per connection number: 0 skips its packets (they are counted, not built)
+        self.other = 0
+        self.icmp: list[IcmpError] = []
+
+    @property
+    def linktype(self) -> int:
+        return self.frames.linktype
+
+    @property
+    def truncated(self) -> bool:
+        return self.frames.truncated
+
+    def __iter__(self) -> Iterator[tuple[int, Packet]]:
+        return _decode(self.frames, self.icmp, self)
+
+
+def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader) -> Iterator[tuple[int, Packet]]:
+    """Decode link, IP and TCP headers of every frame; yield the TCP ones, keep the ICMP errors
+    about TCP segments, count the others in `counts.other`."""
+    n_packets = 0
     other = 0
+    wanted = counts.wanted
     addrs: dict[bytes, tuple[str, str]] = {}   # 8 (IPv4) or 32 (IPv6) bytes -> texts
     track = ConnectionTracker().segment
     ntop = socket.inet_ntop
@@ -219,7 +258,7 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int, 
     ip6_ext = _IP6_EXT
     direction_of = _DIRECTION
 
-    for frame, (ts, lt, off, caplen) in enumerate(frames, 1):
+    for frame, (ts, lt, data, off, caplen) in enumerate(frames, 1):
         end = off + caplen
         direction = ifindex = ip_id = df = None
         # link layer -> (p, etype)
@@ -366,7 +405,11 @@ def _decode(data: bytes, frames: list[Frame]) -> tuple[tuple[Packet, ...], int, 
         if length < 0:                         # an if is cheaper than max() per packet
             length = 0
 
-        _conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
-        append(Packet(len(packets), ts, src, dst, sport, dport, flag_str[fl], seq, ack,
-                      length, window, rel_seq, rel_ack, direction, ifindex, ttl, ip_id, df, frame))
-    return tuple(packets), other, tuple(icmp)
+        conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
+        if wanted is not None and not wanted[conn]:
+            n_packets += 1
+            continue
+        yield conn, Packet(n_packets, ts, src, dst, sport, dport, flag_str[fl], seq, ack,
+                           length, window, rel_seq, rel_ack, direction, ifindex, ttl, ip_id, df, frame)
+        n_packets += 1
+    counts.other = other

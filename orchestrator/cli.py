@@ -303,8 +303,7 @@ def _capture_hosts(files: Sequence[str], at: Sequence[str]) -> tuple[list[str], 
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from dataclasses import replace
 
-    from .capture import read_capture
-    from .explain import Explanation, explain_capture
+    from .explain import Explanation, explain_file
     from .explain.incidents import involves
 
     local, own = _capture_hosts(args.files, args.at)
@@ -313,9 +312,9 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     if len(set(args.files)) != len(args.files):
         raise BadInput("a capture file is given twice", "give each capture point's file once")
     conn, host = _endpoint_arg(args.conn), _address_arg("--host", args.host)
-    captures = [read_capture(name) for name in args.files]   # every file is read before anything prints
-    paths = None
-    if len(captures) > 1:
+    paths = None                     # every file is explained before anything prints
+    if len(args.files) > 1:          # several points are correlated in memory; one file is streamed
+        from .capture import read_capture
         from .explain.multi import explain_points
         from .explain.paths import Point, point_names
         from .report.results_folder import capture_host
@@ -324,11 +323,15 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             lab = capture_host(Path(name))          # a lab run's pcap: its result.json names its host's address
             if lab is not None and not own[i]:
                 own[i] = [lab[1]]
+        captures = [read_capture(name) for name in args.files]
         paths, results = explain_points(captures, [
             Point(name, c.packets, frozenset(local + own[i]))
             for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])
     else:
-        results = [explain_capture(captures[0], local)]
+        from .report.reading import ReadingProgress
+
+        with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:
+            results = [explain_file(args.files[0], local, progress=show)]
     selection = " ".join(f"{flag} {value}" for flag, value in (("--conn", conn), ("--host", host)) if value)
 
     def chosen(e: Explanation) -> bool:
@@ -352,8 +355,14 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             raise BadInput(f"--annotate {args.annotate}: {exc.strerror or exc}",
                            "give a writable path for the annotated pcapng") from None
         print(f"{args.annotate}: {n} packet comment{'s' if n != 1 else ''} written", file=sys.stderr)
-    if args.json:
-        print(json.dumps([record for r in results for record in r.as_json(chosen if selection else None)], indent=2))
+    if args.json:                    # one record a line (a big capture's output is long)
+        out = sys.stdout
+        sep = "[\n  "
+        for r in results:
+            for record in r.as_json(chosen if selection else None):
+                out.write(sep + json.dumps(record))
+                sep = ",\n  "
+        out.write("[]\n" if sep.startswith("[") else "\n]\n")
         for r in results:
             if r.truncated:
                 print(f"warning: {r.path} is truncated: explained up to the cut", file=sys.stderr)

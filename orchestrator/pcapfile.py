@@ -1,4 +1,4 @@
-"""Capture files: classic pcap and pcapng, read as frames (slices of one buffer, no copies).
+"""Capture files: classic pcap and pcapng, read as a stream of frames (slices of a chunk, no copies).
 
 Classic pcap: either byte order, micro- or nanosecond magic. pcapng: any
 section byte order, per-interface link type and timestamp resolution,
@@ -6,11 +6,14 @@ enhanced, simple and obsolete packet blocks.
 """
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from .errors import CaptureError
 
-__all__ = ["Frame", "read_frames"]
+__all__ = ["CHUNK", "Frame", "FrameReader"]
 
 # --- file formats -------------------------------------------------------------
 
@@ -26,9 +29,10 @@ _BT_IDB, _BT_OPB, _BT_SPB, _BT_EPB = 1, 2, 3, 6
 _MAX_RECORD = 0x4000000  # 64 MiB: a larger record length means a corrupt file
 
 # --- file readers -------------------------------------------------------------
-# A frame is (time, linktype, offset, caplen): a slice of the file buffer, no copies.
+# A frame is (time, linktype, buffer, offset, caplen): a slice of the chunk the reader holds, no copy.
 
-Frame = tuple[float, int, int, int]
+Frame = tuple[float, int, bytes, int, int]
+CHUNK = 1 << 20        # bytes read at a time: memory stays flat whatever the file's size
 
 
 def _describe(head: bytes) -> str:
@@ -49,118 +53,174 @@ def _unsupported(name: str, linktype: int) -> CaptureError:
         "Cisco HDLC, 802.11, radiotap, NFLOG)")
 
 
-def _pcap_frames(data: bytes, name: str, supported: frozenset[int]) -> tuple[int, list[Frame], bool]:
-    """Frames of a classic pcap file."""
-    order, div = _PCAP_MAGIC[data[:4]]
-    n = len(data)
-    if n < 24:
-        raise CaptureError(f"{name}: truncated pcap file header ({n} of 24 bytes)")
-    snaplen, linkfield = struct.unpack_from(order + "II", data, 16)
-    linktype = linkfield & 0xFFFF   # upper bits may carry FCS information
-    if linktype not in supported:
-        raise _unsupported(name, linktype)
-    limit = max(snaplen, _MAX_RECORD)
-    rec = struct.Struct(order + "IIII").unpack_from
-    frames: list[Frame] = []
-    append = frames.append
-    pos = 24
-    truncated = False
-    while pos < n:
-        if pos + 16 > n:
-            truncated = True
-            break
-        sec, frac, caplen, _origlen = rec(data, pos)
-        pos += 16
-        if caplen > limit:
-            raise CaptureError(
-                f"{name}: corrupt record at byte {pos - 16} (claims {caplen} bytes)")
-        if pos + caplen > n:
-            truncated = True
-            break
-        append(((sec * div + frac) / div, linktype, pos, caplen))
-        pos += caplen
-    return linktype, frames, truncated
+class FrameReader:
+    """The frames of one capture file (classic pcap or pcapng), read a chunk at a time.
 
+    The constructor reads the file header and raises CaptureError for a file
+    that is not a capture (or whose link type is not in `supported`); iterating
+    yields frames; afterwards `truncated` says whether the file ended
+    mid-record. `done` is how many bytes the frames so far came from (of
+    `total`), for a progress display.
+    """
 
-def _pcapng_frames(data: bytes, name: str, supported: frozenset[int]) -> tuple[int, list[Frame], bool]:
-    """Frames of a pcapng file (all sections, all interfaces)."""
-    n = len(data)
-    if n < 12:
-        raise CaptureError(f"{name}: truncated pcapng section header ({n} bytes)")
-    first_linktype: int | None = None
-    order = "<"
-    ifaces: list[tuple[int, int, int, int]] = []   # linktype, divisor, offset (s), snaplen
-    frames: list[Frame] = []
-    append = frames.append
-    pos = 0
-    truncated = False
-    u32 = struct.Struct("<I").unpack_from
-    epb = struct.Struct("<IIIII").unpack_from
-    while pos < n:
-        if pos + 12 > n:
-            truncated = True
-            break
-        if data[pos:pos + 4] == _PCAPNG_SHB:
-            (bom,) = struct.unpack_from("<I", data, pos + 8)
-            if bom == _PCAPNG_BOM:
-                order = "<"
-            elif bom == 0x4D3C2B1A:
-                order = ">"
-            else:
-                raise CaptureError(f"{name}: corrupt pcapng section header at byte {pos}")
-            u32 = struct.Struct(order + "I").unpack_from
-            epb = struct.Struct(order + "IIIII").unpack_from
-            ifaces = []
-            btype = 0x0A0D0D0A
+    def __init__(self, source: BinaryIO | bytes, name: str, supported: frozenset[int]) -> None:
+        self.name = name
+        self.supported = supported
+        if isinstance(source, bytes):
+            self._file: BinaryIO | None = None
+            self._buf = source
+            self.total = len(source)
         else:
-            (btype,) = u32(data, pos)
-        (blen,) = u32(data, pos + 4)
-        if blen < 12 or blen % 4 or blen > _MAX_RECORD:
-            raise CaptureError(f"{name}: corrupt pcapng block at byte {pos} (length {blen})")
-        if pos + blen > n:
-            truncated = True
-            break
-        body = pos + 8
-        end = pos + blen - 4
-        if btype == _BT_EPB:
-            if end - body < 20:
-                raise CaptureError(f"{name}: corrupt packet block at byte {pos}")
-            ifid, hi, lo, caplen, _origlen = epb(data, body)
-            if ifid >= len(ifaces) or body + 20 + caplen > end:
-                raise CaptureError(f"{name}: corrupt packet block at byte {pos}")
-            lt, div, off, _snap = ifaces[ifid]
-            append(((((hi << 32) | lo) + off * div) / div, lt, body + 20, caplen))
-        elif btype == _BT_IDB:
-            iface = _pcapng_interface(data, body, end, order)
-            if iface is None:
-                raise CaptureError(f"{name}: corrupt interface block at byte {pos}")
-            if first_linktype is None:
-                first_linktype = iface[0]
-                if first_linktype not in supported:
-                    raise _unsupported(name, first_linktype)
-            ifaces.append(iface)
-        elif btype == _BT_SPB:
-            if not ifaces or end - body < 4:
-                raise CaptureError(f"{name}: corrupt simple packet block at byte {pos}")
-            lt, _div, _off, snap = ifaces[0]
-            (origlen,) = u32(data, body)
-            caplen = min(origlen, end - body - 4, snap or _MAX_RECORD)
-            append((0.0, lt, body + 4, caplen))   # SPB has no timestamp
-        elif btype == _BT_OPB:
-            if end - body < 20:
-                raise CaptureError(f"{name}: corrupt packet block at byte {pos}")
-            ifid = struct.unpack_from(order + "H", data, body)[0]
-            _, hi, lo, caplen, _origlen = epb(data, body)
-            if ifid >= len(ifaces) or body + 20 + caplen > end:
-                raise CaptureError(f"{name}: corrupt packet block at byte {pos}")
-            lt, div, off, _snap = ifaces[ifid]
-            append(((((hi << 32) | lo) + off * div) / div, lt, body + 20, caplen))
-        pos += blen
-    if first_linktype is None:
-        if truncated:
-            raise CaptureError(f"{name}: truncated before its first interface block")
-        raise CaptureError(f"{name}: pcapng file without an interface block")
-    return first_linktype, frames, truncated
+            self._file = source
+            self._buf = source.read(CHUNK)
+            try:
+                self.total = os.fstat(source.fileno()).st_size
+            except (OSError, AttributeError, ValueError):
+                self.total = 0
+        self.done = 0                   # bytes before the current chunk
+        self.truncated = False
+        self.linktype = -1              # of the file (pcapng: of its first interface, once read)
+        data = self._buf
+        if not data:
+            raise CaptureError(f"{name}: empty file (0 bytes), not a capture")
+        head = data[:4]
+        if len(data) < 4 and (any(m.startswith(data) for m in _PCAP_MAGIC) or _PCAPNG_SHB.startswith(data)):
+            raise CaptureError(f"{name}: truncated file header ({len(data)} bytes)")
+        if head in _PCAP_MAGIC:
+            if len(data) < 24:
+                raise CaptureError(f"{name}: truncated pcap file header ({len(data)} of 24 bytes)")
+            order, div = _PCAP_MAGIC[head]
+            snaplen, linkfield = struct.unpack_from(order + "II", data, 16)
+            self.linktype = linkfield & 0xFFFF   # upper bits may carry FCS information
+            if self.linktype not in supported:
+                raise _unsupported(name, self.linktype)
+            self._frames = self._pcap_frames(order, div, max(snaplen, _MAX_RECORD))
+        elif head == _PCAPNG_SHB:
+            if len(data) < 12:
+                raise CaptureError(f"{name}: truncated pcapng section header ({len(data)} bytes)")
+            self._frames = self._pcapng_frames()
+        else:
+            raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {_describe(head)})")
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def _more(self, buf: bytes, pos: int, need: int) -> tuple[bytes, int]:
+        """The buffer from `pos` on, with at least `need` bytes when the file has them."""
+        if self._file is None:
+            return buf, pos
+        self.done += pos
+        rest = buf[pos:]
+        while len(rest) < need:
+            more = self._file.read(max(CHUNK, need - len(rest)))
+            if not more:
+                break
+            rest += more
+        self._buf = rest
+        return rest, 0
+
+    def _pcap_frames(self, order: str, div: int, limit: int) -> Iterator[Frame]:
+        """Frames of a classic pcap file."""
+        lt = self.linktype
+        rec = struct.Struct(order + "IIII").unpack_from
+        buf, pos = self._buf, 24
+        n = len(buf)
+        while True:
+            if pos + 16 > n:
+                buf, pos = self._more(buf, pos, 16)
+                n = len(buf)
+                if pos + 16 > n:
+                    self.truncated = pos < n
+                    return
+            sec, frac, caplen, _origlen = rec(buf, pos)
+            if caplen > limit:
+                raise CaptureError(
+                    f"{self.name}: corrupt record at byte {self.done + pos} (claims {caplen} bytes)")
+            end = pos + 16 + caplen
+            if end > n:
+                buf, pos = self._more(buf, pos, 16 + caplen)
+                n = len(buf)
+                end = pos + 16 + caplen
+                if end > n:
+                    self.truncated = True
+                    return
+            yield (sec * div + frac) / div, lt, buf, pos + 16, caplen
+            pos = end
+
+    def _pcapng_frames(self) -> Iterator[Frame]:
+        """Frames of a pcapng file (all sections, all interfaces)."""
+        name = self.name
+        first_linktype: int | None = None
+        order = "<"
+        ifaces: list[tuple[int, int, int, int]] = []   # linktype, divisor, offset (s), snaplen
+        buf, pos = self._buf, 0
+        n = len(buf)
+        u32 = struct.Struct("<I").unpack_from
+        epb = struct.Struct("<IIIII").unpack_from
+        while True:
+            if pos + 12 > n:
+                buf, pos = self._more(buf, pos, 12)
+                n = len(buf)
+                if pos + 12 > n:
+                    self.truncated = pos < n
+                    break
+            at = self.done + pos                       # the block's byte in the file
+            if buf[pos:pos + 4] == _PCAPNG_SHB:
+                (bom,) = struct.unpack_from("<I", buf, pos + 8)
+                if bom == _PCAPNG_BOM:
+                    order = "<"
+                elif bom == 0x4D3C2B1A:
+                    order = ">"
+                else:
+                    raise CaptureError(f"{name}: corrupt pcapng section header at byte {at}")
+                u32 = struct.Struct(order + "I").unpack_from
+                epb = struct.Struct(order + "IIIII").unpack_from
+                ifaces = []
+                btype = 0x0A0D0D0A
+            else:
+                (btype,) = u32(buf, pos)
+            (blen,) = u32(buf, pos + 4)
+            if blen < 12 or blen % 4 or blen > _MAX_RECORD:
+                raise CaptureError(f"{name}: corrupt pcapng block at byte {at} (length {blen})")
+            if pos + blen > n:
+                buf, pos = self._more(buf, pos, blen)
+                n = len(buf)
+                if pos + blen > n:
+                    self.truncated = True
+                    break
+            body = pos + 8
+            end = pos + blen - 4
+            if btype in (_BT_EPB, _BT_OPB):
+                if end - body < 20:
+                    raise CaptureError(f"{name}: corrupt packet block at byte {at}")
+                ifid, hi, lo, caplen, _origlen = epb(buf, body)
+                if btype == _BT_OPB:
+                    ifid = struct.unpack_from(order + "H", buf, body)[0]
+                if ifid >= len(ifaces) or body + 20 + caplen > end:
+                    raise CaptureError(f"{name}: corrupt packet block at byte {at}")
+                lt, div, off, _snap = ifaces[ifid]
+                yield (((hi << 32) | lo) + off * div) / div, lt, buf, body + 20, caplen
+            elif btype == _BT_IDB:
+                iface = _pcapng_interface(buf, body, end, order)
+                if iface is None:
+                    raise CaptureError(f"{name}: corrupt interface block at byte {at}")
+                if first_linktype is None:
+                    first_linktype = self.linktype = iface[0]
+                    if first_linktype not in self.supported:
+                        raise _unsupported(name, first_linktype)
+                ifaces.append(iface)
+            elif btype == _BT_SPB:
+                if not ifaces or end - body < 4:
+                    raise CaptureError(f"{name}: corrupt simple packet block at byte {at}")
+                lt, _div, _off, snap = ifaces[0]
+                (origlen,) = u32(buf, body)
+                caplen = min(origlen, end - body - 4, snap or _MAX_RECORD)
+                yield 0.0, lt, buf, body + 4, caplen   # SPB has no timestamp
+            pos += blen
+        if first_linktype is None:
+            if self.truncated:
+                raise CaptureError(f"{name}: truncated before its first interface block")
+            raise CaptureError(f"{name}: pcapng file without an interface block")
 
 
 def _pcapng_interface(data: bytes, body: int, end: int,
@@ -184,18 +244,3 @@ def _pcapng_interface(data: bytes, body: int, end: int,
             (offset,) = struct.unpack_from(order + "q", data, pos)
         pos += (olen + 3) & ~3
     return linktype, div, offset, snaplen
-
-
-def read_frames(data: bytes, name: str, supported: frozenset[int]) -> tuple[int, list[Frame], bool]:
-    """(link type of the file, its frames, whether it ended mid-record); raise CaptureError for
-    a file that is not a capture or whose first link type is not in `supported`."""
-    if not data:
-        raise CaptureError(f"{name}: empty file (0 bytes), not a capture")
-    head = data[:4]
-    if head in _PCAP_MAGIC:
-        return _pcap_frames(data, name, supported)
-    if head == _PCAPNG_SHB:
-        return _pcapng_frames(data, name, supported)
-    if len(data) < 4 and (any(m.startswith(data) for m in _PCAP_MAGIC) or _PCAPNG_SHB.startswith(data)):
-        raise CaptureError(f"{name}: truncated file header ({len(data)} bytes)")
-    raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {_describe(head)})")

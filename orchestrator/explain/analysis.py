@@ -1,95 +1,220 @@
-"""Run every reset of a capture through the cause registry: packets in, explanations out."""
+"""Explain a capture in two streaming passes: packets in, explanations out, in memory that
+grows with the connections and the resets' context, never with the packet count.
+
+Pass one (`Survey`) learns what is capture-wide: which connections hold a RST
+or only SYNs, where each ends, how each address's packets look. Pass two
+keeps the packets of those connections only, and as each one ends turns it
+into `Facts`; a reset is classified once no reset still to come can change
+its verdict (a listener's batch within BATCH_WINDOW, a refusal before it),
+and its packets are let go. Progress is reported as data: `progress(done,
+total)` in bytes of both passes, for the command layer to show.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from itertools import pairwise
 
-from ..capture import Capture, Packet, read_capture
+from ..capture import Capture, Packet, PacketReader, open_capture
+from ..connections import ConnectionTracker
+from ..encap import IcmpError
 from .causes import REGISTRY
-from .context import Context
-from .facts import Facts, connections, facts_of, stray_facts
+from .causes.lb_idle_reset import PAIR_WINDOW
+from .context import BATCH_WINDOW, ONE_SIDED_MIN, Context
+from .facts import Connection, Facts, facts_of, stray_facts
 from .families import ambiguous_sentence
 from .origin import forged_evidence, sent_by_endpoint, uncomparable
 from .paths import RstPath, on_path
 from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation, endpoint
+from .survey import Survey
 from .verdict import Finding, explanation
 
-__all__ = ["explain_capture", "explain_file", "explain_packets"]
+__all__ = ["Progress", "explain_capture", "explain_file", "explain_packets"]
+
+Progress = Callable[[int, int], None]     # (bytes done, bytes in all) of both passes
+PROGRESS_EVERY = 1 << 14                  # packets between progress reports
+CHECK_EVERY = 1 << 12                     # packets between looks at the resets waiting for a verdict
+
+Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file order
 
 
-def explain_file(path: str) -> CaptureExplanation:
-    """Read a capture and explain it; raises CaptureError for a file that is not one."""
-    return explain_capture(read_capture(path))
+def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
+                 progress: Progress | None = None) -> CaptureExplanation:
+    """Read a capture file twice, a chunk at a time, and explain it; raises CaptureError for a
+    file that is not one."""
+    name = os.fspath(path)
+    survey = Survey()
+    with open_capture(name) as f:
+        reader = PacketReader(f, name)
+        total = 2 * reader.frames.total
+        _feed(survey, reader, lambda: reader.frames.done, total, progress)
+    survey.icmp = tuple(reader.icmp)
+    if survey.twin_ends():
+        with open_capture(name) as f:
+            _mark_opened(survey, PacketReader(f, name))
+    with open_capture(name) as f:
+        second = PacketReader(f, name, wanted=survey.wanted())
+        done = total // 2
+        explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
+            second, lambda: done + second.frames.done, total, progress))
+    if progress is not None:
+        progress(total, total)
+    return CaptureExplanation(name, survey.packets, reader.other, reader.truncated, survey.connections,
+                              survey.t0 or 0.0, tuple(explanations), tuple(capture_notes(survey)))
 
 
 def explain_capture(capture: Capture, local_addresses: Iterable[str] = (),
                     paths: Mapping[int, RstPath] | None = None) -> CaptureExplanation:
-    """Explain one parsed capture.
+    """Explain one capture already in memory.
 
     `local_addresses` are addresses the capture host is known to own (optional):
     a RST the capture host sent with another address as its source is forged.
     `paths` (RST packet index -> its path across capture points, `paths.rst_paths`)
     decides where a RST came from when other captures of the connection show it.
     """
-    packets = capture.packets
-    t0 = packets[0].time if packets else 0.0
-    conns = connections(packets)
-    ctx = Context(conns, t0, frozenset(local_addresses), capture.icmp)
-    explanations = _explain(ctx, paths or {})
-    return CaptureExplanation(capture.path, len(packets), capture.other, capture.truncated,
-                              len(conns), t0, tuple(explanations), tuple(capture_notes(ctx, capture)))
+    survey = _survey(capture.packets, capture.icmp)
+    explanations = _second_pass(survey, frozenset(local_addresses), _numbered(capture.packets), paths)
+    return CaptureExplanation(capture.path, len(capture.packets), capture.other, capture.truncated,
+                              survey.connections, survey.t0 or 0.0, tuple(explanations),
+                              tuple(capture_notes(survey)))
 
 
 def explain_packets(packets: Sequence[Packet], t0: float | None = None,
                     local_addresses: Iterable[str] = ()) -> list[Explanation]:
     """Explain a sequence of packets (in capture order)."""
-    if t0 is None:
-        t0 = packets[0].time if packets else 0.0
-    return _explain(Context(connections(packets), t0, frozenset(local_addresses)))
+    survey = _survey(packets, ())
+    if t0 is not None:
+        survey.t0 = t0
+    return _second_pass(survey, frozenset(local_addresses), _numbered(packets))
 
 
-def capture_notes(ctx: Context, capture: Capture) -> list[str]:
+def _numbered(packets: Iterable[Packet]) -> Iterator[tuple[int, Packet]]:
+    """Packets in memory with their connection numbers (a file's reader gives them itself)."""
+    segment = ConnectionTracker().segment
+    for p in packets:
+        yield segment(p.src, p.sport, p.dst, p.dport, p.bits, p.seq, p.ack)[0], p
+
+
+def _survey(packets: Sequence[Packet], icmp: Sequence[IcmpError]) -> Survey:
+    survey = Survey()
+    _feed(survey, _numbered(packets), lambda: 0, 0, None)
+    survey.icmp = tuple(icmp)
+    if survey.twin_ends():
+        _mark_opened(survey, _numbered(packets))
+    return survey
+
+
+def _mark_opened(survey: Survey, packets: Numbered) -> None:
+    """A pass only for captures with a RST on a connection never seen opened: mark the
+    connections its sender opened itself (their first packet is its SYN)."""
+    ends = survey.twin_ends()
+    seen = -1
+    for conn, p in packets:
+        if conn > seen:
+            seen = conn
+            if p.is_first_syn and (p.src, p.sport) in ends:
+                survey.mark_opened(conn)
+
+
+def _feed(survey: Survey, packets: Numbered, done: Callable[[], int], total: int,
+          progress: Progress | None) -> None:
+    add = survey.add
+    for conn, p in _reporting(packets, done, total, progress):
+        add(conn, p)
+
+
+def _reporting(packets: Numbered, done: Callable[[], int], total: int,
+               progress: Progress | None) -> Iterator[tuple[int, Packet]]:
+    """The packets, calling progress(done(), total) every PROGRESS_EVERY of them."""
+    if progress is None:
+        yield from packets
+        return
+    n = 0
+    for item in packets:
+        yield item
+        n += 1
+        if n == PROGRESS_EVERY:
+            n = 0
+            progress(done(), total)
+
+
+def capture_notes(survey: Survey) -> list[str]:
     """What kind of capture this is, where that changes what can be concluded."""
     notes: list[str] = []
-    if ctx.one_sided:
-        syns = sum(1 for c in ctx.conns if c.only_syns)
+    if survey.connections >= ONE_SIDED_MIN and not survey.any_both_ways():
+        syns = sum(1 for c in range(survey.connections) if survey.only_syns(c))
         notes.append("one-sided capture: no connection has a packet in the other direction, so the "
                      "answers were not recorded" + (f"; the {syns} unanswered SYNs are not called "
                                                     "dropped" if syns else ""))
-    copies = sum(len(c.raw) - len(c.pk) for c in ctx.conns if c.pk)
-    if copies:
-        notes.append(f"{copies} copies of frames seen twice were folded (forwarded in and out, or a "
+    if survey.copies:
+        notes.append(f"{survey.copies} copies of frames seen twice were folded (forwarded in and out, or a "
                      "mirror port duplicating them)")
-    back = [p for p, q in pairwise(capture.packets) if q.time < p.time]
-    if back:
-        notes.append(f"timestamps go backwards {len(back)} time{'s' if len(back) > 1 else ''} (first "
-                     f"after packet {back[0].index}): packets are taken in file order")
-    for err in capture.icmp[:3]:
-        notes.append(f"ICMP {err.kind} from {err.sender} at {err.time - ctx.t0:.6f} about "
+    if survey.backwards:
+        n = survey.backwards
+        notes.append(f"timestamps go backwards {n} time{'s' if n > 1 else ''} (first "
+                     f"after packet {survey.first_backwards}): packets are taken in file order")
+    t0 = survey.t0 or 0.0
+    for err in survey.icmp[:3]:
+        notes.append(f"ICMP {err.kind} from {err.sender} at {err.time - t0:.6f} about "
                      f"{endpoint(err.src, err.sport)} > {endpoint(err.dst, err.dport)}")
-    if len(capture.icmp) > 3:
-        notes.append(f"{len(capture.icmp) - 3} more ICMP errors about TCP segments")
+    if len(survey.icmp) > 3:
+        notes.append(f"{len(survey.icmp) - 3} more ICMP errors about TCP segments")
     return notes
 
 
-def _explain(ctx: Context, paths: Mapping[int, RstPath] | None = None) -> list[Explanation]:
-    conns, t0 = ctx.conns, ctx.t0
-    ctx.end_time = max((c.raw[-1].time for c in conns), default=t0)
-    todo: list[Facts] = []
-    for c in conns:
-        if c.has_reset or c.only_syns:
-            f = facts_of(c)
-        else:
-            stray = stray_facts(c)       # no RST, but a segment that would have drawn one through NAT
-            if stray is None:
-                continue
-            f = stray
-        ctx.note_reset(f)
-        todo.append(f)
-    out: list[Explanation] = []
-    for f in todo:
-        path = (paths or {}).get(f.rst.index) if f.rst.is_rst else None
+def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
+                 paths: Mapping[int, RstPath] | None = None) -> list[Explanation]:
+    """Keep the packets of the connections worth explaining; as each one ends, find its facts;
+    classify a reset once every reset that could change its verdict is known."""
+    ctx = Context(survey, local)
+    wanted = survey.wanted()
+    last_index = survey.last_index
+    survey.finish()
+    in_order = survey.backwards == 0       # else nothing is classified before the end
+    margin = max(BATCH_WINDOW, PAIR_WINDOW)   # the farthest another reset's time can reach
+    buffers: dict[int, Connection] = {}
+    open_resets: dict[int, float] = {}    # connection -> time of its first RST, until it ends
+    waiting: list[Facts] = []
+    out: list[tuple[float, int, Explanation]] = []
+    countdown = CHECK_EVERY
+    for conn, p in packets:
+        if not wanted[conn]:
+            continue
+        c = buffers.get(conn)
+        if c is None:
+            c = buffers[conn] = Connection([], conn)
+            if survey.opened_by_twin(conn):
+                ctx.opened.setdefault((p.src, p.sport), []).append(c)
+        c.raw.append(p)
+        if conn not in open_resets and "R" in p.flags:
+            open_resets[conn] = p.time
+        if p.index == last_index[conn]:
+            del buffers[conn]
+            open_resets.pop(conn, None)
+            f = facts_of(c) if survey.explained(conn) else stray_facts(c)
+            if f is not None:
+                ctx.note_reset(f)
+                waiting.append(f)
+        countdown -= 1
+        if not countdown and in_order:
+            countdown = CHECK_EVERY
+            horizon = min(p.time, min(open_resets.values(), default=p.time)) - margin
+            waiting = _classify_before(waiting, horizon, ctx, out, paths or {})
+            ctx.forget_aborts_before(horizon - margin)
+    _classify_before(waiting, float("inf"), ctx, out, paths or {})
+    out.sort(key=lambda r: r[:2])
+    return [e for *_key, e in out]
+
+
+def _classify_before(waiting: list[Facts], limit: float, ctx: Context, out: list[tuple[float, int, Explanation]],
+                     paths: Mapping[int, RstPath]) -> list[Facts]:
+    """Classify the waiting resets whose RST came before `limit`; return the others."""
+    later: list[Facts] = []
+    for f in waiting:
+        if f.rst.time >= limit:
+            later.append(f)
+            continue
+        path = paths.get(f.rst.index) if f.rst.is_rst else None
         if f.rst.is_rst:
             f.forged = forged_evidence(f, ctx)
             f.by_endpoint = "" if f.forged else sent_by_endpoint(f, ctx)
@@ -97,9 +222,8 @@ def _explain(ctx: Context, paths: Mapping[int, RstPath] | None = None) -> list[E
                 on_path(f, path)
         e = classify(f, ctx)
         if e is not None:
-            out.append(e if path is None else replace(e, path=path))
-    out.sort(key=lambda e: e.start)
-    return out
+            out.append((e.start, f.conn.number, e if path is None else replace(e, path=path)))
+    return later
 
 
 def classify(f: Facts, ctx: Context) -> Explanation | None:

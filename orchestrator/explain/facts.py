@@ -27,8 +27,8 @@ from ..capture import Packet
 from ..connections import SEQ_MOD, ConnectionTracker, seq_after
 from .result import endpoint
 
-__all__ = ["COPY_WINDOW", "Addr", "Connection", "Facts", "connections", "facts_of", "gaps", "seq_end",
-           "stray_facts", "window_offset"]
+__all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "CopyFolder", "Facts", "connections",
+           "facts_of", "gaps", "seq_end", "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
@@ -44,11 +44,12 @@ def seq_end(p: Packet) -> int:
 class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
-    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "pk", "raw", "rst_pos",
+    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "number", "pk", "raw", "rst_pos",
                  "server", "server_isn")
 
-    def __init__(self, raw: list[Packet]) -> None:
+    def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
+        self.number = number                 # the connection's number in the capture (0-based)
         self.pk: list[Packet] = []
         self.forwarded: set[int] = set()     # indexes of kept packets seen in and then out
         self.rst_pos = -1
@@ -62,7 +63,9 @@ class Connection:
         """Fold copies, find the roles and the first RST (only for connections of interest)."""
         if self.pk:
             return
-        self.pk, self.forwarded = _fold_copies(self.raw)
+        folder = CopyFolder()
+        self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
+        self.forwarded = folder.forwarded
         for i, p in enumerate(self.pk):
             if p.is_first_syn and self.client is None:
                 self.client, self.server = (p.src, p.sport), (p.dst, p.dport)
@@ -100,31 +103,47 @@ def connections(packets: Iterable[Packet]) -> list[Connection]:
             groups.append([p])
         else:
             groups[conn].append(p)
-    return [Connection(g) for g in groups]
+    return [Connection(g, n) for n, g in enumerate(groups)]
 
 
-def _fold_copies(raw: list[Packet]) -> tuple[list[Packet], set[int]]:
-    """Drop the second sighting of a segment a capture saw twice (`-i any` on a router sees
+KEPT, COPY, FORWARDED = 0, 1, 2      # what CopyFolder.keep says of a packet
+
+
+class CopyFolder:
+    """Drops the second sighting of a segment a capture saw twice (`-i any` on a router sees
     a forwarded segment coming in and going out; a bridge floods a copy back; a SPAN port
     mirrors a frame twice): the same TCP header within COPY_WINDOW with a different
-    direction or interface, or with the same IP ID and TTL. Returns the kept packets and
-    the indexes of those that were forwarded (in, then out)."""
-    kept: list[Packet] = []
-    forwarded: set[int] = set()
-    seen: dict[tuple[str, int, str, int, int, int, int], Packet] = {}
-    for p in raw:
+    direction or interface, or with the same IP ID and TTL. Feed it one connection's
+    packets in order; `forwarded` collects the indexes of kept packets that were forwarded
+    (seen in, then out)."""
+
+    __slots__ = ("forwarded", "last", "seen")
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, int, str, int, int, int, int], Packet] = {}
+        self.forwarded: set[int] = set()
+        self.last = float("-inf")        # time of the last packet fed
+
+    def keep(self, p: Packet) -> int:
+        """KEPT, or COPY (a copy to drop), or FORWARDED (the outgoing copy of a kept incoming one)."""
+        self.last = p.time
         sig = (p.src, p.sport, p.flags, p.seq, p.ack, p.length, p.window)
-        q = seen.get(sig)
+        q = self.seen.get(sig)
         if q is not None and 0 <= p.time - q.time <= COPY_WINDOW:
             if q.direction != p.direction or q.ifindex != p.ifindex:
                 if q.direction == "in" and p.direction == "out":
-                    forwarded.add(q.index)
-                continue
+                    self.forwarded.add(q.index)
+                    return FORWARDED
+                return COPY
             if p.ip_id and p.ip_id == q.ip_id and p.ttl == q.ttl:
-                continue           # the same frame twice (a SPAN port mirroring both directions)
-        seen[sig] = p
-        kept.append(p)
-    return kept, forwarded
+                return COPY    # the same frame twice (a SPAN port mirroring both directions)
+        self.seen[sig] = p
+        return KEPT
+
+    def prune(self, before: float) -> None:
+        """Forget segments older than `before`: no later copy can fold onto them (in a
+        capture whose time runs forward)."""
+        self.seen = {sig: q for sig, q in self.seen.items() if q.time >= before}
 
 
 @dataclass(slots=True)

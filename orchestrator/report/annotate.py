@@ -12,7 +12,9 @@ import os
 import dpkt  # type: ignore[import-untyped]  # dpkt ships no type information
 
 from ..explain import AMBIGUOUS, CaptureExplanation
-from ..pcapfile import read_frames
+from ..pcapfile import FrameReader
+
+ANY_LINKTYPE = frozenset(range(0x10000))
 
 __all__ = ["annotate", "comments"]
 
@@ -38,20 +40,19 @@ def comments(result: CaptureExplanation) -> dict[int, str]:
 
 
 def annotate(result: CaptureExplanation, source: str, target: str | os.PathLike[str]) -> int:
-    """Write `source` to `target` as pcapng with the comments; returns how many were written."""
-    with open(source, "rb") as f:
-        data = f.read()
-    _linktype, frames, _truncated = read_frames(data, source, frozenset(range(0x10000)))
+    """Write `source` to `target` as pcapng with the comments; returns how many were written.
+    The source is read twice, a chunk at a time (its link types first), never whole."""
     notes = comments(result)
     order: dict[int, int] = {}                  # link type -> interface id
-    for _ts, lt, _off, _caplen in frames:
-        order.setdefault(lt, len(order))
+    with open(source, "rb") as f:
+        for _ts, lt, _buf, _off, _caplen in FrameReader(f, source, ANY_LINKTYPE):
+            order.setdefault(lt, len(order))
     idbs = [dpkt.pcapng.InterfaceDescriptionBlockLE(snaplen=0x40000, linktype=lt) for lt in order] or [
         dpkt.pcapng.InterfaceDescriptionBlockLE(snaplen=0x40000, linktype=1)]
     written = 0
-    with open(target, "wb") as out:
+    with open(target, "wb") as out, open(source, "rb") as f:
         writer = dpkt.pcapng.Writer(out, idb=idbs)
-        for number, (ts, lt, off, caplen) in enumerate(frames, 1):
+        for number, (ts, lt, data, off, caplen) in enumerate(FrameReader(f, source, ANY_LINKTYPE), 1):
             opts = []
             if number in notes:
                 opts = [dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_COMMENT,

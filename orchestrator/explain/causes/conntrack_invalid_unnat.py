@@ -150,7 +150,7 @@ def _aftermath(f: Facts, ctx: Context) -> Finding | None:
     for d in ctx.bare_resets.get(f.y, ()):
         rst, stray = d.rst, d.answered
         backend = d.y
-        if d.conn is f.conn or rst.time >= f.rst.time or backend == f.x or stray is None:
+        if d.number == f.conn.number or rst.time >= f.rst.time or backend == f.x or stray is None:
             continue
         if carried(stray, f.conn, f.y) is None:
             continue

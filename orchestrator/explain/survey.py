@@ -1,0 +1,209 @@
+"""The first pass over a capture: what every cause may need to know about the whole file, in
+memory that grows with the connections, never with the packets.
+
+`Survey.add` takes each packet once, in file order, and keeps per connection
+a few bytes (which connections hold a RST or only SYNs, which were seen both
+ways, where each one's last packet is) and per address its IP-level look
+(`Profile`: TTLs and DF of its ordinary packets). Frames seen twice are
+folded with the same rule as a connection's packets (`facts.CopyFolder`),
+keeping only the last COPY_WINDOW of each connection's segments, so that the
+capture host's own and forwarded addresses are known too. The second pass
+(analysis.py) then keeps the packets of the connections worth explaining.
+"""
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..capture import Packet
+from ..encap import IcmpError
+from .facts import COPY_WINDOW, FORWARDED, KEPT, CopyFolder
+
+__all__ = ["Profile", "Survey"]
+
+# bits of Survey.flags: a RST; a packet other than a first SYN; packets both ways; a SYN of any kind;
+# a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end
+_RST, _MORE_THAN_SYNS, _BOTH_WAYS, _SYN, _STRAY, _OPENED = 1, 2, 4, 8, 16, 32
+_SEQ_MOD, _NO_SEQ = 0xFFFFFFFF, -1
+_SWEEP = 1 << 16          # packets between sweeps of the copy folders of quiet connections
+_FOLDER_PRUNE = 512       # a connection's folder is pruned of old segments beyond this many
+
+
+@dataclass(slots=True)
+class Profile:
+    """The IP-level look of one address's non-RST packets as they arrive at one capture point."""
+
+    packets: int = 0
+    ttls: Counter[int] = field(default_factory=Counter)
+    df: Counter[bool] = field(default_factory=Counter)
+
+    def count(self, ttl: int | None, df: bool | None, n: int = 1) -> None:
+        self.packets += n
+        if ttl is not None:
+            self.ttls[ttl] += n
+        if df is not None:
+            self.df[df] += n
+
+
+class Survey:
+    """Capture-wide facts gathered in one pass (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.t0: float | None = None
+        self.flags = bytearray()              # per connection: _RST, _MORE_THAN_SYNS, _BOTH_WAYS
+        self.last_index = array("q")          # per connection: index of its last packet
+        self.last_time = array("d")           # per connection: time of its last packet
+        self._first_sport = array("l")        # per connection: source port of its first packet
+        self._first_src: dict[int, str] = {}  # the first packet's source, where sport == dport
+        self._high = (array("q"), array("q"))  # per connection and side: highest sequence end so far
+        self._bare_unopened: list[tuple[int, str, int]] = []   # bare RSTs before any SYN: conn, sender
+        self._pending: dict[int, dict[tuple[str, str | None, int | None, bool | None], int]] = {}
+        self._folders: dict[int, CopyFolder] = {}
+        self.profiles: dict[tuple[str, str | None], Profile] = {}
+        self.own: set[str] = set()            # sources of packets the capture host sent itself
+        self.transit: set[str] = set()        # addresses of packets it forwarded
+        self.copies = 0                       # frames folded as copies of another
+        self.resets_with_id: list[tuple[float, int, int, Packet]] = []   # (time, conn, index, RST)
+        self.backwards = 0                    # times a timestamp went backwards
+        self.first_backwards = -1             # index of the packet before the first of them
+        self._prev_time = float("-inf")
+        self.icmp: tuple[IcmpError, ...] = ()
+
+    def add(self, conn: int, p: Packet) -> None:
+        """Take the next packet of the file (with its connection number)."""
+        flags = self.flags
+        if conn == len(flags):
+            flags.append(0)
+            self.last_index.append(0)
+            self.last_time.append(0.0)
+            self._first_sport.append(p.sport)
+            self._high[0].append(_NO_SEQ)
+            self._high[1].append(_NO_SEQ)
+            if p.sport == p.dport:
+                self._first_src[conn] = p.src
+            if self.t0 is None:
+                self.t0 = p.time
+        bits = flags[conn]
+        text = p.flags
+        rst = "R" in text
+        if rst:
+            bits |= _RST
+            if p.ip_id:
+                self.resets_with_id.append((p.time, conn, p.index, p))
+        syn = "S" in text
+        if syn:
+            bits |= _SYN
+        elif rst and "." not in text and not bits & _SYN:
+            self._bare_unopened.append((conn, p.src, p.sport))
+        if not syn or "." in text:
+            bits |= _MORE_THAN_SYNS
+        side = p.sport != self._first_sport[conn] or p.src != self._first_src.get(conn, p.src)
+        if side and not bits & _BOTH_WAYS:
+            bits |= _BOTH_WAYS
+            self._flush(conn)
+        n = p.length
+        if n or syn or "F" in text:               # as facts.stray_facts walks a connection
+            high = self._high[side]
+            h = high[conn]
+            if n and h != _NO_SEQ and 0xFFFF < (p.seq - h) & _SEQ_MOD <= 0x80000000:
+                bits |= _STRAY
+            end = (p.seq + n + syn + ("F" in text)) & _SEQ_MOD
+            if h == _NO_SEQ or 0 < (end - h) & _SEQ_MOD < 0x80000000:
+                high[conn] = end
+        flags[conn] = bits
+        self.last_index[conn] = p.index
+        self.last_time[conn] = t = p.time
+        if t < self._prev_time:
+            self.backwards += 1
+            if self.first_backwards < 0:
+                self.first_backwards = p.index - 1
+        self._prev_time = t
+        if not rst:
+            if bits & _BOTH_WAYS or ("S" in text and "." in text):
+                self._profile(p.src, p.direction).count(p.ttl, p.df)
+            else:     # one way so far: it counts if an answer comes (a scanner's SYNs do not)
+                pending = self._pending.setdefault(conn, {})
+                key = (p.src, p.direction, p.ttl, p.df)
+                pending[key] = pending.get(key, 0) + 1
+        self._fold(conn, p, rst)
+        self.packets += 1
+
+    def _profile(self, src: str, direction: str | None) -> Profile:
+        prof = self.profiles.get((src, direction))
+        if prof is None:
+            prof = self.profiles[(src, direction)] = Profile()
+        return prof
+
+    def _flush(self, conn: int) -> None:
+        """The connection got an answer: its earlier one-way packets count in the profiles."""
+        for (src, direction, ttl, df), n in self._pending.pop(conn, {}).items():
+            self._profile(src, direction).count(ttl, df, n)
+
+    def _fold(self, conn: int, p: Packet, rst: bool) -> None:
+        folder = self._folders.get(conn)
+        if folder is None:
+            folder = self._folders[conn] = CopyFolder()
+        kept = folder.keep(p)
+        if kept == KEPT:
+            if p.direction == "out" and not rst:
+                self.own.add(p.src)
+        else:
+            self.copies += 1
+            if kept == FORWARDED:
+                self.transit.add(p.src)
+                self.transit.add(p.dst)
+        if len(folder.seen) > _FOLDER_PRUNE:
+            folder.prune(p.time - COPY_WINDOW)
+        if not self.packets % _SWEEP:
+            horizon = p.time - COPY_WINDOW
+            self._folders = {c: f for c, f in self._folders.items() if f.last >= horizon}
+
+    # --- after the pass -----------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        return len(self.flags)
+
+    def wanted(self) -> bytearray:
+        """Per connection, 1 when the second pass keeps its packets: it holds a RST, or only SYNs,
+        or a segment that may be out of window, or a twin end opened it."""
+        return bytearray(1 if b & (_RST | _STRAY | _OPENED) or not b & _MORE_THAN_SYNS else 0
+                         for b in self.flags)
+
+    def explained(self, conn: int) -> bool:
+        """The connection holds a RST or only SYNs (else it is kept as a possible stray or twin)."""
+        b = self.flags[conn]
+        return bool(b & _RST or not b & _MORE_THAN_SYNS)
+
+    def opened_by_twin(self, conn: int) -> bool:
+        return bool(self.flags[conn] & _OPENED)
+
+    def twin_ends(self) -> set[tuple[str, int]]:
+        """Ends that sent a bare RST on a connection never seen opened (no SYN either way): the
+        connections such an end opened itself are where conntrack-invalid-unnat looks for the
+        numbers the stray segment carries."""
+        return {(src, sport) for conn, src, sport in self._bare_unopened if not self.flags[conn] & _SYN}
+
+    def mark_opened(self, conn: int) -> None:
+        """A connection a twin end opened: the second pass keeps it for `Context.opened_by`."""
+        self.flags[conn] |= _OPENED
+
+    def only_syns(self, conn: int) -> bool:
+        return not self.flags[conn] & _MORE_THAN_SYNS
+
+    def any_both_ways(self) -> bool:
+        return any(b & _BOTH_WAYS for b in self.flags)
+
+    def end_time(self) -> float:
+        """The time of the last packet of the connection that ended last."""
+        return max(self.last_time, default=self.t0 or 0.0)
+
+    def finish(self) -> None:
+        """Drop what only the pass needed."""
+        self._pending.clear()
+        self._folders.clear()
+        self._first_src.clear()
+        self._first_sport = array("l")
+        self._high = (array("q"), array("q"))
