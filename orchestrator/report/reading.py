@@ -26,7 +26,7 @@ class ReadingProgress:
         self.name = name
         self.delay = delay
         self.clock = clock
-        self.started = clock()
+        self.started = 0.0
         self.bar: Progress | None = None
         self.task: TaskID | None = None
 
