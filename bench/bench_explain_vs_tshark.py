@@ -28,15 +28,16 @@ from bench_explain import generate
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, max RSS in MB) of one child process run to its end."""
+def measure(argv: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, max RSS in MB, CPU seconds) of one child process run to its end (CPU time
+    too: the machine may be shared, and wall time then says little)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, _, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, None) and usage is None:
         raise SystemExit(f"{argv[0]} failed")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -52,9 +53,10 @@ def main() -> int:
               f"{time.perf_counter() - t0:.1f} s")
         ours = measure([sys.executable, "-m", "orchestrator", "explain", "--json", str(path)])
         theirs = measure(["tshark", "-r", str(path), "-Y", "tcp.flags.reset==1"])
-        print(f"explain --json: {ours[0]:.1f} s, max RSS {ours[1]:.0f} MB")
-        print(f"tshark -Y tcp.flags.reset==1: {theirs[0]:.1f} s, max RSS {theirs[1]:.0f} MB")
-        print(f"explain/tshark: time {ours[0] / theirs[0]:.2f}x, memory {ours[1] / theirs[1]:.2f}x "
+        print(f"explain --json: {ours[0]:.1f} s wall, {ours[2]:.1f} s CPU, max RSS {ours[1]:.0f} MB")
+        print(f"tshark -Y tcp.flags.reset==1: {theirs[0]:.1f} s wall, {theirs[2]:.1f} s CPU, max RSS {theirs[1]:.0f} MB")
+        print(f"explain/tshark: time {ours[0] / theirs[0]:.2f}x, CPU {ours[2] / theirs[2]:.2f}x, "
+              f"memory {ours[1] / theirs[1]:.2f}x "
               f"(cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
     return 0
 
