@@ -359,7 +359,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
         out = sys.stdout
         sep = "[\n  "
         for r in results:
-            for record in r.as_json(chosen if selection else None):
+            for record in r.records(chosen if selection else None):
                 out.write(sep + json.dumps(record))
                 sep = ",\n  "
         out.write("[]\n" if sep.startswith("[") else "\n]\n")

@@ -113,21 +113,22 @@ class CopyFolder:
     """Drops the second sighting of a segment a capture saw twice (`-i any` on a router sees
     a forwarded segment coming in and going out; a bridge floods a copy back; a SPAN port
     mirrors a frame twice): the same TCP header within COPY_WINDOW with a different
-    direction or interface, or with the same IP ID and TTL. Feed it one connection's
-    packets in order; `forwarded` collects the indexes of kept packets that were forwarded
+    direction or interface, or with the same IP ID and TTL. Feed it packets in order;
+    `forwarded` collects the indexes of kept packets that were forwarded
     (seen in, then out)."""
 
     __slots__ = ("forwarded", "last", "seen")
 
     def __init__(self) -> None:
-        self.seen: dict[tuple[str, int, str, int, int, int, int], Packet] = {}
+        self.seen: dict[tuple[int, str, int, str, int, int, int, int], Packet] = {}
         self.forwarded: set[int] = set()
         self.last = float("-inf")        # time of the last packet fed
 
-    def keep(self, p: Packet) -> int:
-        """KEPT, or COPY (a copy to drop), or FORWARDED (the outgoing copy of a kept incoming one)."""
+    def keep(self, p: Packet, conn: int = 0) -> int:
+        """KEPT, or COPY (a copy to drop), or FORWARDED (the outgoing copy of a kept incoming one).
+        `conn` keeps apart the connections of one folder fed several."""
         self.last = p.time
-        sig = (p.src, p.sport, p.flags, p.seq, p.ack, p.length, p.window)
+        sig = (conn, p.src, p.sport, p.flags, p.seq, p.ack, p.length, p.window)
         q = self.seen.get(sig)
         if q is not None and 0 <= p.time - q.time <= COPY_WINDOW:
             if q.direction != p.direction or q.ifindex != p.ifindex:

@@ -4,7 +4,7 @@ Rendering lives in `orchestrator.report`; nothing here prints.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,10 @@ class CaptureExplanation:
         its `id` (its place among the file's connections) and its `incident` (the same verdict between
         the same two hosts: the group's cause, hosts, count, port and time ranges, its most telling
         connection's id)."""
+        return list(self.records(chosen))
+
+    def records(self, chosen: Callable[[Explanation], bool] | None = None) -> Iterator[dict[str, Any]]:
+        """`as_json`'s records one at a time: a big capture's are written as they are made."""
         from .incidents import incidents
 
         ids = {id(e): n for n, e in enumerate(self.explanations)}
@@ -116,6 +120,7 @@ class CaptureExplanation:
         for number, inc in enumerate(incidents(self.explanations)):
             record = inc.as_dict(self.t0, number, ids)
             incident_of.update((id(e), record) for e in inc.connections)
-        return [{"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": n,
-                 "incident": incident_of[id(e)]}
-                for n, e in enumerate(self.explanations) if chosen is None or chosen(e)]
+        for n, e in enumerate(self.explanations):
+            if chosen is None or chosen(e):
+                yield {"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": n,
+                       "incident": incident_of[id(e)]}

@@ -5,8 +5,8 @@ memory that grows with the connections, never with the packets.
 a few bytes (which connections hold a RST or only SYNs, which were seen both
 ways, where each one's last packet is) and per address its IP-level look
 (`Profile`: TTLs and DF of its ordinary packets). Frames seen twice are
-folded with the same rule as a connection's packets (`facts.CopyFolder`),
-keeping only the last COPY_WINDOW of each connection's segments, so that the
+folded with the same rule as a connection's packets (`facts.CopyFolder`, one
+for the whole file, keeping only the last COPY_WINDOW of segments), so that the
 capture host's own and forwarded addresses are known too. The second pass
 (analysis.py) then keeps the packets of the connections worth explaining.
 """
@@ -26,8 +26,7 @@ __all__ = ["Profile", "Survey"]
 # a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end
 _RST, _MORE_THAN_SYNS, _BOTH_WAYS, _SYN, _STRAY, _OPENED = 1, 2, 4, 8, 16, 32
 _SEQ_MOD, _NO_SEQ = 0xFFFFFFFF, -1
-_SWEEP = 1 << 16          # packets between sweeps of the copy folders of quiet connections
-_FOLDER_PRUNE = 512       # a connection's folder is pruned of old segments beyond this many
+_FOLDER_PRUNE = 4096      # the copy folder is pruned of old segments beyond this many (or twice what it kept)
 
 
 @dataclass(slots=True)
@@ -60,7 +59,8 @@ class Survey:
         self._high = (array("q"), array("q"))  # per connection and side: highest sequence end so far
         self._bare_unopened: list[tuple[int, str, int]] = []   # bare RSTs before any SYN: conn, sender
         self._pending: dict[int, dict[tuple[str, str | None, int | None, bool | None], int]] = {}
-        self._folders: dict[int, CopyFolder] = {}
+        self._folder = CopyFolder()            # one for all connections, keyed by connection
+        self._fold_limit = _FOLDER_PRUNE
         self.profiles: dict[tuple[str, str | None], Profile] = {}
         self.own: set[str] = set()            # sources of packets the capture host sent itself
         self.transit: set[str] = set()        # addresses of packets it forwarded
@@ -142,10 +142,8 @@ class Survey:
             self._profile(src, direction).count(ttl, df, n)
 
     def _fold(self, conn: int, p: Packet, rst: bool) -> None:
-        folder = self._folders.get(conn)
-        if folder is None:
-            folder = self._folders[conn] = CopyFolder()
-        kept = folder.keep(p)
+        folder = self._folder
+        kept = folder.keep(p, conn)
         if kept == KEPT:
             if p.direction == "out" and not rst:
                 self.own.add(p.src)
@@ -154,11 +152,10 @@ class Survey:
             if kept == FORWARDED:
                 self.transit.add(p.src)
                 self.transit.add(p.dst)
-        if len(folder.seen) > _FOLDER_PRUNE:
+        if len(folder.seen) > self._fold_limit:      # keep only the last COPY_WINDOW of segments
             folder.prune(p.time - COPY_WINDOW)
-        if not self.packets % _SWEEP:
-            horizon = p.time - COPY_WINDOW
-            self._folders = {c: f for c, f in self._folders.items() if f.last >= horizon}
+            folder.forwarded.clear()                 # the survey needs only what keep() says
+            self._fold_limit = max(_FOLDER_PRUNE, 2 * len(folder.seen))
 
     # --- after the pass -----------------------------------------------------------
 
@@ -203,7 +200,7 @@ class Survey:
     def finish(self) -> None:
         """Drop what only the pass needed."""
         self._pending.clear()
-        self._folders.clear()
+        self._folder = CopyFolder()
         self._first_src.clear()
         self._first_sport = array("l")
         self._high = (array("q"), array("q"))

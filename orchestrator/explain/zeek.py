@@ -74,24 +74,24 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     """(conn_state, history) of one connection's packets, in capture order."""
     if not packets:
         return "OTH", ""
-    first_syn = next((p for p in packets if p.is_syn), None)
-    flipped = first_syn is not None and first_syn.is_synack
+    first_syn = next((p for p in packets if "S" in p.flags), None)
+    flipped = first_syn is not None and "." in first_syn.flags
     if first_syn is None:
         orig_addr = (packets[0].src, packets[0].sport)
     elif flipped:
         orig_addr = (first_syn.dst, first_syn.dport)
     else:
         orig_addr = (first_syn.src, first_syn.sport)
-    ends = {True: _Endpoint(), False: _Endpoint()}
+    orig, resp = _Endpoint(), _Endpoint()
     history: list[str] = ["^"] if flipped else []
+    add = history.append
     for p in packets:
         is_orig = (p.src, p.sport) == orig_addr
-        me, peer = ends[is_orig], ends[not is_orig]
+        me, peer = (orig, resp) if is_orig else (resp, orig)
         for letter in _letters(p, me):
-            history.append(letter.upper() if is_orig else letter)
+            add(letter.upper() if is_orig else letter)
         _transition(p, me, peer)
         me.size += p.length
-    orig, resp = ends[True], ends[False]
     text = "".join(history)
     return conn_state(orig.state, resp.state, orig.size, resp.size, text), text
 
@@ -99,17 +99,19 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
 def _letters(p: Packet, me: _Endpoint) -> list[str]:
     """The history letters (lower case) this packet adds for its sender."""
     out: list[str] = []
-    bits = p.is_syn + p.is_fin + p.is_rst
+    flags = p.flags
+    syn, fin, rst = "S" in flags, "F" in flags, "R" in flags
+    bits = syn + fin + rst
     if bits > 1:
-        code = "i" if p.is_fin and p.is_rst else "q"
+        code = "i" if fin and rst else "q"
         if code not in me.once:
             me.once.add(code)
             out.append(code)
     elif bits == 1:
-        if p.is_syn:
-            code = "h" if p.has_ack else "s"
+        if syn:
+            code = "h" if "." in flags else "s"
             seq = p.seq
-        elif p.is_fin:
+        elif fin:
             code, seq = "f", (p.seq + p.length) & SEQ_MOD
         else:
             code, seq = "r", p.seq
@@ -121,16 +123,16 @@ def _letters(p: Packet, me: _Endpoint) -> list[str]:
         if "d" not in me.once:
             me.once.add("d")
             out.append("d")
-    elif p.has_ack and "a" not in me.once:
+    elif "." in flags and "a" not in me.once:
         me.once.add("a")
         out.append("a")
-    if p.length and not p.is_syn:
+    if p.length and not syn:
         end = (p.seq + p.length) & SEQ_MOD
         if me.max_end is not None and not seq_after(end, me.max_end):
             out += _logarithmic(me, "t")
         if me.max_end is None or seq_after(end, me.max_end):
             me.max_end = end
-    if p.window == 0 and not p.is_rst and not p.is_syn:
+    if p.window == 0 and not rst and not syn:
         out += _logarithmic(me, "w")
     return out
 
@@ -144,20 +146,21 @@ def _logarithmic(me: _Endpoint, code: str) -> list[str]:
 
 def _transition(p: Packet, me: _Endpoint, peer: _Endpoint) -> None:
     """The TCP analyzer's endpoint state machine, for the packet's sender."""
-    if p.is_rst:
+    flags = p.flags
+    if "R" in flags:
         me.state = RESET
         return
     if me.state == RESET:
         return
-    if p.is_fin:
+    if "F" in flags:
         me.state = CLOSED
         return
-    if p.is_syn:
+    if "S" in flags:
         if me.state in (INACTIVE, PARTIAL):
-            me.state = SYN_ACK_SENT if p.has_ack else SYN_SENT
+            me.state = SYN_ACK_SENT if "." in flags else SYN_SENT
         return
     if me.state == INACTIVE:
         me.state = PARTIAL
-    if p.has_ack and me.state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
+    if "." in flags and me.state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
         me.state = ESTABLISHED
         peer.state = ESTABLISHED
