@@ -81,8 +81,9 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
     resets = sum(1 for p in conn.pk if p.is_rst)
     notes = list(notes)
     if is_reset and resets > 1:
-        notes.append(f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first "
-                     "(answers to segments still on their way)")
+        more = f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first"
+        notes.append(f"{more} (answers to segments still on their way)" if resets < len(conn.pk)
+                     else f"{more}, and the capture holds nothing else of this connection")
     return Explanation(
         cause=cause, sentence=sentence, client=client, server=server, endpoints=ends,
         rst_from=endpoint(*f.x) if is_reset else None,

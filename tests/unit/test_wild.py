@@ -35,3 +35,20 @@ def test_every_wild_capture_is_read_as_tshark_reads_it_and_explained(name: str) 
     assert result.packets == len(cap.packets)
     for e in result.explanations:
         assert e.sentence and e.evidence
+
+
+def test_late_data_that_also_acknowledges_the_fin_is_named_for_the_data() -> None:
+    """w14: the server's 31 bytes after the client's FIN also acknowledge it; the evidence names the data."""
+    (e,) = explain_capture(read_capture(WILD / "w14.pcap")).explanations
+    assert e.cause == "data-after-close"
+    labels = [ev.why for ev in e.evidence]
+    assert any("keeps sending after the FIN (the same segment acknowledges it)" in why for why in labels), labels
+    assert not any(why.endswith("acknowledges the FIN") for why in labels), labels
+
+
+def test_rsts_alone_are_not_said_to_answer_segments() -> None:
+    """w25: 1,333 RSTs on one four-tuple and nothing else: no segment for them to answer is in the capture."""
+    (e,) = explain_capture(read_capture(WILD / "w25.pcap")).explanations
+    assert e.resets == 1333 and e.packets == 1333
+    assert "1332 more RSTs followed the first, and the capture holds nothing else of this connection" in e.notes
+    assert not any("still on their way" in n for n in e.notes)

@@ -36,8 +36,11 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     found = Finding(ID, why, TELL, decided=gap is None or gap < MIN_FIN_TIMEOUT, rank=1)
     found.add(fin, f"{x} closes: FIN")
     fin_ack = next((p for p in f.ys if p.has_ack and p.time > fin.time and p.ack == seq_end(fin)), None)
-    found.add(fin_ack, f"{y} acknowledges the FIN")
-    found.add(data_after[0], f"{y} keeps sending after the FIN")
+    if fin_ack is data_after[0]:   # the late data itself acknowledges the FIN: say what matters first
+        found.add(fin_ack, f"{y} keeps sending after the FIN (the same segment acknowledges it)")
+    else:
+        found.add(fin_ack, f"{y} acknowledges the FIN")
+        found.add(data_after[0], f"{y} keeps sending after the FIN")
     if f.answered is not None and f.answered is not data_after[0]:
         found.add(f.answered, "the segment the RST answers")
     found.add(f.rst, "RST without ACK, seq = the segment's ack: the socket was closed")
