@@ -76,14 +76,7 @@ def test_screenshot_of_the_page(name: str, tmp_path: Path) -> None:
     shutil.copyfile(shot, KEPT / shot.name)
     width, height, rows = lab_page.png_pixels(shot)
     assert (width, height) == (1300, 2600)
-    colours: set[tuple[int, int, int]] = set()
-    ink = red = 0
-    for row in rows:
-        for i in range(0, len(row), 3):
-            r, g, b = row[i], row[i + 1], row[i + 2]
-            colours.add((r >> 4, g >> 4, b >> 4))
-            ink += r < 128 and g < 128 and b < 128
-            red += r > 180 and g < 90 and b < 90
+    colours, ink, red = lab_page.pixel_counts(rows)
     assert len(colours) > 20 and ink > 5000, "the page is drawn, not blank"
     assert red > 50, "a reset is drawn in red"
     for f in CAPTURES[name]:

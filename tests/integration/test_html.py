@@ -71,6 +71,19 @@ class Dom(HTMLParser):
             self.depth = 0
 
 
+def pixel_counts(rows: list[bytes]) -> tuple[set[tuple[int, int, int]], int, int]:
+    """(distinct colours at 4 bits a channel, dark pixels, red pixels) of a screenshot's rows."""
+    colours: set[tuple[int, int, int]] = set()
+    ink = red = 0
+    for row in rows:
+        for i in range(0, len(row), 3):
+            r, g, b = row[i], row[i + 1], row[i + 2]
+            colours.add((r >> 4, g >> 4, b >> 4))
+            ink += r < 128 and g < 128 and b < 128
+            red += r > 180 and g < 90 and b < 90
+    return colours, ink, red
+
+
 def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     """(width, height, rows of RGB(A) bytes) of an 8-bit RGB or RGBA PNG (what Chromium writes)."""
     data = path.read_bytes()
@@ -186,14 +199,7 @@ def test_screenshot_is_not_blank_and_shows_the_reset_in_red(run_folder: Path, tm
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     width, height, rows = png_pixels(shot)
     assert (width, height) == (1000, 900)
-    colours = set()
-    ink = red = 0
-    for row in rows:
-        for i in range(0, len(row), 3):
-            r, g, b = row[i], row[i + 1], row[i + 2]
-            colours.add((r >> 4, g >> 4, b >> 4))
-            ink += r < 128 and g < 128 and b < 128
-            red += r > 180 and g < 90 and b < 90
+    colours, ink, red = pixel_counts(rows)
     assert len(colours) > 20 and ink > 2000, "the page is drawn, not blank"
     assert red > 50, "the reset is drawn in red"
 
