@@ -272,8 +272,10 @@ EXPLAIN_CAUSES_BY_REASON: dict[str, frozenset[str]] = {
     # (fin-wait2-timeout: the closer's FIN_WAIT2 timewait socket has expired and is gone)
     # (conntrack-invalid-unnat: a segment that skipped reverse NAT reaches a host with no socket for its
     # four-tuple, and the host's RST resets the backend, whose own next answer is NO_SOCKET too)
+    # (timewait-overflow: the closer's socket freed at once, its timewait socket never allocated)
+    # (syn-scan: the scanner's kernel has no socket for the SYN its raw socket wrote)
     "NO_SOCKET": frozenset({"closed-port", "connect-timeout", "peer-restart", "retransmission-timeout",
-                            "fin-wait2-timeout", "conntrack-invalid-unnat"}),
+                            "fin-wait2-timeout", "conntrack-invalid-unnat", "timewait-overflow", "syn-scan"}),
     # tcp_check_req with the accept queue full and tcp_abort_on_overflow = 1 (embryonic_reset)
     "INVALID_SYN": frozenset({"accept-queue-overflow"}),
     # __tcp_close with unread data in the receive queue

@@ -47,11 +47,13 @@ class Context:
         self.aborts: dict[str, list[tuple[float, int, Facts]]] = {}   # abortive resets (`R.`) by sender address
         self.bare_resets: dict[Addr, list[BareReset]] = {}           # no-socket resets by sender endpoint
         self.opened: dict[Addr, list[Connection]] = {}   # connections opened by the survey's twin_ends
+        self.probed: dict[tuple[str, str], set[int]] = {}   # (client, server address) -> ports probed
         self._shared: dict[int, Packet] | None = None
 
     def note_reset(self, f: Facts) -> None:
         """Remember what other connections' verdicts need to know about this reset."""
         number = f.conn.number       # lists stay in connection order, whatever order resets come in
+        self._note_probe(f.conn)
         if f.family == "refused":
             bisect.insort(self.refusals.setdefault(f.x, []), (number, f.rst.time, f.rst), key=lambda r: r[0])
         elif f.family == "abort" and f.x_role == "server" and f.x_data == 0:
@@ -62,6 +64,18 @@ class Context:
         elif f.family == "no-socket":
             bisect.insort(self.bare_resets.setdefault(f.x, []), BareReset(number, f.rst, f.answered, f.y),
                           key=lambda r: r.number)
+
+    def _note_probe(self, conn: Connection) -> None:
+        """A connection whose client sent nothing but SYNs (and RSTs): a probe of its server's port."""
+        client, server = conn.client, conn.server
+        if client is None or server is None:
+            return
+        if all((p.is_syn and not p.has_ack) or p.is_rst for p in conn.pk if (p.src, p.sport) == client):
+            self.probed.setdefault((client[0], server[0]), set()).add(server[1])
+
+    def ports_probed(self, client: str, server: str) -> int:
+        """How many ports of `server` the connections noted so far probed from `client` (SYNs only)."""
+        return len(self.probed.get((client, server), ()))
 
     def forget_aborts_before(self, t: float) -> None:
         """Let go of the abortive resets no verdict still to come can pair with (before `t`)."""

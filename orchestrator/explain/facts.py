@@ -207,8 +207,15 @@ def facts_of(conn: Connection) -> Facts:
                          if (p.src, p.sport) == conn.client)
                      or (rst.has_ack and not seq_after(x_isn + 1, rst.seq)
                          and not seq_after(y_isn + 1, rst.ack) and rst.seq != x_isn))
+    elif conn.client_isn is not None and not ys and x == conn.client:
+        # one direction recorded: the client's ACK after its SYN shows the SYN/ACK came
+        handshake = any(not p.is_syn and p.has_ack for p in xs)
     x_data = sum(p.length for p in xs)
     y_data_acked = y_unanswered = 0
+    if handshake and not ys and rst.has_ack:
+        # Y's packets are not in the capture: X's acknowledgments say what it received
+        first_ack = next(p.ack for p in xs if not p.is_syn and p.has_ack)
+        y_data_acked = (rst.ack - first_ack) & SEQ_MOD
     last_x_data = max((p.time for p in xs if p.length), default=None)
     for p in ys:
         if p.length and (not rst.has_ack or not seq_after(seq_end(p), rst.ack)):

@@ -40,6 +40,16 @@ def origin_note(f: Facts) -> str:
     return ""
 
 
+_NO_SOCKET_WAYS = (
+    ("data-after-close", "its application had closed the socket and the data came after"),
+    ("timewait-overflow", "it had freed its closed socket at once (its TIME_WAIT table full)"),
+    ("fin-wait2-timeout", "its closed socket's FIN_WAIT2 state had expired"),
+    ("peer-restart", "it restarted"),
+    ("retransmission-timeout", "it gave up on the connection earlier"),
+    ("firewall-reset", "a firewall on the way forged the RST"),
+)
+
+
 def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[str]]:
     """The sentence (and notes) for a reset the packets cannot pin to one cause."""
     x, y = f.x_text, f.y_text
@@ -56,14 +66,14 @@ def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[s
         notes += [note] if note else []
         if f.by_endpoint:
             notes.append(f.by_endpoint + ": no firewall forged it")
-        ways = ["it restarted"]
-        if "retransmission-timeout" in ids:
-            ways.append("gave up on the connection earlier")
-        if "firewall-reset" in ids:
-            ways.append("a firewall on the way forged the RST")
+        ways = [way for cause, way in _NO_SOCKET_WAYS if cause in ids] or ids
         return (f"{x} answered {y}'s segment with a bare RST, as a host does for a connection it does "
-                f"not know: {', or '.join(ways)}; this capture alone cannot tell which."), notes
+                f"not know or has closed: {', or '.join(ways)}; this capture alone cannot tell which."), notes
     if f.family == "abort":
+        if not f.ys:
+            notes.append(f"only {x}'s packets of this connection are in the capture (one direction recorded): "
+                         f"the {f.y_data_acked} bytes it received are read from its acknowledgments, and "
+                         f"what {y} sent or whether it had closed cannot be seen")
         return _abort_sentence(f, ids), notes + ([] if f.handshake else
                                                  ["the capture starts mid-connection: earlier data is not in it"])
     return (f"{x}'s RST fits {' or '.join(ids)}; the packets cannot tell which."), notes

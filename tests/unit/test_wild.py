@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.capture import read_capture
-from orchestrator.explain import explain_capture
+from orchestrator.explain import AMBIGUOUS, Explanation, explain_capture
 from tests import oracles
 from tests.conftest import ROOT
 
@@ -52,3 +52,49 @@ def test_rsts_alone_are_not_said_to_answer_segments() -> None:
     assert e.resets == 1333 and e.packets == 1333
     assert "1332 more RSTs followed the first, and the capture holds nothing else of this connection" in e.notes
     assert not any("still on their way" in n for n in e.notes)
+
+
+def _explained(name: str) -> list[Explanation]:
+    return list(explain_capture(read_capture(WILD / name)).explanations)
+
+
+def test_bytes_that_crossed_the_servers_fin_are_data_after_close() -> None:
+    """w15: the client's last 24 bytes and FIN (seq 816) left before the server's FIN (ack 816) arrived; the
+    server answers with a bare RST whose seq (6049) is that segment's ack, below its own FIN."""
+    (e,) = _explained("w15.pcap")
+    assert e.cause == "data-after-close" and e.rst_from == "17.253.144.10:443"
+    assert "on their way" in e.sentence
+
+
+def test_a_fin_after_the_servers_acknowledged_fin_is_reset_as_for_a_freed_socket() -> None:
+    """w22: the client's FIN carries no data, so no rule of data after close fits; the server's socket
+    was gone. It had nothing left to retransmit (its FIN was acknowledged)."""
+    (e,) = _explained("w22.pcap")
+    assert e.cause == AMBIGUOUS and [c.cause for c in e.candidates] == ["timewait-overflow", "peer-restart"]
+
+
+def test_a_half_open_scan_recorded_one_way_names_the_open_ports() -> None:
+    """w07: only the scanner's packets; on ports 80 and 443 its kernel's RST (seq = ISN+1, TTL 61, IP ID 0)
+    answers a SYN/ACK the capture lacks, and the scanner's own RST (the SYNs' TTL) follows."""
+    found = _explained("w07.pcap")
+    assert [e.cause for e in found] == ["syn-scan", "syn-scan"]
+    assert sorted(e.server for e in found) == ["198.124.152.15:443", "198.124.152.15:80"]
+    assert all("the later RST carries the SYNs' TTL" in " ".join(e.notes) for e in found)
+
+
+def test_a_one_way_mirror_shows_the_clients_abortive_close() -> None:
+    """w24 (802.11 in GRE, the client's direction only): two R. at the client's next byte acknowledging
+    373 bytes, no FIN either way: an abortive close, whichever of its causes."""
+    found = _explained("w24.pcap")
+    assert len(found) == 2
+    for e in found:
+        assert e.cause == AMBIGUOUS and e.rst_side == "client"
+        assert {"unread-data-close", "linger-abort"} <= {c.cause for c in e.candidates}
+        assert "after receiving 373 bytes" in e.sentence
+
+
+def test_a_keepalive_45_s_after_the_servers_fin_fits_an_expired_fin_wait2() -> None:
+    """w04: the CDN closed (FIN at 15.8 s, acknowledged); the client's keepalive at 61.05 s gets a bare RST."""
+    (e,) = [e for e in _explained("w04.pcapng") if e.server == "72.21.91.8:80"]
+    assert e.cause == AMBIGUOUS and "fin-wait2-timeout" in {c.cause for c in e.candidates}
+    assert "retransmission-timeout" not in {c.cause for c in e.candidates}

@@ -17,7 +17,7 @@ from . import (
                conntrack_invalid_liberal,
                conntrack_invalid_unnat,
                data_after_close,
-               fin_wait2_timeout,
+    fin_wait2_timeout,
                firewall_reset,
                keepalive_timeout,
                lb_idle_reset,
@@ -28,11 +28,14 @@ from . import (
                retransmission_timeout,
                silent_drop,
                socket_destroy,
+               syn_scan,
+               timewait_overflow,
                unread_data_close,
 )
 
 REGISTRY: tuple[Cause, ...] = (
-    firewall_reset,            # first: a forged RST is forged whatever its shape
+    syn_scan,                  # first: a scanner crafts its SYNs, so its kernel's RST never shares their TTL
+    firewall_reset,            # a forged RST is forged whatever its shape
     closed_port,
     connect_timeout,
     accept_queue_overflow,     # before peer-restart: the repeated SYN/ACK decides it
@@ -40,6 +43,7 @@ REGISTRY: tuple[Cause, ...] = (
     conntrack_invalid_unnat,   # before peer-restart: an un-NATed or out-of-window segment decides it
     fin_wait2_timeout,         # a candidate beside data-after-close when the late data came late
     data_after_close,
+    timewait_overflow,         # before peer-restart: a closer's in-order FIN reset
     keepalive_timeout,         # before retransmissions: one-byte probes repeat one seq too
     retransmission_timeout,
     retransmission_abort,      # before the abortive closes: a RST on the retransmission timer's beat decides it

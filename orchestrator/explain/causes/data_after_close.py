@@ -1,17 +1,34 @@
 """data-after-close: data arrives for a socket its application already closed.
 
-Wire signature: X sends FIN, Y acknowledges it and keeps sending; X answers
-Y's data with a bare `R` (seq = that segment's ack).
+Wire signature: X sends FIN, and data from Y that X had not received when it
+closed (beyond the FIN's ack) reaches X afterwards; X answers it with a bare
+`R` (seq = that segment's ack). Y may have sent the data after acknowledging
+the FIN, or before the FIN reached it: then the data and the FIN cross on the
+wire, and a capture near Y shows the data before the FIN.
+
+Why a RST: close() shuts the socket for reading (RCV_SHUTDOWN); in FIN_WAIT1
+or FIN_WAIT2, Linux resets when a segment brings bytes beyond rcv_nxt
+(`end_seq - fin` after rcv_nxt: a FIN alone does not), counts
+TcpExtTCPAbortOnData and returns SKB_DROP_REASON_TCP_ABORT_ON_DATA, and the
+caller sends tcp_v4_send_reset: with the segment's ACK flag set, the RST takes
+seq = its ack_seq and carries no ACK (RFC 1122 §4.2.2.13: data received after
+CLOSE SHOULD draw a RST). Once the orphan is a FIN_WAIT2 timewait socket,
+tcp_timewait_state_process answers new data the same way (TCP_TW_RST).
 
 Apart from its neighbours: peer-restart sends the same bare RST, but there X
-never sent a FIN; here X's FIN comes first, then Y's data.
+never sent a FIN; here X's FIN comes first, then Y's new data reaches it.
+An in-order FIN with no new data is acknowledged, not reset: a RST to that is
+timewait-overflow.
 
-References: net/ipv4/tcp_input.c tcp_rcv_state_process (data in FIN_WAIT
-after the application closed: tcp_reset / TCP_MIB_ABORTONDATA);
-SCENARIOS.md data-after-close, reset-vs-broken-pipe.
+References: net/ipv4/tcp_input.c tcp_rcv_state_process (step 7, "RFC 1122
+says we MUST send a reset"); net/ipv4/tcp_ipv4.c tcp_v4_do_rcv, tcp_v4_send_reset
+(`if (th->ack) rep.th.seq = th->ack_seq`); net/ipv4/tcp_minisocks.c
+tcp_timewait_state_process; SCENARIOS.md data-after-close, reset-vs-broken-pipe.
 """
 from __future__ import annotations
 
+from ...capture import Packet
+from ...connections import SEQ_MOD, seq_after
 from ..context import Context
 from ..facts import Facts, seq_end
 from ..verdict import Finding, secs
@@ -19,32 +36,56 @@ from .fin_wait2_timeout import MIN_FIN_TIMEOUT, late_data_gap
 
 ID = "data-after-close"
 FAMILIES = frozenset({"no-socket"})
-TELL = "the closing side's application log: it closed before the peer stopped sending"
+TELL = ("the closing side's application log: it closed before the peer stopped sending; "
+        "nstat TcpExtTCPAbortOnData on the closing host")
 ZEEK = "RSTO or RSTR, history ShADaFdr (the FIN, then data, then the RST)"
+
+
+def late_data(f: Facts, fin: Packet) -> list[Packet]:
+    """Y's data segments bringing bytes X had not received when it sent its FIN (beyond the FIN's
+    ack): bytes that reach a socket already closed for reading."""
+    if not fin.has_ack:
+        return [p for p in f.ys if p.length and p.time > fin.time]
+    return [p for p in f.ys if p.length and seq_after((p.seq + p.length) & SEQ_MOD, fin.ack)]
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:
     fin = f.x_fin
     if fin is None:
         return None
-    data_after = [p for p in f.ys if p.length and p.time > fin.time]
-    if not data_after:
+    late = late_data(f, fin)
+    if not late:
         return None
     x, y = f.x_text, f.y_text
-    why = f"{x} sent FIN, then {y}'s data arrived and was answered with a bare RST"
+    crossed = late[0].time < fin.time
+    if crossed:
+        why = (f"{y}'s {late[0].length} bytes crossed {x}'s FIN (they are beyond its ack {fin.ack}): they "
+               "reached a socket already closed for reading, and were answered with a bare RST")
+    else:
+        why = f"{x} sent FIN, then {y}'s data arrived and was answered with a bare RST"
     gap = late_data_gap(f)
     found = Finding(ID, why, TELL, decided=gap is None or gap < MIN_FIN_TIMEOUT, rank=1)
-    found.add(fin, f"{x} closes: FIN")
-    fin_ack = next((p for p in f.ys if p.has_ack and p.time > fin.time and p.ack == seq_end(fin)), None)
-    if fin_ack is data_after[0]:   # the late data itself acknowledges the FIN: say what matters first
-        found.add(fin_ack, f"{y} keeps sending after the FIN (the same segment acknowledges it)")
+    if crossed:
+        found.add(late[0], f"{y} sends {late[0].length} bytes" + (" and FIN" if late[0].is_fin else ""))
+        found.add(fin, f"{x} closes: FIN with ack {fin.ack}, without those bytes (the two cross)")
     else:
-        found.add(fin_ack, f"{y} acknowledges the FIN")
-        found.add(data_after[0], f"{y} keeps sending after the FIN")
-    if f.answered is not None and f.answered is not data_after[0]:
+        found.add(fin, f"{x} closes: FIN")
+        fin_ack = next((p for p in f.ys if p.has_ack and p.time > fin.time and p.ack == seq_end(fin)), None)
+        if fin_ack is late[0]:   # the late data itself acknowledges the FIN: say what matters first
+            found.add(fin_ack, f"{y} keeps sending after the FIN (the same segment acknowledges it)")
+        else:
+            found.add(fin_ack, f"{y} acknowledges the FIN")
+            found.add(late[0], f"{y} keeps sending after the FIN")
+    if f.answered is not None and f.answered is not late[0]:
         found.add(f.answered, "the segment the RST answers")
     found.add(f.rst, "RST without ACK, seq = the segment's ack: the socket was closed")
-    found.sentence = (f"{x} had already closed the connection (FIN {secs(data_after[0].time - fin.time)} "
-                      f"earlier) and {y} kept sending; data for a closed socket is answered with RST, "
-                      "and the sender's next call fails with ECONNRESET or EPIPE.")
+    if crossed:
+        found.sentence = (f"{x} closed the connection while {y}'s last {late[0].length} bytes were on their "
+                          f"way: they arrived after its FIN, at a socket closed for reading, and a closed "
+                          "socket answers new data with RST (RFC 1122 §4.2.2.13; Linux counts it in "
+                          f"TcpExtTCPAbortOnData), so {y}'s next call fails with ECONNRESET or EPIPE.")
+    else:
+        found.sentence = (f"{x} had already closed the connection (FIN {secs(late[0].time - fin.time)} "
+                          f"earlier) and {y} kept sending; data for a closed socket is answered with RST, "
+                          "and the sender's next call fails with ECONNRESET or EPIPE.")
     return found

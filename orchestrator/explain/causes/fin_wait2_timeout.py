@@ -2,8 +2,10 @@
 
 Wire signature: X sends FIN, Y acknowledges it and sends no FIN (its
 application never closes: CLOSE_WAIT), stays silent, and writes again
-seconds later; X, whose orphaned FIN_WAIT2 socket has expired after
-tcp_fin_timeout, answers with a bare `R` (seq = the segment's ack).
+seconds later (or sends an ACK or a keepalive probe, which a live FIN_WAIT2
+socket would acknowledge, never reset); X, whose orphaned FIN_WAIT2 socket
+has expired after tcp_fin_timeout, answers with a bare `R` (seq = the
+segment's ack).
 
 Apart from its neighbours: data-after-close is the same RST while X's closed
 socket still exists; the wire differs only in time, and time on a loaded host
@@ -20,7 +22,7 @@ SCENARIOS.md fin-wait2-timeout.
 from __future__ import annotations
 
 from ..context import Context
-from ..facts import Facts
+from ..facts import Facts, seq_end
 from ..verdict import Finding, secs
 
 ID = "fin-wait2-timeout"
@@ -45,8 +47,20 @@ def late_data_gap(f: Facts) -> float | None:
     return data.time - (quiet[-1] if quiet else fin.time)
 
 
+def late_segment_gap(f: Facts) -> float | None:
+    """Seconds Y stayed silent between acknowledging X's FIN and the segment without data that the RST
+    answers (an ACK or a keepalive probe: a live FIN_WAIT2 socket would never reset it), or None."""
+    fin, seg = f.x_fin, f.answered
+    if fin is None or seg is None or seg.length or seg.is_fin or any(p.is_fin for p in f.ys):
+        return None
+    acked = [p.time for p in f.ys if fin.time < p.time < seg.time and p.has_ack and p.ack == seq_end(fin)]
+    return seg.time - acked[-1] if acked else None
+
+
 def check(f: Facts, ctx: Context) -> Finding | None:
     gap = late_data_gap(f)
+    if gap is None:
+        gap = late_segment_gap(f)
     if gap is None or gap < MIN_FIN_TIMEOUT:
         return None
     x, y = f.x_text, f.y_text
@@ -57,6 +71,6 @@ def check(f: Facts, ctx: Context) -> Finding | None:
                       f"{secs(gap)} after it acknowledged the FIN, when {x}'s FIN_WAIT2 state may have "
                       "expired, and was answered with RST.")
     found.add(f.x_fin, f"{x} closes: FIN")
-    found.add(f.answered, f"{y}'s late data")
+    found.add(f.answered, f"{y}'s late " + ("data" if f.answered is not None and f.answered.length else "segment"))
     found.add(f.rst, "RST without ACK: no socket (or a closed one) for the connection")
     return found

@@ -19,8 +19,9 @@ from __future__ import annotations
 from itertools import pairwise
 
 from ...capture import Packet
+from ...connections import seq_after
 from ..context import Context
-from ..facts import Facts, gaps
+from ..facts import Facts, gaps, seq_end
 from ..verdict import Finding, secs
 from .fin_wait2_timeout import late_data_gap
 
@@ -35,11 +36,18 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     train = f.retransmissions
     if train:
         return _decided(f, train)
-    if f.family == "no-socket" and f.origin != "here" and late_data_gap(f) is None:
+    if f.family == "no-socket" and f.origin != "here" and late_data_gap(f) is None and not _fin_acked(f):
         return Finding(ID, f"{f.x_text} may have given up on the connection earlier after "
                            "retransmissions that never reached this capture point; then it answers "
                            "this way too", TELL, rank=1)
     return None
+
+
+def _fin_acked(f: Facts) -> bool:
+    """Y acknowledged X's FIN: X had nothing left to send or retransmit, so it cannot have timed out."""
+    fin = f.x_fin
+    return fin is not None and any(p.has_ack and p.time > fin.time and not seq_after(seq_end(fin), p.ack)
+                                   for p in f.ys)
 
 
 def _decided(f: Facts, train: list[Packet]) -> Finding:

@@ -1,0 +1,142 @@
+"""The verdict gaps found on other people's captures, each on a small hand-built packet sequence: new data
+that crossed the closer's FIN, a closer's in-order segment reset after its socket was freed, a half-open SYN
+scan (with and without the target's answers in the capture), and an abortive close where only the closing
+side's packets were recorded. The wild captures they came from are checked in test_wild.py."""
+from __future__ import annotations
+
+from orchestrator.explain import AMBIGUOUS
+from tests.unit.test_explain import Wire, causes, only
+
+# --- data-after-close: the data crossed the FIN ------------------------------------------------------
+
+
+def test_data_crossing_the_closers_fin_is_data_after_close() -> None:
+    """Seen near the client: its last bytes and FIN leave before the server's FIN arrives. The server had
+    closed without them (its FIN's ack is below them), so they reach a socket shut for reading: Linux
+    resets (tcp_rcv_state_process, TCPAbortOnData) with seq = their ack and no ACK flag."""
+    w = Wire(point="c").handshake()
+    w.send("c", "P.", 39)
+    acked = w.send("s", ".")
+    data = w.send("c", "FP.", 24)                          # crosses the server's FIN
+    w.send("s", "P.", 24, ack=acked.ack)
+    fin = w.send("s", "F.", ack=acked.ack)                 # the server closed without the 24 bytes
+    rst = w.send("s", "R", seq=data.ack, dt=0.00001)
+    e = only(w.explain())
+    assert e.cause == "data-after-close" and e.rst_side == "server"
+    assert {data, fin, rst} <= {ev.packet for ev in e.evidence}
+    assert "on their way" in e.sentence
+
+
+def test_a_retransmission_of_bytes_the_closer_had_is_no_data_after_close() -> None:
+    """Bytes at or below the FIN's ack were received before close(): Linux does not reset for them."""
+    w = Wire(point="c").handshake()
+    old = w.send("c", "P.", 100)
+    w.send("s", ".")
+    w.send("s", "F.")
+    w.send("c", ".")
+    again = w.send("c", "P.", 100, seq=old.seq, dt=0.2)
+    w.send("s", "R", seq=again.ack)
+    assert "data-after-close" not in causes(only(w.explain()))
+
+
+# --- timewait-overflow: an in-order FIN or an ACK reset after the closer's FIN was acknowledged ----------
+
+
+def _closed_first() -> tuple[Wire, float]:
+    w = Wire(point="c").handshake()
+    w.send("s", "P.", 13)
+    w.send("s", "F.")
+    w.send("c", ".")                                       # acknowledges the data and the FIN
+    return w, w.t
+
+
+def test_a_peers_in_order_fin_reset_means_the_closed_socket_was_freed() -> None:
+    w, _ = _closed_first()
+    peer_fin = w.send("c", "F.", dt=0.097)
+    w.send("s", "R", seq=peer_fin.ack, dt=0.094)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS
+    assert causes(e)[:2] == ["timewait-overflow", "peer-restart"]   # no TTL to compare: firewall-reset after
+    assert "data-after-close" not in causes(e)                     # a FIN alone is no data after close
+    assert "TIME_WAIT table full" in e.sentence
+
+
+def test_a_keepalive_long_after_the_closers_fin_fits_an_expired_fin_wait2_too() -> None:
+    w, _ = _closed_first()
+    probe = w.send("c", ".", seq=w.nxt["c"] - 1, dt=45.0)
+    w.send("s", "R", seq=probe.ack)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS
+    assert causes(e)[:3] == ["timewait-overflow", "peer-restart", "fin-wait2-timeout"]
+    assert "retransmission-timeout" not in causes(e)           # its FIN acknowledged: nothing to retransmit
+
+
+def test_an_out_of_order_fin_is_not_called_an_overflow() -> None:
+    w, _ = _closed_first()
+    fin = w.send("c", "F.", seq=w.nxt["c"] + 5, dt=0.1)
+    w.send("s", "R", seq=fin.ack)
+    assert "timewait-overflow" not in causes(only(w.explain()))
+
+
+# --- syn-scan: a half-open scan ----------------------------------------------------------------
+
+
+def _scan(ports: int, answered: bool, point: str | None = "c", rst_ttl: int = 61) -> tuple[Wire, list[Wire]]:
+    probes = [Wire(c=("10.0.0.10", 51406), s=("10.0.0.70", 1000 + k), isn_c=7000 * k + 1, point=point)
+              for k in range(ports)]
+    packets = probes[0].packets
+    t = 1000.0
+    for probe in probes:
+        probe.packets, probe.t = packets, t
+        probe.send("c", "S", window=1024, ttl=252)
+        t = probe.t + 0.01
+    open_port = probes[ports // 2]
+    open_port.t = t
+    if answered:
+        open_port.send("s", "S.", dt=0.03)
+    open_port.send("c", "R", seq=open_port.isn["c"] + 1, ack=0, ttl=rst_ttl, dt=0.00001)
+    for probe in probes:
+        probe.t = open_port.t
+    return open_port, probes
+
+
+def test_a_half_open_scan_resets_the_open_port() -> None:
+    """The kernel's RST (TTL 61) does not share the crafted SYNs' TTL (252): no forgery, a scanner."""
+    open_port, _ = _scan(12, answered=True)
+    (e,) = [e for e in open_port.explain() if e.rst_from is not None]
+    assert e.cause == "syn-scan" and e.rst_side == "client"
+    assert "12 ports" in e.sentence and "port 1006" in e.sentence
+    assert any("differs from the SYNs'" in n for n in e.notes)
+
+
+def test_a_one_sided_scan_shows_the_open_port_by_the_rst_alone() -> None:
+    """Only the scanner's packets: its RST (seq = ISN+1, no ACK) answers a SYN/ACK the capture lacks."""
+    open_port, _ = _scan(12, answered=False)
+    explained = open_port.explain()
+    assert [e.cause for e in explained] == ["syn-scan"]       # the silent ports are not called dropped
+    assert "not in this capture" in explained[0].sentence
+
+
+def test_one_client_giving_up_on_a_few_ports_is_no_scan() -> None:
+    open_port, _ = _scan(3, answered=True, rst_ttl=252)
+    (e,) = [e for e in open_port.explain() if e.rst_from is not None]
+    assert e.cause == "connect-timeout"
+
+
+# --- an abortive close seen from the closing side only --------------------------------------------
+
+
+def test_an_abort_recorded_one_way_reads_what_was_received_from_the_acks() -> None:
+    """A mirror of one direction: the client's SYN, ACK, request, ACKs of 373 bytes, then R. at its next
+    byte acknowledging them. The SYN/ACK is missing, but the client's ACK after its SYN shows it came."""
+    w = Wire(point="c")
+    w.send("c", "S")
+    first = w.isn["s"] + 1
+    w.send("c", ".", ack=first)
+    w.send("c", "P.", 426, ack=first)
+    w.send("c", ".", ack=first + 373, dt=0.02)
+    w.send("c", "R.", ack=first + 373, dt=0.25)
+    e = only(w.explain())
+    assert e.cause == AMBIGUOUS and "unread-data-close" in causes(e) and "linger-abort" in causes(e)
+    assert "after receiving 373 bytes" in e.sentence
+    assert any("the 373 bytes it received are read from its acknowledgments" in n for n in e.notes)
