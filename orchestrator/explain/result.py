@@ -104,6 +104,19 @@ class CaptureExplanation:
     explanations: tuple[Explanation, ...]
     notes: tuple[str, ...] = ()       # what kind of capture it is: one-sided, duplicates, time order
 
+    @property
+    def failed(self) -> int:
+        """Connections reset (a RST) or failed (a SYN never answered); not those explained without either
+        (an out-of-window segment that drew an ACK and kept the connection: conntrack-invalid-liberal)."""
+        return sum(1 for e in self.explanations if e.resets or e.cause == SILENT_DROP)
+
+    def counts_text(self, number: Callable[[int], str] = str) -> str:
+        """`3 reset or failed`, and how many were explained without a reset, if any (`number` formats
+        each count: HTML makes it bold)."""
+        others = len(self.explanations) - self.failed
+        return f"{number(self.failed)} reset or failed" + (
+            f", {number(others)} with an out-of-window segment and no reset" if others else "")
+
     def as_json(self, chosen: Callable[[Explanation], bool] | None = None) -> list[dict[str, Any]]:
         """The `--json` records of this file: one per explained connection (those `chosen`), each with
         its `id` (its place among the file's connections) and its `incident` (the same verdict between

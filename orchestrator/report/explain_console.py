@@ -163,7 +163,7 @@ def summary_block(console: Console, r: CaptureExplanation) -> Block:
     """The capture's counts, its resets by cause and what kind of capture it is."""
     block = Block(console)
     head = Text.assemble((r.path, "bold"), f": {r.packets} TCP packets, {r.connections} "
-                         f"connection{'s' if r.connections != 1 else ''}, {len(r.explanations)} reset or failed")
+                         f"connection{'s' if r.connections != 1 else ''}, {r.counts_text()}")
     if r.other:
         head.append(f" ({r.other} frames that are not TCP ignored)", style="dim")
     block.add(head)

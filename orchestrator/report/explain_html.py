@@ -55,7 +55,7 @@ def _summary(r: CaptureExplanation) -> str:
     from ..explain.incidents import host_of, port_of
 
     parts = [f"<p><b>{r.packets}</b> TCP packets, <b>{r.connections}</b> connections, "
-             f"<b>{len(r.explanations)}</b> reset or failed"
+             f"{r.counts_text(lambda n: f'<b>{n}</b>')}"
              + (f" ({r.other} frames that are not TCP ignored)" if r.other else "") + ".</p>"]
     if r.explanations:
         hosts = sorted({host_of(ep) for e in r.explanations for ep in e.endpoints})

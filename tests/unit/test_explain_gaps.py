@@ -4,8 +4,13 @@ scan (with and without the target's answers in the capture), and an abortive clo
 side's packets were recorded. The wild captures they came from are checked in test_wild.py."""
 from __future__ import annotations
 
-from orchestrator.explain import AMBIGUOUS
+import os
+import subprocess
+import sys
+
+from orchestrator.explain import AMBIGUOUS, explain_file
 from tests.unit.test_explain import Wire, causes, only
+from tests.unit.test_reference import REFERENCE
 
 # --- data-after-close: the data crossed the FIN ------------------------------------------------------
 
@@ -140,3 +145,22 @@ def test_an_abort_recorded_one_way_reads_what_was_received_from_the_acks() -> No
     assert e.cause == AMBIGUOUS and "unread-data-close" in causes(e) and "linger-abort" in causes(e)
     assert "after receiving 373 bytes" in e.sentence
     assert any("the 373 bytes it received are read from its acknowledgments" in n for n in e.notes)
+
+
+# --- the summary's count ----------------------------------------------------------------------
+
+
+def test_the_reset_or_failed_count_leaves_out_connections_explained_without_a_reset() -> None:
+    """conntrack-invalid-liberal's connection was neither reset nor failed (its out-of-window segment drew an
+    ACK); a silent drop failed; a RST reset."""
+    liberal = explain_file(REFERENCE / "conntrack-invalid-liberal" / "client.pcap")
+    assert [e.cause for e in liberal.explanations] == ["conntrack-invalid-liberal"]
+    assert liberal.failed == 0
+    assert liberal.counts_text() == "0 reset or failed, 1 with an out-of-window segment and no reset"
+    for scenario, cause in (("silent-drop", "silent-drop"), ("closed-port", AMBIGUOUS)):
+        r = explain_file(REFERENCE / scenario / "client.pcap")
+        assert [e.cause for e in r.explanations] == [cause] and r.counts_text() == "1 reset or failed"
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "explain",
+                          str(REFERENCE / "conntrack-invalid-liberal" / "client.pcap")],
+                         capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "1 connection, 0 reset or failed, 1 with an out-of-window segment and no reset" in out
