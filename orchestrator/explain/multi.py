@@ -5,7 +5,8 @@ points (`paths.rst_paths`) deciding where it came from. Then the points agree
 on each RST: one point may see what decides its cause (the sender's own
 retransmissions, the proxy's two connections) while another, that saw only
 part of it, lists that cause among its candidates or has none; those take the
-deciding point's verdict, and say so. Pure: captures in, explanations out.
+deciding point's verdict, and say so. An unanswered SYN is followed too: where
+it was last seen (`synpath`). Pure: captures in, explanations out.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..capture import Capture
 from .analysis import explain_capture
 from .paths import Paths, Point, rst_paths
 from .result import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
+from .synpath import follow_syns
 
 __all__ = ["explain_points", "settle"]
 
@@ -26,7 +28,7 @@ def explain_points(captures: Sequence[Capture], points: Sequence[Point]) -> tupl
     paths = rst_paths(points)
     results = [explain_capture(c, p.addresses, paths.by_point[i]) for i, (c, p) in enumerate(zip(captures, points,
                                                                                                 strict=True))]
-    return paths, settle(results, [p.name for p in points])
+    return paths, follow_syns(settle(results, [p.name for p in points]), points)
 
 
 def settle(results: Sequence[CaptureExplanation], names: Sequence[str]) -> list[CaptureExplanation]:

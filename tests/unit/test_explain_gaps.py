@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 
+from orchestrator.capture import Capture
 from orchestrator.explain import AMBIGUOUS, explain_file
+from orchestrator.explain.multi import explain_points
+from orchestrator.explain.paths import Point
 from tests.unit.test_explain import Wire, causes, only
 from tests.unit.test_reference import REFERENCE
 
@@ -164,3 +167,41 @@ def test_the_reset_or_failed_count_leaves_out_connections_explained_without_a_re
                           str(REFERENCE / "conntrack-invalid-liberal" / "client.pcap")],
                          capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "200"}).stdout
     assert "1 connection, 0 reset or failed, 1 with an out-of-window segment and no reset" in out
+
+
+# --- an unanswered SYN followed across capture points -----------------------------------------------
+
+
+def _dropped_after_the_router() -> tuple[list[Capture], list[Point]]:
+    """The client's SYN, three times: it leaves the client, the router forwards it (in, then out a TTL
+    lower), and the server's own capture never sees it."""
+    at_client, at_router = Wire(point="c"), Wire(point="c")
+    syn = at_client.send("c", "S", ttl=64)
+    for gap in (1.0, 2.0):
+        at_client.send("c", "S", seq=syn.seq, dt=gap, ttl=64)
+    for gap in (0.0002, 1.0, 2.0):
+        at_router.send("c", "S", seq=syn.seq, dt=gap, ttl=64, direction="in")
+        at_router.send("c", "S", seq=syn.seq, dt=0.00005, ttl=63, direction="out")
+    captures = [Capture(name, 113, tuple(packets), 0, False, ())
+                for name, packets in (("client", at_client.packets), ("router", at_router.packets), ("server", []))]
+    points = [Point("client", captures[0].packets, frozenset({"10.0.0.10"})),
+              Point("router", captures[1].packets), Point("server", (), frozenset({"10.0.0.70"}))]
+    return captures, points
+
+
+def test_an_unanswered_syn_is_said_where_it_was_last_seen() -> None:
+    captures, points = _dropped_after_the_router()
+    _, results = explain_points(captures, points)
+    for r in results[:2]:
+        (e,) = r.explanations
+        assert e.cause == "silent-drop"
+        assert e.sentence.endswith("the SYN was seen at client (leaving), router (forwarded); not at server: lost "
+                                   "between router and server (the capture on 10.0.0.70 itself, which never saw "
+                                   "it).")
+
+
+def test_without_the_servers_capture_the_syn_is_last_seen_where_it_was_forwarded() -> None:
+    captures, points = _dropped_after_the_router()
+    _, results = explain_points(captures[:2], points[:2])
+    assert results[0].explanations[0].sentence.endswith(
+        "the SYN was seen at client (leaving), router (forwarded): last seen at router, which forwarded it.")
