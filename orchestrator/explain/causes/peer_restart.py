@@ -52,8 +52,10 @@ def check(f: Facts, ctx: Context) -> Finding | None:
                           f"{y}'s segment was answered with a bare RST, the answer to a segment for an "
                           "unknown connection, and no FIN had come from it.")
     else:
-        found = Finding(ID, f"{x} answered {y}'s segment as if it had never heard of the connection, "
-                            "and it had sent no FIN", TELL, rank=0)
+        fin = ("and it had sent no FIN" if f.x_fin is None
+               else "though it had closed with FIN before: a host that lost every socket answers the same")
+        found = Finding(ID, f"{x} answered {y}'s segment as if it had never heard of the connection, {fin}",
+                        TELL, rank=0)
         found.sentence = (f"{x} answered {y}'s segment with a bare RST, as a host does for a connection "
                           "it does not know.")
     found.add(last_x, f"the last packet from {x} before the reset")
