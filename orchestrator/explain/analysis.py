@@ -22,7 +22,7 @@ from .causes import REGISTRY
 from .causes.lb_idle_reset import PAIR_WINDOW
 from .context import BATCH_WINDOW, ONE_SIDED_MIN, Context
 from .facts import Connection, Facts, facts_of, stray_facts
-from .families import ambiguous_sentence
+from .families import ambiguous_sentence, repeated_resets
 from .origin import forged_evidence, sent_by_endpoint, uncomparable
 from .paths import RstPath, on_path
 from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation, endpoint
@@ -259,7 +259,7 @@ def _unknown(f: Facts, ctx: Context) -> Explanation:
     evidence: list[tuple[Packet | None, str]] = [(p, "before the reset") for p in f.before[-3:]]
     evidence.append((f.rst, f"the first RST, from {x}"))
     if f.family == "lonely":
-        sentence = (f"The capture holds only the RST from {x} for this connection (it began before the "
+        sentence = repeated_resets(f) or (f"The capture holds only the RST from {x} for this connection (it began before the "
                     "capture did, or its packets were lost), so there is nothing to tell its cause by.")
     else:
         sentence = f"{x} sent a RST ({f.rst.flags}) that fits none of the known causes: see the packets before it."

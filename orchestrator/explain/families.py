@@ -2,10 +2,12 @@
 said when the packets cannot decide between the family's causes."""
 from __future__ import annotations
 
-from .facts import Facts
-from .verdict import Finding
+from itertools import pairwise
 
-__all__ = ["abort_evidence", "ambiguous_sentence", "origin_note", "server_never_sent"]
+from .facts import Facts
+from .verdict import Finding, secs
+
+__all__ = ["abort_evidence", "ambiguous_sentence", "origin_note", "repeated_resets", "server_never_sent"]
 
 
 def server_never_sent(f: Facts) -> bool:
@@ -101,3 +103,19 @@ def _abort_sentence(f: Facts, ids: list[str]) -> str:
     return (f"{x} reset the connection instead of closing it with FIN after receiving "
             f"{f.y_data_acked} bytes: it closed with data still unread, or it aborted on purpose "
             "(SO_LINGER {1, 0})" + more + "; each sends this same RST, and the peer sees ECONNRESET.")
+
+
+def repeated_resets(f: Facts) -> str:
+    """For a connection of nothing but one sender's bare RSTs, all with one seq: what their repetition
+    says (each answers the same segment, seq = its ack, which the peer keeps sending), or ''."""
+    pk = f.conn.pk
+    if len(pk) < 3 or any(not p.is_rst or p.has_ack or (p.src, p.sport) != f.x or p.seq != f.rst.seq for p in pk):
+        return ""
+    span = pk[-1].time - pk[0].time
+    gap = sorted(q.time - p.time for p, q in pairwise(pk))[(len(pk) - 1) // 2]     # the median
+    over = secs(span) + (f" ({span / 3600:.1f} h)" if span >= 3600 else "")
+    return (f"The capture holds only RSTs from {f.x_text} for this connection: the same bare RST (seq "
+            f"{f.rst.seq}) {len(pk)} times, about every {secs(gap)} over {over}. Each "
+            f"answers the same segment of {f.y_text} (seq = its ack), which {f.y_text} keeps sending and this "
+            "capture does not hold, and none of them ended the connection there (they may never reach it); "
+            "nothing here tells why the connection is unknown to its sender.")

@@ -205,3 +205,22 @@ def test_without_the_servers_capture_the_syn_is_last_seen_where_it_was_forwarded
     _, results = explain_points(captures[:2], points[:2])
     assert results[0].explanations[0].sentence.endswith(
         "the SYN was seen at client (leaving), router (forwarded): last seen at router, which forwarded it.")
+
+
+# --- nothing but one sender's repeated RSTs -------------------------------------------------------------
+
+
+def test_the_same_bare_rst_repeated_answers_a_segment_the_capture_lacks() -> None:
+    w = Wire()
+    for k in range(5):
+        w.send("c", "R", seq=123456, ack=0, dt=60.0 if k else 0.001)
+    e = only(w.explain())
+    assert e.cause == "unknown" and e.resets == 5
+    assert "the same bare RST (seq 123456) 5 times, about every 60.00 s over 240.00 s" in e.sentence
+
+
+def test_rsts_with_different_sequence_numbers_are_not_called_repeated() -> None:
+    w = Wire()
+    for k in range(5):
+        w.send("c", "R", seq=123456 + 1000 * k, ack=0, dt=60.0)
+    assert "only the RST" in only(w.explain()).sentence

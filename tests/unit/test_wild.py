@@ -98,3 +98,10 @@ def test_a_keepalive_45_s_after_the_servers_fin_fits_an_expired_fin_wait2() -> N
     (e,) = [e for e in _explained("w04.pcapng") if e.server == "72.21.91.8:80"]
     assert e.cause == AMBIGUOUS and "fin-wait2-timeout" in {c.cause for c in e.candidates}
     assert "retransmission-timeout" not in {c.cause for c in e.candidates}
+
+
+def test_one_rst_repeated_for_a_day_is_described() -> None:
+    """w25: 1,333 bare RSTs, one seq, one a minute for 24 hours: each answers a segment the peer repeats."""
+    (e,) = _explained("w25.pcap")
+    assert e.cause == "unknown"
+    assert "the same bare RST (seq 1388789261) 1333 times, about every 60.00 s over 86341.07 s (24.0 h)" in e.sentence
