@@ -24,7 +24,7 @@ from ..connections import TH_ACK
 from .context import Context, Profile
 from .facts import Facts
 
-__all__ = ["forged_evidence", "sent_by_endpoint", "uncomparable"]
+__all__ = ["forged_evidence", "later_forged", "sent_by_endpoint", "uncomparable"]
 
 ID_RUN_GAP = 64           # a counter's consecutive packets are at most this far apart
 
@@ -118,3 +118,26 @@ def uncomparable(f: Facts, ctx: Context) -> str:
         return ""
     return (f"{f.x[0]} sent no other packet of a connection this capture saw both ways, so the "
             f"RST's TTL ({f.rst.ttl}) cannot be compared with its own stack's")
+
+
+def later_forged(f: Facts) -> list[str]:
+    """The RSTs after the first whose TTL does not fit the packets of the end they name: sent in its name
+    by a box on the path (a stateful firewall answering for a flow it saw closed). Only an end whose other
+    packets all arrive with one TTL is judged, and the first RST's sender only when that RST fits it."""
+    pk = f.conn.pk
+    notes: list[str] = []
+    for end in (f.x, f.y):
+        mine = [p for p in pk if (p.src, p.sport) == end]
+        ttls = {p.ttl for p in mine if not p.is_rst}
+        if len(ttls) != 1 or None in ttls or (end == f.x and f.rst.ttl not in ttls):
+            continue
+        (ttl,) = ttls
+        odd = [p for p in mine if p.is_rst and p is not f.rst and p.ttl is not None and p.ttl != ttl]
+        if odd:
+            ids = ", ".join(f"0x{p.ip_id:04x}" for p in odd[:4] if p.ip_id is not None)
+            theirs = ", ".join(str(t) for t in sorted({p.ttl for p in odd if p.ttl is not None}))
+            n = len(odd)
+            notes.append(f"{n} later RST{'s' if n > 1 else ''} in {odd[0].src}'s name arrived with TTL {theirs}"
+                         + (f" (IP ID {ids})" if ids else "") + f", while its other packets arrive with TTL {ttl}: "
+                         f"sent in its name by a box on the path")
+    return notes

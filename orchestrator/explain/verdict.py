@@ -8,6 +8,7 @@ from typing import Protocol
 from ..capture import Packet, format_packet
 from .context import Context
 from .facts import Facts
+from .origin import later_forged
 from .result import Candidate, Evidence, Explanation, endpoint
 from .zeek import zeek_conn
 
@@ -84,6 +85,7 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         more = f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first"
         notes.append(f"{more} (answers to segments still on their way)" if resets < len(conn.pk)
                      else f"{more}, and the capture holds nothing else of this connection")
+        notes += later_forged(f)
     return Explanation(
         cause=cause, sentence=sentence, client=client, server=server, endpoints=ends,
         rst_from=endpoint(*f.x) if is_reset else None,

@@ -224,3 +224,34 @@ def test_rsts_with_different_sequence_numbers_are_not_called_repeated() -> None:
     for k in range(5):
         w.send("c", "R", seq=123456 + 1000 * k, ack=0, dt=60.0)
     assert "only the RST" in only(w.explain()).sentence
+
+
+# --- later RSTs in an end's name that its stack did not send ----------------------------------------------
+
+
+def test_later_rsts_with_a_foreign_ttl_are_said_to_come_from_the_path() -> None:
+    """The client aborts (its own R., its TTL); two more RSTs in its name answer the server's segments in flight
+    with another TTL and another IP ID counter: a box on the path answering for the flow it saw reset."""
+    w = Wire(point="s").handshake()
+    for p in w.packets:
+        w.packets[p.index] = p._replace(ttl=116 if p.src == "10.0.0.10" else 64)
+    w.send("c", "P.", 100, ttl=116)
+    data = w.send("s", ".", 1352, ttl=64)
+    w.send("c", "R.", ttl=116, ip_id=0x57c5)
+    for k in range(2):
+        w.send("c", "R.", ack=data.ack, ttl=244, ip_id=0xb503 + k)
+    e = only(w.explain())
+    assert e.rst_side == "client"
+    assert "2 later RSTs in 10.0.0.10's name arrived with TTL 244 (IP ID 0xb503, 0xb504), while its other packets " \
+           "arrive with TTL 116: sent in its name by a box on the path" in e.notes
+
+
+def test_later_rsts_with_the_ends_own_ttl_are_not_called_forged() -> None:
+    w = Wire(point="s").handshake()
+    for p in w.packets:
+        w.packets[p.index] = p._replace(ttl=64)
+    w.send("c", "P.", 100, ttl=64)
+    w.send("s", ".", 1352, ttl=64)
+    w.send("c", "R.", ttl=64)
+    w.send("c", "R.", ttl=64)
+    assert not any("later RST" in n for n in only(w.explain()).notes)

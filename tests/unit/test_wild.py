@@ -105,3 +105,10 @@ def test_one_rst_repeated_for_a_day_is_described() -> None:
     (e,) = _explained("w25.pcap")
     assert e.cause == "unknown"
     assert "the same bare RST (seq 1388789261) 1333 times, about every 60.00 s over 86341.07 s (24.0 h)" in e.sentence
+
+
+def test_rsts_a_box_sent_in_the_clients_name_after_its_own_abort_are_reported() -> None:
+    """w19: the client's own R. (TTL 116), then four RSTs in its name with TTL 244 and another IP ID counter."""
+    (e,) = _explained("w19.pcap")
+    assert e.rst_side == "client" and not e.forged
+    assert any(n.startswith("4 later RSTs in 3.251.38.200's name arrived with TTL 244") for n in e.notes), e.notes
