@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from orchestrator.capture import Capture
-from orchestrator.explain import AMBIGUOUS, explain_file
+from orchestrator.explain import AMBIGUOUS, Explanation, explain_file
 from orchestrator.explain.multi import explain_points
 from orchestrator.explain.paths import Point
 from tests.unit.test_explain import Wire, causes, only
@@ -255,3 +255,33 @@ def test_later_rsts_with_the_ends_own_ttl_are_not_called_forged() -> None:
     w.send("c", "R.", ttl=64)
     w.send("c", "R.", ttl=64)
     assert not any("later RST" in n for n in only(w.explain()).notes)
+
+
+# --- an injected response the closer closed on ------------------------------------------------------------
+
+
+def _injected(fake_ttl: int) -> list[Explanation]:
+    """The client's request; 43 bytes at the response's seq arrive first (fake_ttl), the client closes; the real
+    348-byte response at the same seq (TTL 54) then reaches a closed socket and is reset."""
+    w = Wire(point="c")
+    w.send("c", "S", ttl=64)
+    w.send("s", "S.", ttl=54)
+    w.send("c", ".", ttl=64)
+    w.send("c", "P.", 153, ttl=64)
+    start = w.nxt["s"]
+    w.send("s", "P.", 43, ttl=fake_ttl, ip_id=1)
+    w.send("c", "F.", ttl=64)
+    real = w.send("s", "P.", 348, seq=start, ttl=54)
+    w.send("c", "R", seq=real.ack, ttl=64)
+    return w.explain()
+
+
+def test_a_response_injected_on_the_path_is_noted_beside_data_after_close() -> None:
+    e = only(_injected(fake_ttl=56))
+    assert e.cause == "data-after-close"
+    assert any(n.startswith("10.0.0.70:80's 43 bytes at seq 1 arrived with TTL 56 and IP ID 1, while its other "
+                            "packets arrive with TTL 54, and 348 other bytes came later") for n in e.notes), e.notes
+
+
+def test_a_response_with_the_servers_own_ttl_is_not_called_injected() -> None:
+    assert not any("injected" in n for n in only(_injected(fake_ttl=54)).notes)

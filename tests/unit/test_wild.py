@@ -112,3 +112,11 @@ def test_rsts_a_box_sent_in_the_clients_name_after_its_own_abort_are_reported() 
     (e,) = _explained("w19.pcap")
     assert e.rst_side == "client" and not e.forged
     assert any(n.startswith("4 later RSTs in 3.251.38.200's name arrived with TTL 244") for n in e.notes), e.notes
+
+
+def test_the_injected_response_the_client_closed_on_is_noted() -> None:
+    """w11: 43 bytes with TTL 56 and IP ID 1 (the server's: TTL 54) precede the real 348-byte response at seq 1."""
+    (e,) = _explained("w11.pcap")
+    assert e.cause == "data-after-close"
+    assert any("43 bytes at seq 1 arrived with TTL 56 and IP ID 1" in n and "injected on the path" in n
+               for n in e.notes), e.notes

@@ -15,6 +15,10 @@ seq = its ack_seq and carries no ACK (RFC 1122 §4.2.2.13: data received after
 CLOSE SHOULD draw a RST). Once the orphan is a FIN_WAIT2 timewait socket,
 tcp_timewait_state_process answers new data the same way (TCP_TW_RST).
 
+A data segment of Y with a TTL none of Y's other packets has, overlapped later
+by other bytes of Y at the same sequence numbers, was injected on the path (a
+forged response X may have closed on): it is noted.
+
 Apart from its neighbours: peer-restart sends the same bare RST, but there X
 never sent a FIN; here X's FIN comes first, then Y's new data reaches it.
 An in-order FIN with no new data is acknowledged, not reset: a RST to that is
@@ -49,6 +53,23 @@ def late_data(f: Facts, fin: Packet) -> list[Packet]:
     return [p for p in f.ys if p.length and seq_after((p.seq + p.length) & SEQ_MOD, fin.ack)]
 
 
+def injected(f: Facts) -> tuple[Packet, Packet, int] | None:
+    """(the injected segment, the genuine one overlapping it, Y's TTL) when a data segment of Y has a TTL
+    none of Y's other packets has (they share one) and later bytes of Y overlap it with Y's own TTL."""
+    mine = [p for p in f.ys if not p.is_rst]
+    for seg in mine:
+        rest = {q.ttl for q in mine if q is not seg}
+        if not seg.length or seg.ttl is None or len(rest) != 1 or None in rest or seg.ttl in rest:
+            continue
+        end = (seg.seq + seg.length) & SEQ_MOD
+        real = next((q for q in mine if q.length and q.time > seg.time and seq_after(end, q.seq)
+                     and seq_after((q.seq + q.length) & SEQ_MOD, seg.seq)), None)
+        if real is not None:
+            (ttl,) = rest
+            return seg, real, ttl or 0
+    return None
+
+
 def check(f: Facts, ctx: Context) -> Finding | None:
     fin = f.x_fin
     if fin is None:
@@ -79,6 +100,15 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     if f.answered is not None and f.answered is not late[0]:
         found.add(f.answered, "the segment the RST answers")
     found.add(f.rst, "RST without ACK, seq = the segment's ack: the socket was closed")
+    fake = injected(f)
+    if fake is not None:
+        seg, real, ttl = fake
+        at = seg.seq if seg.rel_seq is None else seg.rel_seq
+        found.notes.append(f"{y}'s {seg.length} bytes at seq {at} arrived with TTL {seg.ttl}"
+                           + (f" and IP ID {seg.ip_id}" if seg.ip_id is not None else "")
+                           + f", while its other packets arrive with TTL {ttl}, and {real.length} other bytes "
+                           "came later at the same sequence numbers: that segment was injected on the path "
+                           f"(a forged response), and {x} may have closed on it")
     if crossed:
         found.sentence = (f"{x} closed the connection while {y}'s last {late[0].length} bytes were on their "
                           f"way: they arrived after its FIN, at a socket closed for reading, and a closed "
