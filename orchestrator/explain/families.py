@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+from .context import BATCH_WINDOW, Context
 from .facts import Facts
 from .verdict import Finding, secs
 
-__all__ = ["abort_evidence", "ambiguous_sentence", "origin_note", "repeated_resets", "server_never_sent"]
+__all__ = ["abort_batch", "abort_evidence", "ambiguous_sentence", "batch_note", "origin_note", "repeated_resets",
+           "server_never_sent"]
 
 
 def server_never_sent(f: Facts) -> bool:
@@ -29,6 +31,22 @@ def abort_evidence(f: Facts, found: Finding) -> None:
     fin_note = "" if f.x_fin is not None else ", no FIN"
     found.add(f.rst, f"RST with ACK (seq = {x}'s next byte, ack = all it received){fin_note}: "
                      "an abortive close")
+
+
+def abort_batch(f: Facts, ctx: Context) -> list[Facts]:
+    """The other abortive resets X's address sent, in the same role, within BATCH_WINDOW of this one."""
+    return [g for g in ctx.aborts_near(f.x[0], f.rst.time, BATCH_WINDOW) if g is not f and g.x_role == f.x_role]
+
+
+def batch_note(f: Facts, batch: list[Facts]) -> str:
+    """What two or more other connections reset by the same host in the same instant say, or ''."""
+    if len(batch) < 2:
+        return ""
+    peers = sorted({g.y_text for g in batch} | {f.y_text})
+    return (f"{f.x[0]} reset {len(batch) + 1} connections within {secs(BATCH_WINDOW)} "
+            f"({', '.join(peers[:4])}{' …' if len(peers) > 4 else ''}), whatever each was doing: one event "
+            "closed them together (the application or its process ending with its sockets aborted), not each "
+            "connection's own timer")
 
 
 def origin_note(f: Facts) -> str:

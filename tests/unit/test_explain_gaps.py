@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 
-from orchestrator.capture import Capture
-from orchestrator.explain import AMBIGUOUS, Explanation, explain_file
+from orchestrator.capture import Capture, Packet
+from orchestrator.explain import AMBIGUOUS, Explanation, explain_file, explain_packets
 from orchestrator.explain.multi import explain_points
 from orchestrator.explain.paths import Point
 from tests.unit.test_explain import Wire, causes, only
@@ -285,3 +285,41 @@ def test_a_response_injected_on_the_path_is_noted_beside_data_after_close() -> N
 
 def test_a_response_with_the_servers_own_ttl_is_not_called_injected() -> None:
     assert not any("injected" in n for n in only(_injected(fake_ttl=54)).notes)
+
+
+# --- one host resetting several connections at once ------------------------------------------------------
+
+
+def _batch(idles: tuple[float, ...]) -> list[Explanation]:
+    """One client, one server, a connection per idle spell; the client resets them all within 1 ms."""
+    packets: list[Packet] = []
+    wires = [Wire(c=("10.0.0.10", 50000 + k), isn_c=100_000 * (k + 1), point="c", packets=packets)
+             for k in range(len(idles))]
+    for w in wires:
+        w.handshake()
+        w.send("c", "P.", 100)
+        w.send("s", "P.", 200)
+        w.send("c", ".")
+    end = max(w.t for w in wires) + max(idles)
+    for w, idle in zip(wires, idles, strict=True):
+        w.t = end - idle
+        w.send("c", "P.", 10, dt=0.0)
+        w.send("s", ".", dt=0.0)
+    for k, w in enumerate(wires):
+        w.t = end + 0.0002 * k
+        w.send("c", "R.", dt=0.0)
+    packets.sort(key=lambda p: p.time)
+    return explain_packets([p._replace(index=i) for i, p in enumerate(packets)])
+
+
+def test_connections_of_different_idle_spells_reset_at_once_are_no_idle_timeout() -> None:
+    found = _batch((14.0, 10.5, 0.002, 0.003))
+    assert len(found) == 4
+    for e in found:
+        assert "lb-idle-reset" not in causes(e)
+        assert any(n.startswith("10.0.0.10 reset 4 connections within 10.0 ms") for n in e.notes), e.notes
+
+
+def test_one_idle_connection_reset_alone_keeps_the_idle_timeout_candidate() -> None:
+    (e,) = _batch((14.0,))
+    assert causes(e)[0] == "lb-idle-reset" and not any("connections within" in n for n in e.notes)

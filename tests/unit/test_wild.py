@@ -120,3 +120,12 @@ def test_the_injected_response_the_client_closed_on_is_noted() -> None:
     assert e.cause == "data-after-close"
     assert any("43 bytes at seq 1 arrived with TTL 56 and IP ID 1" in n and "injected on the path" in n
                for n in e.notes), e.notes
+
+
+def test_four_connections_reset_in_one_millisecond_are_one_event() -> None:
+    """w20: the SMB client resets four connections (two idle 10.7 and 14.2 s, two busy) within 1 ms."""
+    found = _explained("w20.pcap")
+    assert len(found) == 4
+    for e in found:
+        assert e.cause == AMBIGUOUS and "lb-idle-reset" not in {c.cause for c in e.candidates}
+        assert any(n.startswith("172.31.112.17 reset 4 connections within 10.0 ms") for n in e.notes), e.notes

@@ -13,7 +13,9 @@ Apart from its neighbours: an application that closes an idle connection
 abortively (linger-abort) sends the same RST on one connection. Only the pair
 decides: both legs reset together, seen where the proxy's traffic is captured.
 At one end alone the idle spell makes this a candidate beside the abortive
-closes. A balancer that forgets idle flows silently (or a NAT that forgets
+closes, unless the same host reset two or more other connections in the same
+instant (BATCH_WINDOW) that had not been idle as long: no idle timer fires
+on connections of different idle spells at once. A balancer that forgets idle flows silently (or a NAT that forgets
 them) sends nothing at the timeout: the next segment is dropped or refused
 (retransmission-timeout, firewall-reset).
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 from ...connections import seq_after
 from ..context import Context
 from ..facts import Facts, seq_end
+from ..families import abort_batch
 from ..verdict import Finding, secs
 
 ID = "lb-idle-reset"
@@ -72,6 +75,10 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     idle = idle_before(f)
     if idle is None:
         return None
+    batch = abort_batch(f, ctx)
+    if len(batch) >= 2 and any((other := idle_before(g)) is None or abs(other - idle) > PAIR_IDLE_SLACK
+                               for g in batch):
+        return None     # reset at once with connections not idle as long: one event, no idle timer
     x, y = f.x_text, f.y_text
     leg = _other_leg(f, ctx, idle) if f.x_role is not None else None
     if leg is None:

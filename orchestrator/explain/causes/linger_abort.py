@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..facts import Facts
-from ..families import abort_evidence, server_never_sent
+from ..families import abort_batch, abort_evidence, batch_note, server_never_sent
 from ..verdict import Finding
 
 ID = "linger-abort"
@@ -36,4 +36,6 @@ def check(f: Facts, ctx: Context) -> Finding | None:
         found = Finding(ID, "an abortive close (SO_LINGER {1, 0}) sends exactly this RST, whatever "
                             "was read", TELL, rank=2 if silent_server else 1)
     abort_evidence(f, found)
+    note = "" if silent_server else batch_note(f, abort_batch(f, ctx))
+    found.notes += [note] if note else []
     return found
