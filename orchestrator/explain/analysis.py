@@ -12,6 +12,7 @@ total)` in bytes of both passes, for the command layer to show.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
@@ -23,9 +24,11 @@ from .causes.lb_idle_reset import PAIR_WINDOW
 from .context import BATCH_WINDOW, ONE_SIDED_MIN, Context
 from .facts import Connection, Facts, facts_of, stray_facts
 from .families import ambiguous_sentence, repeated_resets
+from .incidents import SCAN_PORTS
 from .origin import forged_evidence, sent_by_endpoint, uncomparable
 from .paths import RstPath, on_path
 from .result import AMBIGUOUS, UNKNOWN, CaptureExplanation, Explanation, endpoint
+from .store import SPILL_AFTER, Explanations
 from .survey import Survey
 from .verdict import Finding, explanation
 
@@ -39,9 +42,10 @@ Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file
 
 
 def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
-                 progress: Progress | None = None) -> CaptureExplanation:
+                 progress: Progress | None = None, spill_after: int = SPILL_AFTER) -> CaptureExplanation:
     """Read a capture file twice, a chunk at a time, and explain it; raises CaptureError for a
-    file that is not one."""
+    file that is not one. Beyond `spill_after` verdicts, they wait for the output in a temporary
+    file (`store.Explanations`)."""
     name = os.fspath(path)
     survey = Survey()
     with open_capture(name) as f:
@@ -56,11 +60,11 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
         second = PacketReader(f, name, wanted=survey.wanted())
         done = total // 2
         explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
-            second, lambda: done + second.frames.done, total, progress))
+            second, lambda: done + second.frames.done, total, progress), store=Explanations(spill_after, SCAN_PORTS))
     if progress is not None:
         progress(total, total)
     return CaptureExplanation(name, survey.packets, reader.other, reader.truncated, survey.connections,
-                              survey.t0 or 0.0, tuple(explanations), tuple(capture_notes(survey)))
+                              survey.t0 or 0.0, explanations, tuple(capture_notes(survey)))
 
 
 def explain_capture(capture: Capture, local_addresses: Iterable[str] = (),
@@ -85,7 +89,7 @@ def explain_packets(packets: Sequence[Packet], t0: float | None = None,
     survey = _survey(packets, ())
     if t0 is not None:
         survey.t0 = t0
-    return _second_pass(survey, frozenset(local_addresses), _numbered(packets))
+    return list(_second_pass(survey, frozenset(local_addresses), _numbered(packets)))
 
 
 def _numbered(packets: Iterable[Packet]) -> Iterator[tuple[int, Packet]]:
@@ -163,9 +167,11 @@ def capture_notes(survey: Survey) -> list[str]:
 
 
 def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
-                 paths: Mapping[int, RstPath] | None = None) -> list[Explanation]:
+                 paths: Mapping[int, RstPath] | None = None, store: Explanations | None = None) -> Explanations:
     """Keep the packets of the connections worth explaining; as each one ends, find its facts;
-    classify a reset once every reset that could change its verdict is known."""
+    classify a reset once every reset that could change its verdict is known. The verdicts go to
+    `store` (by default one that keeps them all in memory), sealed in order at the end."""
+    out = Explanations(spill_after=sys.maxsize) if store is None else store
     ctx = Context(survey, local)
     wanted = survey.wanted()
     last_index = survey.last_index
@@ -175,7 +181,6 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
     buffers: dict[int, Connection] = {}
     open_resets: dict[int, float] = {}    # connection -> time of its first RST, until it ends
     waiting: list[Facts] = []
-    out: list[tuple[float, int, Explanation]] = []
     countdown = CHECK_EVERY
     for conn, p in packets:
         if not wanted[conn]:
@@ -201,12 +206,20 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
             horizon = min(p.time, min(open_resets.values(), default=p.time)) - margin
             waiting = _classify_before(waiting, horizon, ctx, out, paths or {})
             ctx.forget_aborts_before(horizon - margin)
+            oldest = min(p.time, _oldest_start(buffers), min((f.conn.pk[0].time for f in waiting), default=p.time))
+            ctx.forget_before(oldest - margin)     # no verdict still to come looks before its own connection
     _classify_before(waiting, float("inf"), ctx, out, paths or {})
-    out.sort(key=lambda r: r[:2])
-    return [e for *_key, e in out]
+    return out.seal()
 
 
-def _classify_before(waiting: list[Facts], limit: float, ctx: Context, out: list[tuple[float, int, Explanation]],
+def _oldest_start(buffers: dict[int, Connection]) -> float:
+    """The time the oldest connection still open began (the buffers are in order of first packet)."""
+    for c in buffers.values():
+        return c.raw[0].time
+    return float("inf")
+
+
+def _classify_before(waiting: list[Facts], limit: float, ctx: Context, out: Explanations,
                      paths: Mapping[int, RstPath]) -> list[Facts]:
     """Classify the waiting resets whose RST came before `limit`; return the others."""
     later: list[Facts] = []
@@ -222,7 +235,7 @@ def _classify_before(waiting: list[Facts], limit: float, ctx: Context, out: list
                 on_path(f, path)
         e = classify(f, ctx)
         if e is not None:
-            out.append((e.start, f.conn.number, e if path is None else replace(e, path=path)))
+            out.add(f.conn.number, e if path is None else replace(e, path=path))
     return later
 
 

@@ -86,6 +86,28 @@ class Context:
             elif cut:
                 del times[:cut]
 
+    def forget_before(self, t: float) -> None:
+        """Let go of the refusals, no-socket resets and listener batches before `t`: the verdicts
+        still to come are of connections that began after it, and look only within their own time."""
+        for server, refused in list(self.refusals.items()):
+            kept = [r for r in refused if r[1] >= t]
+            if kept:
+                refused[:] = kept
+            else:
+                del self.refusals[server]
+        for end, bare in list(self.bare_resets.items()):
+            later = [r for r in bare if r.rst.time >= t]
+            if later:
+                bare[:] = later
+            else:
+                del self.bare_resets[end]
+        for server, times in list(self.silent_server_resets.items()):
+            cut = bisect.bisect_left(times, t - BATCH_WINDOW)
+            if cut == len(times):
+                del self.silent_server_resets[server]
+            elif cut:
+                del times[:cut]
+
     def addresses(self) -> tuple[set[str], set[str]]:
         """(addresses the capture host sent non-RST packets from, addresses it forwarded for)."""
         return self.survey.own - self.survey.transit, self.survey.transit

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .result import Explanation
+from .store import Explanations, Group, Members, incident_key, is_store
 
 __all__ = ["SCAN_PORTS", "Incident", "host_of", "incidents", "involves", "port_of"]
 
@@ -35,7 +36,8 @@ class Incident:
     client: str                       # host (address) that opened the connections
     server: str
     example: Explanation              # the most telling connection
-    connections: tuple[Explanation, ...]
+    connections: Sequence[Explanation]
+    gathered: Group | None = None     # its aggregates, gathered as the explanations came (a big capture's)
 
     @property
     def count(self) -> int:
@@ -43,18 +45,23 @@ class Incident:
 
     def ports(self) -> tuple[int, int]:
         """The lowest and highest server port."""
+        if self.gathered is not None:
+            return self.gathered.low_port, self.gathered.high_port
         ports = [port_of(e.endpoints[1]) for e in self.connections]
         return min(ports), max(ports)
 
     def meaning(self) -> str:
         """What the group means, when its shape says it ('' otherwise)."""
-        ports = {port_of(e.endpoints[1]) for e in self.connections}
+        ports = self.gathered.ports if self.gathered is not None else {
+            port_of(e.endpoints[1]) for e in self.connections}
         if len(ports) >= SCAN_PORTS:
             return ("a port scan against a host that filters" if self.cause == "silent-drop"
                     else "a port scan")
         return ""
 
     def span(self) -> tuple[float, float]:
+        if self.gathered is not None:
+            return self.gathered.first, self.gathered.last
         times = [e.start for e in self.connections]
         return min(times), max(times)
 
@@ -70,15 +77,25 @@ class Incident:
 
 def incidents(explanations: Sequence[Explanation]) -> list[Incident]:
     """Group explanations by verdict and host pair, in order of each group's first connection."""
+    if isinstance(explanations, Explanations) and is_store(explanations):
+        return _gathered(explanations)
     groups: dict[tuple[str, tuple[str, ...], str, str], list[Explanation]] = {}
     for e in explanations:
-        cands = tuple(c.cause for c in e.candidates) if len(e.candidates) > 1 else ()
-        key = (e.cause, cands, host_of(e.endpoints[0]), host_of(e.endpoints[1]))
-        groups.setdefault(key, []).append(e)
+        groups.setdefault(incident_key(e), []).append(e)
     out = []
     for (cause, cands, client, server), members in groups.items():
         example = max(members, key=lambda e: (len(e.evidence), -e.start))
         out.append(Incident(cause, cands, client, server, example, tuple(members)))
+    return out
+
+
+def _gathered(store: Explanations) -> list[Incident]:
+    """The incidents a store gathered as its explanations came: nothing is read back but the examples."""
+    out = []
+    for group in sorted(store.groups.values(), key=lambda g: g.first_key):
+        cause, cands, client, server = group.key
+        out.append(Incident(cause, cands, client, server, store.arrival(group.example), Members(store, group),
+                            group))
     return out
 
 

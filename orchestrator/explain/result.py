@@ -4,7 +4,7 @@ Rendering lives in `orchestrator.report`; nothing here prints.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from ..capture import Packet
 
 if TYPE_CHECKING:
     from .paths import RstPath
+    from .store import Explanations
 
 __all__ = ["AMBIGUOUS", "SILENT_DROP", "UNKNOWN", "Candidate", "CaptureExplanation", "Evidence",
            "Explanation", "endpoint"]
@@ -101,7 +102,7 @@ class CaptureExplanation:
     truncated: bool                   # the file ended mid-record: read up to the cut
     connections: int                  # TCP connections in the file
     t0: float                         # time of the first packet (0.0 if none)
-    explanations: tuple[Explanation, ...]
+    explanations: Sequence[Explanation]   # a tuple, or (a file's) `store.Explanations`, read back in order
     notes: tuple[str, ...] = ()       # what kind of capture it is: one-sided, duplicates, time order
 
     @property
@@ -127,7 +128,11 @@ class CaptureExplanation:
     def records(self, chosen: Callable[[Explanation], bool] | None = None) -> Iterator[dict[str, Any]]:
         """`as_json`'s records one at a time: a big capture's are written as they are made."""
         from .incidents import incidents
+        from .store import Explanations, is_store
 
+        if isinstance(self.explanations, Explanations) and is_store(self.explanations):
+            yield from self._gathered_records(self.explanations, chosen)
+            return
         ids = {id(e): n for n, e in enumerate(self.explanations)}
         incident_of: dict[int, dict[str, Any]] = {}
         for number, inc in enumerate(incidents(self.explanations)):
@@ -137,3 +142,23 @@ class CaptureExplanation:
             if chosen is None or chosen(e):
                 yield {"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": n,
                        "incident": incident_of[id(e)]}
+
+    def _gathered_records(self, store: Explanations,
+                          chosen: Callable[[Explanation], bool] | None) -> Iterator[dict[str, Any]]:
+        """`records` of a store: the incidents from what it gathered, each connection read back once."""
+        from array import array
+
+        from .incidents import incidents
+
+        incident_of = array("q", bytes(8 * len(store)))     # arrival number -> incident number
+        records = []
+        for number, inc in enumerate(incidents(store)):
+            assert inc.gathered is not None
+            records.append(inc.as_dict(self.t0, number, {id(inc.example): store.position(inc.gathered.example)}))
+            for n in inc.gathered.members:
+                incident_of[n] = number
+        for pos, n in enumerate(store.order):
+            e = store.arrival(n)
+            if chosen is None or chosen(e):
+                yield {"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": pos,
+                       "incident": records[incident_of[n]]}

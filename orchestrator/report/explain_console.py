@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation, Incident, incidents
-from ..explain.incidents import host_of, port_of
+from ..explain.store import overview
 from .connection_ladder import connection_ladder
 from .console import ladder_lines
 
@@ -179,10 +179,9 @@ def summary_block(console: Console, r: CaptureExplanation) -> Block:
 
 def _span(r: CaptureExplanation) -> str:
     """`hosts A, B; server ports 1–65389 (1991); 0.000–5.052 s` of the explained connections."""
-    hosts = sorted({h for e in r.explanations for h in (host_of(e.endpoints[0]), host_of(e.endpoints[1]))})
-    ports = sorted({port_of(e.endpoints[1]) for e in r.explanations})
-    first = min(e.start for e in r.explanations) - r.t0
-    last = max(e.rst_time or e.start for e in r.explanations) - r.t0
+    seen = overview(r.explanations)
+    hosts, ports = sorted(seen.hosts), sorted(seen.server_ports)
+    first, last = seen.first - r.t0, seen.last - r.t0
     named = ", ".join(hosts) if len(hosts) <= 4 else f"{len(hosts)} hosts"
     port_text = f"port {ports[0]}" if len(ports) == 1 else f"ports {ports[0]}–{ports[-1]} ({len(ports)})"
     return f"{named}; {port_text}; {first:.3f}–{last:.3f} s"
@@ -191,8 +190,8 @@ def _span(r: CaptureExplanation) -> str:
 def by_cause(results: Sequence[CaptureExplanation]) -> list[tuple[str, int]]:
     counts: dict[str, int] = {}
     for r in results:
-        for e in r.explanations:
-            counts[e.cause] = counts.get(e.cause, 0) + 1
+        for cause, n in overview(r.explanations).causes.items():
+            counts[cause] = counts.get(cause, 0) + n
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 

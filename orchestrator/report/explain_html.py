@@ -52,16 +52,15 @@ def _times(inc: Incident, t0: float) -> str:
 
 def _summary(r: CaptureExplanation) -> str:
     """The counts, the hosts and ports, the time span, the resets by cause and what kind of capture it is."""
-    from ..explain.incidents import host_of, port_of
+    from ..explain.store import overview
 
     parts = [f"<p><b>{r.packets}</b> TCP packets, <b>{r.connections}</b> connections, "
              f"{r.counts_text(lambda n: f'<b>{n}</b>')}"
              + (f" ({r.other} frames that are not TCP ignored)" if r.other else "") + ".</p>"]
     if r.explanations:
-        hosts = sorted({host_of(ep) for e in r.explanations for ep in e.endpoints})
-        ports = sorted({port_of(e.endpoints[1]) for e in r.explanations})
-        first = min(e.start for e in r.explanations) - r.t0
-        last = max(e.rst_time or e.start for e in r.explanations) - r.t0
+        seen = overview(r.explanations)
+        hosts, ports = sorted(seen.hosts), sorted(seen.server_ports)
+        first, last = seen.first - r.t0, seen.last - r.t0
         parts.append(f"<p>Hosts: {escape(', '.join(hosts[:12]))}{' …' if len(hosts) > 12 else ''} "
                      f"({len(hosts)}); server ports {ports[0]}–{ports[-1]} ({len(ports)} distinct); "
                      f"from {first:.3f} s to {last:.3f} s after the first packet.</p>")
@@ -128,11 +127,12 @@ def _incident(inc: Incident, index: int, number: int, t0: float) -> str:
     parts.append(f"<details{' open' if len(e.segments) <= 30 else ''}><summary>Packets of "
                  f"{escape(e.endpoints[0])} &gt; {escape(e.endpoints[1])} ({len(e.segments)})</summary>"
                  + _packet_table(e, t0) + "</details>")
-    others = [o for o in inc.connections if o is not e]
-    if others:
-        named = ", ".join(f"{o.endpoints[0]} > {o.endpoints[1]}" for o in others[:OTHERS_LISTED])
-        parts.append(f'<p class="muted">The other {len(others) if len(others) > 1 else "connection"}: {escape(named)}'
-                     + (" …" if len(others) > OTHERS_LISTED else "") + "</p>")
+    others = [o for o in inc.connections[:OTHERS_LISTED + 1] if o is not e][:OTHERS_LISTED]
+    n_others = inc.count - 1              # the example is one of the incident's connections
+    if n_others:
+        named = ", ".join(f"{o.endpoints[0]} > {o.endpoints[1]}" for o in others)
+        parts.append(f'<p class="muted">The other {n_others if n_others > 1 else "connection"}: {escape(named)}'
+                     + (" …" if n_others > OTHERS_LISTED else "") + "</p>")
     parts.append("</section>")
     return "\n".join(parts)
 

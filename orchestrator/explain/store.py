@@ -1,0 +1,292 @@
+"""A capture's explanations in order, in memory that does not grow with them.
+
+A capture dense in resets has a verdict for one connection in three, each with
+its evidence and its packets (`Explanation.segments`, for the ladders): held as
+objects, 10 million packets' worth need gigabytes. `Explanations` keeps the
+first SPILL_AFTER in memory as they are; beyond that it writes each one to an
+anonymous temporary file (marshal, a few hundred bytes) and keeps only its
+offset and sort key, so the verdicts take disk, not memory, and are read back
+one at a time in order. As they come it also gathers what the summary and the
+incidents need (counts by cause, hosts, ports, time span, each incident's
+members and most telling connection), so that printing them reads nothing back.
+"""
+from __future__ import annotations
+
+import marshal
+import pickle
+import tempfile
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from typing import IO, Any, overload
+
+from ..capture import Packet
+from .result import Candidate, Evidence, Explanation
+
+__all__ = ["SPILL_AFTER", "Explanations", "Group", "Members", "Overview", "incident_key", "is_store", "overview"]
+
+SPILL_AFTER = 1000        # explanations kept as objects; beyond this, all of them go to a temporary file
+_FIELDS = tuple(f.name for f in fields(Explanation))
+_CANDIDATES = _FIELDS.index("candidates")
+_EVIDENCE = _FIELDS.index("evidence")
+_SEGMENTS = _FIELDS.index("segments")
+_MARSHAL, _PICKLE = b"M", b"P"
+
+
+def incident_key(e: Explanation) -> tuple[str, tuple[str, ...], str, str]:
+    """The same verdict between the same two hosts: (cause, candidates when ambiguous, client, server)."""
+    cands = tuple(c.cause for c in e.candidates) if len(e.candidates) > 1 else ()
+    return e.cause, cands, _host(e.endpoints[0]), _host(e.endpoints[1])
+
+
+def _host(ep: str) -> str:
+    return ep.rsplit(":", 1)[0].strip("[]")
+
+
+def _port(ep: str) -> int:
+    return int(ep.rsplit(":", 1)[1])
+
+
+@dataclass(slots=True)
+class Group:
+    """One incident as its explanations arrive: arrival numbers of its members, and its aggregates."""
+
+    key: tuple[str, tuple[str, ...], str, str]
+    members: array[int] = field(default_factory=lambda: array("q"))
+    first_key: tuple[float, int] = (float("inf"), 0)   # (start, connection) of its earliest member
+    example: int = -1                                   # arrival number of its most telling member
+    example_rank: tuple[int, float, int] = (-1, 0.0, 0)
+    low_port: int = 1 << 17
+    high_port: int = -1
+    ports: set[int] = field(default_factory=set)        # distinct server ports, up to SCAN_PORTS
+    first: float = float("inf")
+    last: float = float("-inf")
+
+    def add(self, n: int, conn: int, e: Explanation, port_cap: int) -> None:
+        self.members.append(n)
+        if (e.start, conn) < self.first_key:
+            self.first_key = (e.start, conn)
+        rank = (len(e.evidence), -e.start, -conn)      # max() over the members in order picks the same
+        if rank > self.example_rank:
+            self.example_rank, self.example = rank, n
+        port = _port(e.endpoints[1])
+        self.low_port = min(self.low_port, port)
+        self.high_port = max(self.high_port, port)
+        if len(self.ports) < port_cap:
+            self.ports.add(port)
+        self.first = min(self.first, e.start)
+        self.last = max(self.last, e.start)
+
+
+class _InOrder(Sequence[Explanation]):
+    """Explanations named by their arrival numbers, in a given order, read when asked for."""
+
+    def _numbers(self) -> Sequence[int]:
+        raise NotImplementedError
+
+    def arrival(self, n: int) -> Explanation:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._numbers())
+
+    @overload
+    def __getitem__(self, i: int) -> Explanation: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Explanation]: ...
+
+    def __getitem__(self, i: int | slice) -> Explanation | Sequence[Explanation]:
+        if isinstance(i, slice):
+            return [self.arrival(n) for n in self._numbers()[i]]
+        return self.arrival(self._numbers()[i])
+
+    def __iter__(self) -> Iterator[Explanation]:
+        arrival = self.arrival
+        for n in self._numbers():
+            yield arrival(n)
+
+
+class Explanations(_InOrder):
+    """A capture's explanations, sorted by (start, connection number) once `seal`ed (see the module
+    docstring). Add with `add(connection, explanation)` in any order, then `seal()`; a sealed store
+    is an ordinary read-only sequence."""
+
+    def __init__(self, spill_after: int = SPILL_AFTER, port_cap: int = 20) -> None:
+        self.spill_after = spill_after
+        self.port_cap = port_cap
+        self._objects: list[Explanation] | None = []     # arrival order, until spilled
+        self._file: IO[bytes] | None = None
+        self._offsets = array("q", [0])                  # arrival n's record: offsets[n]:offsets[n + 1]
+        self._start = array("d")                         # arrival n's sort key
+        self._conn = array("q")
+        self._order = array("q")                         # sorted position -> arrival number
+        self._position = array("q")                      # arrival number -> sorted position
+        self._pinned: dict[int, Explanation] = {}        # arrival number -> object (incident examples)
+        self.groups: dict[tuple[str, tuple[str, ...], str, str], Group] = {}
+        self.seen = Overview()
+        self.sealed = False
+
+    # --- building ----------------------------------------------------------------
+
+    def add(self, conn: int, e: Explanation) -> None:
+        """Take the verdict of connection number `conn`."""
+        n = len(self._start)
+        self._start.append(e.start)
+        self._conn.append(conn)
+        key = incident_key(e)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(key)
+        group.add(n, conn, e, self.port_cap)
+        self.seen.add(e)
+        if self._objects is not None:
+            self._objects.append(e)
+            if len(self._objects) > self.spill_after:
+                self._spill()
+        else:
+            self._write(e)
+
+    def _spill(self) -> None:
+        assert self._objects is not None
+        self._file = tempfile.TemporaryFile(prefix="rstlab-explain-")   # noqa: SIM115  # closed by close()
+        objects, self._objects = self._objects, None
+        for e in objects:
+            self._write(e)
+
+    def _write(self, e: Explanation) -> None:
+        assert self._file is not None
+        data = _encode(e)
+        self._file.write(data)
+        self._offsets.append(self._offsets[-1] + len(data))
+
+    def seal(self) -> Explanations:
+        """Sort; after this the store is read-only. Returns itself."""
+        start, conn = self._start, self._conn
+        order = sorted(range(len(start)), key=lambda n: (start[n], conn[n]))
+        self._order = array("q", order)
+        position = array("q", bytes(8 * len(order)))
+        for pos, n in enumerate(order):
+            position[n] = pos
+        self._position = position
+        if self._file is not None:
+            self._file.flush()
+        for group in self.groups.values():       # the examples keep their identity (`is`) when read back
+            if self._objects is None:
+                self._pinned[group.example] = self._read(group.example)
+        self.sealed = True
+        return self
+
+    def close(self) -> None:
+        """Remove the temporary file (it goes anyway when the process ends)."""
+        if self._file is not None:
+            self._file.close()
+
+    # --- reading -----------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same explanations in the same order (a tuple of them too)."""
+        if not isinstance(other, (Explanations, tuple, list)) or len(other) != len(self):
+            return NotImplemented if not isinstance(other, Sequence) else False
+        return all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable until sealed, and compared by content
+
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
+    def _numbers(self) -> Sequence[int]:
+        return self._order
+
+    def arrival(self, n: int) -> Explanation:
+        """The explanation that arrived n-th."""
+        if self._objects is not None:
+            return self._objects[n]
+        pinned = self._pinned.get(n)
+        return pinned if pinned is not None else self._read(n)
+
+    @property
+    def order(self) -> array[int]:
+        """Arrival numbers in sorted order."""
+        return self._order
+
+    def position(self, n: int) -> int:
+        """The sorted position (the `--json` id) of the explanation that arrived n-th."""
+        return self._position[n]
+
+    def _read(self, n: int) -> Explanation:
+        assert self._file is not None
+        lo, hi = self._offsets[n], self._offsets[n + 1]
+        self._file.seek(lo)
+        return _decode(self._file.read(hi - lo))
+
+
+class Members(_InOrder):
+    """An incident's explanations in order, read from the store when asked for."""
+
+    def __init__(self, store: Explanations, group: Group) -> None:
+        self.store = store
+        self.arrivals = sorted(group.members, key=store.position)
+
+    def _numbers(self) -> Sequence[int]:
+        return self.arrivals
+
+    def arrival(self, n: int) -> Explanation:
+        return self.store.arrival(n)
+
+
+def _encode(e: Explanation) -> bytes:
+    values: list[Any] = [getattr(e, name) for name in _FIELDS]
+    values[_CANDIDATES] = tuple((c.cause, c.why, c.tell) for c in e.candidates)
+    values[_EVIDENCE] = tuple((tuple(ev.packet), ev.line, ev.why) for ev in e.evidence)
+    values[_SEGMENTS] = tuple(map(tuple, e.segments))
+    try:
+        return _MARSHAL + marshal.dumps(tuple(values))
+    except ValueError:                        # a value marshal does not take (a path across points)
+        return _PICKLE + pickle.dumps(e, pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(data: bytes) -> Explanation:
+    if data[:1] == _PICKLE:
+        e: Explanation = pickle.loads(data[1:])
+        return e
+    values = list(marshal.loads(data[1:]))
+    make = tuple.__new__
+    values[_CANDIDATES] = tuple(Candidate(*c) for c in values[_CANDIDATES])
+    values[_EVIDENCE] = tuple(Evidence(make(Packet, p), line, why) for p, line, why in values[_EVIDENCE])
+    values[_SEGMENTS] = tuple(make(Packet, p) for p in values[_SEGMENTS])
+    return Explanation(*values)
+
+
+@dataclass(slots=True)
+class Overview:
+    """What a summary says of a capture's explanations: counts by cause, hosts, server ports, time span."""
+
+    causes: dict[str, int] = field(default_factory=dict)
+    hosts: set[str] = field(default_factory=set)
+    server_ports: set[int] = field(default_factory=set)
+    first: float = float("inf")                   # earliest start
+    last: float = float("-inf")                   # latest RST time (or start, when no RST)
+
+    def add(self, e: Explanation) -> None:
+        self.causes[e.cause] = self.causes.get(e.cause, 0) + 1
+        self.hosts.add(_host(e.endpoints[0]))
+        self.hosts.add(_host(e.endpoints[1]))
+        self.server_ports.add(_port(e.endpoints[1]))
+        self.first = min(self.first, e.start)
+        self.last = max(self.last, e.rst_time or e.start)
+
+
+def overview(explanations: Sequence[Explanation]) -> Overview:
+    """The `Overview` of some explanations (a store's was gathered as they came)."""
+    if isinstance(explanations, Explanations) and explanations.sealed:
+        return explanations.seen
+    seen = Overview()
+    for e in explanations:
+        seen.add(e)
+    return seen
+
+
+def is_store(explanations: Sequence[Explanation]) -> bool:
+    return isinstance(explanations, Explanations) and explanations.sealed

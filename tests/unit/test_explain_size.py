@@ -1,0 +1,114 @@
+"""explain on a capture dense in resets: the verdicts wait for the output in a temporary file, not
+in memory, and say exactly what they say when held in memory."""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import tracemalloc
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.explain import explain_file, incidents
+from orchestrator.explain.store import Explanations
+from orchestrator.report.explain_console import print_explanations
+from orchestrator.report.explain_html import explain_page
+from tests.unit.test_stream import _segment
+
+SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
+
+
+def _capture(path: Path, connections: int, exchanges: int = 1) -> int:
+    """A raw-IP pcap: per port, a normal connection (handshake, `exchanges` requests and answers, FINs),
+    an abortive close (`R.` after as many), a refused SYN (closed port) and an unanswered SYN; two servers."""
+    client = 0x0A000001
+    t = 1_700_000_000.0
+    records: list[bytes] = []
+
+    def emit(frame: bytes, dt: float = 0.001) -> None:
+        nonlocal t
+        t += dt
+        sec, usec = int(t), round((t - int(t)) * 1e6)
+        records.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+
+    for k in range(connections):
+        port = 1024 + k % 60000
+        server = 0x0A000002 + k % 2
+        c, s = (k * 2654435761) & 0xFFFFFFFF, (k * 40503 + 7) & 0xFFFFFFFF
+        kind = k % 4
+        if kind == 3:                     # unanswered: three SYNs a second apart
+            for _ in range(3):
+                emit(_segment(client, server, port, 80, c, 0, SYN), 1.0)
+            continue
+        emit(_segment(client, server, port, 80 if kind != 2 else 81, c, 0, SYN))
+        if kind == 2:
+            emit(_segment(server, client, 81, port, 0, c + 1, RST | ACK))
+            continue
+        emit(_segment(server, client, 80, port, s, c + 1, SYN | ACK))
+        emit(_segment(client, server, port, 80, c + 1, s + 1, ACK))
+        for _ in range(exchanges):
+            emit(_segment(client, server, port, 80, c + 1, s + 1, PSH | ACK, 200))
+            emit(_segment(server, client, 80, port, s + 1, c + 201, PSH | ACK, 300))
+            c, s = c + 200, s + 300
+        c, s = c - 200, s - 300
+        emit(_segment(client, server, port, 80, c + 201, s + 301, ACK))
+        if kind == 1:
+            emit(_segment(client, server, port, 80, c + 201, s + 301, RST | ACK))
+        else:
+            emit(_segment(client, server, port, 80, c + 201, s + 301, FIN | ACK))
+            emit(_segment(server, client, 80, port, s + 301, c + 202, FIN | ACK))
+            emit(_segment(client, server, port, 80, c + 202, s + 302, ACK))
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101) + b"".join(records))
+    return len(records)
+
+
+def _console(result: object, every: bool) -> str:
+    screen = io.StringIO()
+    print_explanations(Console(file=screen, width=120), [result], every=every)   # type: ignore[list-item]
+    return screen.getvalue()
+
+
+def test_spilled_verdicts_read_back_as_they_were(tmp_path: Path) -> None:
+    """Beyond `spill_after` the verdicts go to a temporary file: the `--json` records (ids and incidents),
+    the terminal's summary and incidents, `--all`, the page and the incidents' members are the very
+    ones of the same capture explained with every verdict held in memory."""
+    path = tmp_path / "c.pcap"
+    _capture(path, 400)
+    held, spilled = explain_file(path), explain_file(path, spill_after=7)
+    assert isinstance(spilled.explanations, Explanations) and spilled.explanations.spilled
+    assert not held.explanations.spilled                                  # type: ignore[attr-defined]
+    assert len(held.explanations) == 300 and held == spilled
+    assert [json.dumps(r) for r in spilled.records()] == [json.dumps(r) for r in held.records()]
+    assert _console(spilled, False) == _console(held, False)
+    assert _console(spilled, True) == _console(held, True)
+    assert explain_page([spilled]) == explain_page([held])
+    for a, b in zip(incidents(held.explanations), incidents(spilled.explanations), strict=True):
+        assert (a.cause, a.client, a.server, a.count, a.ports(), a.span(), a.meaning(), a.example) == (
+            b.cause, b.client, b.server, b.count, b.ports(), b.span(), b.meaning(), b.example)
+        assert list(a.connections) == list(b.connections) and a.connections[:3] == b.connections[:3]
+    assert spilled.explanations[-1] == held.explanations[-1] and spilled.explanations[5:9] == held.explanations[5:9]
+
+
+def _peak(path: Path) -> tuple[int, int]:
+    """(traced peak bytes, verdicts) of explaining `path`, the verdicts kept in memory up to 50."""
+    tracemalloc.start()
+    try:
+        result = explain_file(path, spill_after=50)
+        return tracemalloc.get_traced_memory()[1], len(result.explanations)
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_verdicts(tmp_path: Path) -> None:
+    """500 and 3,000 connections, three in four explained, the abortive closes after 20 data segments
+    (as objects, a verdict with its evidence and packets weighs 10 KB and more): the peak grows by less
+    than 2 KB per connection (the survey's few bytes, the 4-tuple's in the tracker, a verdict's offset,
+    sort key and incident), not by what the verdicts, their packets or the normal connections' packets
+    weigh."""
+    small, big = tmp_path / "small.pcap", tmp_path / "big.pcap"
+    _capture(small, 500, exchanges=10)
+    _capture(big, 3_000, exchanges=10)
+    (peak_small, n_small), (peak_big, n_big) = _peak(small), _peak(big)
+    assert (n_small, n_big) == (375, 2_250)
+    assert peak_big - peak_small < 2048 * 2_500, (peak_small, peak_big)
