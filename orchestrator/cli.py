@@ -170,12 +170,13 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
         compiled = sum(1 for b in built if b.compiled)
         report.note(f"programs: {len(built)} built from source, {compiled} compiled now, "
                     f"{len(built) - compiled} from the cache ({cache_dir()})")
-    kernel = engine.kernel_version(client)
+    info = engine.engine_info(client)
+    kernel = str(info.get("KernelVersion", ""))
     jobs = jobs or default_jobs()
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
-    with open_witness(client, run_id, watch) as witness:
+    with open_witness(client, run_id, watch, info) as witness:
         if witness.unavailable:
             report.note(f"[yellow]kernel witness off:[/yellow] {witness.unavailable}; the kernel's RST reasons are "
                         "not recorded and their checks are reported as not witnessed")
