@@ -16,10 +16,10 @@ from typing import Any, cast
 
 from ..errors import BadInput, CaptureError, OutputError
 from ..result import ScenarioResult, holds
-from . import html, pages
-from .annotated import annotated_capture
 from .document import ResultDocument, RunSummary, result_document, run_summary
-from .ladder import kernel_reasons
+
+# The pages, the annotated pcapng (it loads explain) and index.html are imported where they are written:
+# a run needs them only once its first scenario is done, when the lab's removal runs beside them.
 
 
 def prepare_output(out: Path) -> Path:
@@ -36,6 +36,10 @@ def prepare_output(out: Path) -> Path:
 
 
 def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> ResultDocument:
+    from . import pages
+    from .annotated import annotated_capture
+    from .ladder import kernel_reasons
+
     folder = out / result.scenario.id
     folder.mkdir(parents=True, exist_ok=True)
     for host, data in result.pcaps.items():
@@ -57,6 +61,8 @@ def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> ResultDocu
 
 def junit(docs: Sequence[ResultDocument]) -> str:
     """One test case per scenario; a failed one carries its failed checks (expected vs observed)."""
+    from . import pages
+
     suite = ET.Element("testsuite", name="rstlab", tests=str(len(docs)),
                        failures=str(sum(1 for d in docs if d["verdict"] == "failed")),
                        errors=str(sum(1 for d in docs if d["verdict"] == "error")),
@@ -82,6 +88,8 @@ def junit(docs: Sequence[ResultDocument]) -> str:
 def write_documents(out: Path, docs: Sequence[ResultDocument], run_id: str | None = None,
                     kernel: str | None = None) -> RunSummary:
     """summary.json, junit.xml, index.md and index.html for result documents in `out`."""
+    from . import html, pages
+
     summary = run_summary(docs, run_id, kernel)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "junit.xml").write_text(junit(docs))
@@ -152,6 +160,8 @@ def load_documents(folder: Path) -> list[ResultDocument]:
 
 def write_report(folder: Path) -> tuple[RunSummary, list[ResultDocument]]:
     """Rebuild every page of a folder of results: each scenario's README.md, and the run files."""
+    from . import pages
+
     docs = load_documents(folder)
     prepare_output(folder)
     for d in docs:
