@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
             r.add_argument("scenarios", nargs="+", metavar="NAME-or-FILE")
         r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: captures/)")
         r.add_argument("--jobs", type=int, default=None, metavar="N",
-                       help="scenarios at a time (default: twice the CPU count, at most 8)")
+                       help="scenarios at a time (default: four per CPU, at most 8; a CPU's worth start their labs at once)")
         r.add_argument("--no-witness", dest="witness", action="store_false",
                        help="do not record the kernel's reason for each RST (tracefs); reason checks are then "
                             "not witnessed")
@@ -188,7 +188,7 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
                 show(event)
 
             results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress,
-                               witness=witness)
+                               witness=witness, expected=expected)
     results_folder.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))
     if any(r.error for r in results):

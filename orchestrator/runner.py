@@ -12,7 +12,7 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 from .capture import parse_capture_bytes
 from .drive import STEP_TIMEOUT, Counters, drive
@@ -137,8 +137,9 @@ def _witness(result: ScenarioResult, witness: Witness | None, start: float, end:
 
 
 def default_jobs() -> int:
-    """Scenarios mostly wait on kernel timers, so twice the cores keeps the machine busy without crowding it."""
-    return max(1, min(8, 2 * (os.cpu_count() or 1)))
+    """Scenarios mostly wait on kernel timers, so four per core keep the machine busy; only a core's
+    worth start their labs at a time (`run_many`), so they do not crowd it."""
+    return max(1, min(8, 4 * (os.cpu_count() or 1)))
 
 
 class Ahead:
@@ -170,16 +171,30 @@ class Ahead:
             if not upcoming or len(self._ready) >= self._limit:
                 return
             lab = self._ready[upcoming[0].id] = self._make(upcoming[0])
-        lab.prepare_ahead(self._pool)
+            # under the lock: a worker that takes this lab must find it preparing, or it would
+            # create the network a second time itself
+            lab.prepare_ahead(self._pool)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress: OnProgress = _ignore,
-             clock: Clock | None = None, witness: Witness | None = None) -> list[ScenarioResult]:
-    """Run scenarios `jobs` at a time; results in the order given.
+def start_order(scenarios: Sequence[Scenario], expected: Mapping[str, float]) -> list[Scenario]:
+    """The longest first (by `expected` seconds; one never run before counts as longest), so that a run
+    does not end waiting on a long scenario started last while the others are done."""
+    return sorted(scenarios, key=lambda s: -expected.get(s.id, float("inf")))
 
+
+def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress: OnProgress = _ignore,
+             clock: Clock | None = None, witness: Witness | None = None,
+             expected: Mapping[str, float] | None = None, starting: int | None = None) -> list[ScenarioResult]:
+    """Run scenarios `jobs` at a time, at most `starting` of them bringing their labs up at once
+    (default: the CPU count); results in the order given.
+
+    A scenario waiting on the kernel's timers costs nothing, its lab's start costs the engine: so the
+    scenarios in their steps are many, the labs starting few (their starts do not crowd each other,
+    nor the steps of the others). With `expected` (each scenario's duration when last run), the
+    longest start first (`start_order`), so their waits overlap the short ones' starts.
     Each finished scenario is announced as a `done` Progress carrying its result.
     On Ctrl-C (KeyboardInterrupt in the calling thread) nothing new starts, every
     object of the run is removed by label (which also ends the scenarios still
@@ -188,22 +203,39 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
     clock = clock or SystemClock()
     results: dict[str, ScenarioResult] = {}
     lock = threading.Lock()
-    ahead = Ahead(labs.make, scenarios, max(1, jobs))
+    started = start_order(scenarios, expected) if expected is not None else list(scenarios)
+    ahead = Ahead(labs.make, started, max(1, jobs))
     for s in scenarios:
         on_progress(Progress(s, "waiting", clock.monotonic()))
 
     interrupted = threading.Event()
+    gate = threading.BoundedSemaphore(max(1, min(jobs, starting or os.cpu_count() or 1)))
 
     def one(scenario: Scenario) -> None:
-        lab = ahead.take(scenario) or labs.make(scenario)
-        result = run_scenario(lab, scenario, clock, on_progress, ahead.steps_began, witness)
+        gate.acquire()
+        held = [True]
+
+        def steps_began() -> None:
+            ahead.steps_began()
+            if held:
+                held.clear()
+                gate.release()
+
+        try:
+            if interrupted.is_set():
+                return
+            lab = ahead.take(scenario) or labs.make(scenario)
+            result = run_scenario(lab, scenario, clock, on_progress, steps_began, witness)
+        finally:
+            if held:
+                gate.release()
         with lock:
             results[scenario.id] = result
             if not interrupted.is_set():   # a scenario ended by the interrupt's removal has nothing to say
                 on_progress(Progress(scenario, "done", clock.monotonic(), result=result))
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
-    futures: list[Future[None]] = [pool.submit(one, s) for s in scenarios]
+    futures: list[Future[None]] = [pool.submit(one, s) for s in started]
     try:
         for future in futures:
             future.result()
