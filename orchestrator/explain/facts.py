@@ -212,9 +212,9 @@ def facts_of(conn: Connection) -> Facts:
         handshake = any(not p.is_syn and p.has_ack for p in xs)
     x_data = sum(p.length for p in xs)
     y_data_acked = y_unanswered = 0
-    if handshake and not ys and rst.has_ack:
+    first_ack = next((p.ack for p in xs if not p.is_syn and p.has_ack), None) if not ys else None
+    if handshake and first_ack is not None and rst.has_ack:
         # Y's packets are not in the capture: X's acknowledgments say what it received
-        first_ack = next(p.ack for p in xs if not p.is_syn and p.has_ack)
         y_data_acked = (rst.ack - first_ack) & SEQ_MOD
     last_x_data = max((p.time for p in xs if p.length), default=None)
     for p in ys:

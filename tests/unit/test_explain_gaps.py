@@ -323,3 +323,13 @@ def test_connections_of_different_idle_spells_reset_at_once_are_no_idle_timeout(
 def test_one_idle_connection_reset_alone_keeps_the_idle_timeout_candidate() -> None:
     (e,) = _batch((14.0,))
     assert causes(e)[0] == "lb-idle-reset" and not any("connections within" in n for n in e.notes)
+
+
+def test_a_reset_before_any_answer_with_the_synack_only_after_it_is_explained() -> None:
+    """No packet of the peer before the RST and no ACK from its sender: nothing to read what it received from."""
+    w = Wire(point="c")
+    w.send("c", "S")
+    w.send("c", "R.", ack=w.isn["s"] + 1)
+    w.send("s", "S.", ack=w.isn["c"] + 1)
+    (e,) = w.explain()
+    assert e.rst_side == "client" and e.sentence
