@@ -63,7 +63,7 @@ def test_bytes_that_crossed_the_servers_fin_are_data_after_close() -> None:
     server answers with a bare RST whose seq (6049) is that segment's ack, below its own FIN."""
     (e,) = _explained("w15.pcap")
     assert e.cause == "data-after-close" and e.rst_from == "17.253.144.10:443"
-    assert "on their way" in e.sentence
+    assert "on their way" in e.sentence and "beyond its ack 816" in e.candidates[0].why
 
 
 def test_a_fin_after_the_servers_acknowledged_fin_is_reset_as_for_a_freed_socket() -> None:

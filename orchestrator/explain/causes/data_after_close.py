@@ -80,7 +80,8 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     x, y = f.x_text, f.y_text
     crossed = late[0].time < fin.time
     if crossed:
-        why = (f"{y}'s {late[0].length} bytes crossed {x}'s FIN (they are beyond its ack {fin.ack}): they "
+        why = (f"{y}'s {late[0].length} bytes crossed {x}'s FIN (they are beyond its ack "
+               f"{fin.ack if fin.rel_ack is None else fin.rel_ack}): they "
                "reached a socket already closed for reading, and were answered with a bare RST")
     else:
         why = f"{x} sent FIN, then {y}'s data arrived and was answered with a bare RST"
@@ -88,7 +89,7 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     found = Finding(ID, why, TELL, decided=gap is None or gap < MIN_FIN_TIMEOUT, rank=1)
     if crossed:
         found.add(late[0], f"{y} sends {late[0].length} bytes" + (" and FIN" if late[0].is_fin else ""))
-        found.add(fin, f"{x} closes: FIN with ack {fin.ack}, without those bytes (the two cross)")
+        found.add(fin, f"{x} closes: FIN without those bytes (the two cross)")
     else:
         found.add(fin, f"{x} closes: FIN")
         fin_ack = next((p for p in f.ys if p.has_ack and p.time > fin.time and p.ack == seq_end(fin)), None)
