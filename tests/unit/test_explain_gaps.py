@@ -333,3 +333,36 @@ def test_a_reset_before_any_answer_with_the_synack_only_after_it_is_explained() 
     w.send("s", "S.", ack=w.isn["c"] + 1)
     (e,) = w.explain()
     assert e.rst_side == "client" and e.sentence
+
+
+# --- connect-timeout beside a parallel attempt that won --------------------------------------------------
+
+
+def test_a_connect_given_up_when_a_parallel_one_succeeded_says_so() -> None:
+    """w05's prober: two connects at once; the first SYN/ACK is acknowledged and that connection aborted at once,
+    the second SYN/ACK 0.4 ms later finds its socket closed."""
+    packets: list[Packet] = []
+    won = Wire(c=("10.0.0.10", 50116), s=("10.0.0.70", 443), point="c", packets=packets)
+    lost = Wire(c=("10.0.0.10", 52478), isn_c=77, point="c", packets=packets)
+    lost.send("c", "S")
+    won.t = lost.t
+    won.send("c", "S", dt=0.00001)
+    won.send("s", "S.", dt=0.0287)
+    won.send("c", ".", dt=0.00001)
+    won.send("c", "R.", dt=0.00001)
+    lost.t = won.t
+    synack = lost.send("s", "S.", dt=0.0004)
+    lost.send("c", "R", seq=synack.ack, ack=0, dt=0.000006)
+    (e,) = [e for e in explain_packets(packets) if e.client == "10.0.0.10:52478"]
+    assert e.cause == "connect-timeout"
+    assert any(n.startswith("10.0.0.10:50116, another connection of 10.0.0.10 to 10.0.0.70 opened at the same time, "
+                            "got its SYN/ACK 28.7 ms after its SYN") for n in e.notes), e.notes
+
+
+def test_a_lone_connect_given_up_has_no_parallel_attempt_note() -> None:
+    w = Wire(point="c")
+    w.send("c", "S")
+    synack = w.send("s", "S.", dt=3.0)
+    w.send("c", "R", seq=synack.ack, ack=0)
+    e = only(w.explain())
+    assert e.cause == "connect-timeout" and not any("parallel" in n for n in e.notes)

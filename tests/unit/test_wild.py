@@ -129,3 +129,9 @@ def test_four_connections_reset_in_one_millisecond_are_one_event() -> None:
     for e in found:
         assert e.cause == AMBIGUOUS and "lb-idle-reset" not in {c.cause for c in e.candidates}
         assert any(n.startswith("172.31.112.17 reset 4 connections within 10.0 ms") for n in e.notes), e.notes
+
+
+def test_a_connect_abandoned_beside_a_parallel_one_is_noted() -> None:
+    """w05: port 80's SYN/ACK finds its socket closed 0.4 ms after the parallel connection to 443 got its own."""
+    e = next(e for e in _explained("w05.pcap") if e.cause == "connect-timeout")
+    assert any("another connection of 10.87.1.10 to 130.211.223.103 opened at the same time" in n for n in e.notes)

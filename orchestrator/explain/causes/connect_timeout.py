@@ -13,6 +13,7 @@ segment's ack); SCENARIOS.md connect-timeout, sndtimeo-connect.
 """
 from __future__ import annotations
 
+from ...capture import Packet
 from ...connections import SEQ_MOD
 from ..context import Context
 from ..facts import Facts
@@ -22,7 +23,20 @@ from ..verdict import Finding, secs
 ID = "connect-timeout"
 FAMILIES = frozenset({"late-synack"})
 TELL = "the client's connect timeout (shorter than the SYN/ACK's delay)"
+SIBLING_WINDOW = 0.01     # s: connections opened this close together are one application's parallel attempts
 ZEEK = "RSTO, history ShR"
+
+
+def _sibling(f: Facts, ctx: Context, syn_time: float) -> tuple[Facts, Packet] | None:
+    """Another connection from the client to the same server, opened within SIBLING_WINDOW of this SYN,
+    whose SYN/ACK came before this one's and that the client then reset itself (so it was noted)."""
+    for g in ctx.aborts_near(f.x[0], f.rst.time, SIBLING_WINDOW):
+        if g.conn is f.conn or g.y[0] != f.y[0] or g.x_role != "client":
+            continue
+        synack = next((p for p in g.ys if p.is_synack), None)
+        if synack is not None and abs(g.conn.pk[0].time - syn_time) <= SIBLING_WINDOW and synack.time <= f.rst.time:
+            return g, synack
+    return None
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:
@@ -53,6 +67,13 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     found.sentence = (f"The client {x} gave up connecting before the server answered (its connect "
                       f"timeout ran out and it closed the socket); the SYN/ACK arrived {secs(delay)} "
                       "after the SYN, found no socket, and the client's kernel answered it with RST.")
+    sibling = _sibling(f, ctx, syns[0].time)
+    if sibling is not None:
+        other, its_synack = sibling
+        found.notes.append(f"{other.x_text}, another connection of {f.x[0]} to {f.y[0]} opened at the same "
+                           f"time, got its SYN/ACK {secs(its_synack.time - other.conn.pk[0].time)} after "
+                           "its SYN, before this SYN/ACK came: the application may have given this attempt "
+                           "up because the other succeeded (parallel connects), not on a timer")
     if answer > 0.2:
         found.notes.append(f"the RST came {secs(answer)} after the SYN/ACK, not at once: the socket may "
                            "have been closed only then")
