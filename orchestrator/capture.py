@@ -20,9 +20,12 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import tempfile
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from typing import BinaryIO, NamedTuple
 
 from .connections import SEQ_MOD, ConnectionTracker
@@ -34,6 +37,7 @@ from .pcapfile import Frame, FrameReader
 __all__ = [
     "FLAG_BITS",
     "Capture",
+    "ConnectionLog",
     "Packet",
     "PacketReader",
     "format_packet",
@@ -216,15 +220,55 @@ def format_packet(p: Packet, names: Mapping[str, str] | None = None,
 # --- per-packet decoding ------------------------------------------------------
 
 
+class ConnectionLog:
+    """Each frame's connection number (-1: not TCP), as one reading of a file found them, in a
+    temporary file a block at a time: a later reading of the same file (`PacketReader(known=)`)
+    then decodes only the frames of the connections it wants, and tracks no other."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="rstlab-conns-")  # noqa: SIM115  # closed by close()
+        self.frames = 0
+
+    def write(self, block: array[int], frames: int) -> None:
+        """Append `block` (the numbers of the frames up to `frames`, padded with -1 to it)."""
+        block.extend(repeat(-1, frames - self.frames - len(block)))
+        block.tofile(self.file)
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[int]:
+        f = self.file
+        f.flush()
+        f.seek(0)
+        while True:
+            block = array("i")
+            try:
+                block.fromfile(f, self.BLOCK)
+            except EOFError:          # the last, short block (its numbers are read all the same)
+                yield from block
+                return
+            yield from block
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class PacketReader:
     """The TCP packets of one capture, decoded a frame at a time: iterating yields (connection
     number, packet) in file order; afterwards `other` counts the frames that were not TCP and
     `icmp` holds the ICMP errors about TCP segments. Memory stays flat whatever the file's size.
-    Tunnels are unwrapped: a packet's addresses are the innermost ones."""
+    Tunnels are unwrapped: a packet's addresses are the innermost ones.
 
-    def __init__(self, source: BinaryIO | bytes, name: str, wanted: bytearray | None = None) -> None:
+    `log`: write each frame's connection number there. `known`: a log of the same file (an earlier
+    reader's): its frames are not decoded unless `wanted`, and the connections are its own."""
+
+    def __init__(self, source: BinaryIO | bytes, name: str, wanted: bytearray | None = None,
+                 log: ConnectionLog | None = None, known: ConnectionLog | None = None) -> None:
         self.frames = FrameReader(source, name, SUPPORTED_LINKTYPES)
         self.wanted = wanted     # per connection number: 0 skips its packets (they are counted, not built)
+        self.log = log
+        self.known = known
         self.other = 0
         self.icmp: list[IcmpError] = []
 
@@ -246,6 +290,12 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
     n_packets = 0
     other = 0
     wanted = counts.wanted
+    log = counts.log
+    block = array("i")
+    block_max = ConnectionLog.BLOCK
+    known = iter(counts.known) if counts.known is not None else None
+    known_conn = -1
+    logged = 0                                        # frames whose numbers are in the log or the block
     addrs: dict[bytes, tuple[str, str]] = {}   # 8 (IPv4) or 32 (IPv6) bytes -> texts
     track = ConnectionTracker().segment
     ntop = socket.inet_ntop
@@ -258,7 +308,15 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
     ip6_ext = _IP6_EXT
     direction_of = _DIRECTION
 
+    frame = 0
     for frame, (ts, lt, data, off, caplen) in enumerate(frames, 1):
+        if known is not None:
+            known_conn = next(known, -1)
+            if known_conn < 0:
+                continue
+            if wanted is not None and not wanted[known_conn]:
+                n_packets += 1
+                continue
         end = off + caplen
         direction = ifindex = ip_id = df = None
         # link layer -> (p, etype)
@@ -406,10 +464,26 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
             length = 0
 
         conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
-        if wanted is not None and not wanted[conn]:
+        if known is not None:
+            conn = known_conn        # the tracker saw only the wanted connections' packets
+        elif wanted is not None and not wanted[conn]:
             n_packets += 1
             continue
+        if log is not None:
+            if frame - 1 != logged:                  # frames that were not TCP
+                if len(block) >= block_max:
+                    log.write(block, frame - 1)
+                    block = array("i")
+                else:
+                    block.extend(repeat(-1, frame - 1 - logged))
+            block.append(conn)
+            logged = frame
+            if len(block) >= block_max:
+                log.write(block, frame)
+                block = array("i")
         yield conn, Packet(n_packets, ts, src, dst, sport, dport, flag_str[fl], seq, ack,
                            length, window, rel_seq, rel_ack, direction, ifindex, ttl, ip_id, df, frame)
         n_packets += 1
     counts.other = other
+    if log is not None:
+        log.write(block, frame)

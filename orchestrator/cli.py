@@ -332,7 +332,8 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
         from .report.reading import ReadingProgress
 
         with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:
-            results = [explain_file(args.files[0], local, progress=show)]
+            results = [explain_file(args.files[0], local, progress=show,
+                                    segments=args.every or conn is not None or host is not None)]
     selection = " ".join(f"{flag} {value}" for flag, value in (("--conn", conn), ("--host", host)) if value)
 
     def chosen(e: Explanation) -> bool:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from ..capture import Capture, Packet, PacketReader, open_capture
+from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
 from .causes import REGISTRY
@@ -42,25 +42,32 @@ Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file
 
 
 def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
-                 progress: Progress | None = None, spill_after: int = SPILL_AFTER) -> CaptureExplanation:
+                 progress: Progress | None = None, spill_after: int = SPILL_AFTER,
+                 segments: bool = True) -> CaptureExplanation:
     """Read a capture file twice, a chunk at a time, and explain it; raises CaptureError for a
     file that is not one. Beyond `spill_after` verdicts, they wait for the output in a temporary
-    file (`store.Explanations`)."""
+    file (`store.Explanations`), without their packets unless `segments` (only the incidents'
+    examples keep theirs then: all the terminal and the page draw by default)."""
     name = os.fspath(path)
     survey = Survey()
-    with open_capture(name) as f:
-        reader = PacketReader(f, name)
-        total = 2 * reader.frames.total
-        _feed(survey, reader, lambda: reader.frames.done, total, progress)
-    survey.icmp = tuple(reader.icmp)
-    if survey.twin_ends():
+    log = ConnectionLog()
+    try:
         with open_capture(name) as f:
-            _mark_opened(survey, PacketReader(f, name))
-    with open_capture(name) as f:
-        second = PacketReader(f, name, wanted=survey.wanted())
-        done = total // 2
-        explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
-            second, lambda: done + second.frames.done, total, progress), store=Explanations(spill_after, SCAN_PORTS))
+            reader = PacketReader(f, name, log=log)
+            total = 2 * reader.frames.total
+            _feed(survey, reader, lambda: reader.frames.done, total, progress)
+        survey.icmp = tuple(reader.icmp)
+        if survey.twin_ends():
+            with open_capture(name) as f:
+                _mark_opened(survey, PacketReader(f, name))
+        with open_capture(name) as f:
+            second = PacketReader(f, name, wanted=survey.wanted(), known=log)
+            done = total // 2
+            explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
+                second, lambda: done + second.frames.done, total, progress),
+                store=Explanations(spill_after, SCAN_PORTS, segments))
+    finally:
+        log.close()
     if progress is not None:
         progress(total, total)
     return CaptureExplanation(name, survey.packets, reader.other, reader.truncated, survey.connections,

@@ -9,6 +9,8 @@ offset and sort key, so the verdicts take disk, not memory, and are read back
 one at a time in order. As they come it also gathers what the summary and the
 incidents need (counts by cause, hosts, ports, time span, each incident's
 members and most telling connection), so that printing them reads nothing back.
+Where only the incidents' examples are drawn (not `--all`), the other verdicts
+are spilled without their packets.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class Group:
     first_key: tuple[float, int] = (float("inf"), 0)   # (start, connection) of its earliest member
     example: int = -1                                   # arrival number of its most telling member
     example_rank: tuple[int, float, int] = (-1, 0.0, 0)
+    held: Explanation | None = None                     # that member, as it came (with its packets)
     low_port: int = 1 << 17
     high_port: int = -1
     ports: set[int] = field(default_factory=set)        # distinct server ports, up to SCAN_PORTS
@@ -68,7 +71,7 @@ class Group:
             self.first_key = (e.start, conn)
         rank = (len(e.evidence), -e.start, -conn)      # max() over the members in order picks the same
         if rank > self.example_rank:
-            self.example_rank, self.example = rank, n
+            self.example_rank, self.example, self.held = rank, n, e
         port = _port(e.endpoints[1])
         self.low_port = min(self.low_port, port)
         self.high_port = max(self.high_port, port)
@@ -112,9 +115,10 @@ class Explanations(_InOrder):
     docstring). Add with `add(connection, explanation)` in any order, then `seal()`; a sealed store
     is an ordinary read-only sequence."""
 
-    def __init__(self, spill_after: int = SPILL_AFTER, port_cap: int = 20) -> None:
+    def __init__(self, spill_after: int = SPILL_AFTER, port_cap: int = 20, segments: bool = True) -> None:
         self.spill_after = spill_after
         self.port_cap = port_cap
+        self.segments = segments        # False: a spilled verdict's packets are dropped but an example's
         self._objects: list[Explanation] | None = []     # arrival order, until spilled
         self._file: IO[bytes] | None = None
         self._offsets = array("q", [0])                  # arrival n's record: offsets[n]:offsets[n + 1]
@@ -156,7 +160,7 @@ class Explanations(_InOrder):
 
     def _write(self, e: Explanation) -> None:
         assert self._file is not None
-        data = _encode(e)
+        data = _encode(e, self.segments)
         self._file.write(data)
         self._offsets.append(self._offsets[-1] + len(data))
 
@@ -171,9 +175,11 @@ class Explanations(_InOrder):
         self._position = position
         if self._file is not None:
             self._file.flush()
-        for group in self.groups.values():       # the examples keep their identity (`is`) when read back
+        for group in self.groups.values():       # the examples keep their identity and their packets
             if self._objects is None:
-                self._pinned[group.example] = self._read(group.example)
+                assert group.held is not None
+                self._pinned[group.example] = group.held
+            group.held = None
         self.sealed = True
         return self
 
@@ -236,11 +242,11 @@ class Members(_InOrder):
         return self.store.arrival(n)
 
 
-def _encode(e: Explanation) -> bytes:
+def _encode(e: Explanation, segments: bool = True) -> bytes:
     values: list[Any] = [getattr(e, name) for name in _FIELDS]
     values[_CANDIDATES] = tuple((c.cause, c.why, c.tell) for c in e.candidates)
     values[_EVIDENCE] = tuple((tuple(ev.packet), ev.line, ev.why) for ev in e.evidence)
-    values[_SEGMENTS] = tuple(map(tuple, e.segments))
+    values[_SEGMENTS] = tuple(map(tuple, e.segments)) if segments else ()
     try:
         return _MARSHAL + marshal.dumps(tuple(values))
     except ValueError:                        # a value marshal does not take (a path across points)

@@ -61,7 +61,8 @@ class Survey:
         self._pending: dict[int, dict[tuple[str, str | None, int | None, bool | None], int]] = {}
         self._folder = CopyFolder()            # one for all connections, keyed by connection
         self._fold_limit = _FOLDER_PRUNE
-        self.profiles: dict[tuple[str, str | None], Profile] = {}
+        self._looks: dict[tuple[str, str | None, int | None, bool | None], int] = {}   # counted into profiles
+        self._profiles: dict[tuple[str, str | None], Profile] | None = None
         self.own: set[str] = set()            # sources of packets the capture host sent itself
         self.transit: set[str] = set()        # addresses of packets it forwarded
         self.copies = 0                       # frames folded as copies of another
@@ -121,25 +122,38 @@ class Survey:
                 self.first_backwards = p.index - 1
         self._prev_time = t
         if not rst:
+            key = (p.src, p.direction, p.ttl, p.df)
             if bits & _BOTH_WAYS or ("S" in text and "." in text):
-                self._profile(p.src, p.direction).count(p.ttl, p.df)
+                looks = self._looks
+                looks[key] = looks.get(key, 0) + 1
+                self._profiles = None
             else:     # one way so far: it counts if an answer comes (a scanner's SYNs do not)
-                pending = self._pending.setdefault(conn, {})
-                key = (p.src, p.direction, p.ttl, p.df)
+                pending = self._pending.get(conn)
+                if pending is None:
+                    pending = self._pending[conn] = {}
                 pending[key] = pending.get(key, 0) + 1
         self._fold(conn, p, rst)
         self.packets += 1
 
-    def _profile(self, src: str, direction: str | None) -> Profile:
-        prof = self.profiles.get((src, direction))
-        if prof is None:
-            prof = self.profiles[(src, direction)] = Profile()
-        return prof
+    @property
+    def profiles(self) -> dict[tuple[str, str | None], Profile]:
+        """(address, direction) -> the look of its packets counted so far."""
+        if self._profiles is None:
+            profiles: dict[tuple[str, str | None], Profile] = {}
+            for (src, direction, ttl, df), n in self._looks.items():
+                prof = profiles.get((src, direction))
+                if prof is None:
+                    prof = profiles[(src, direction)] = Profile()
+                prof.count(ttl, df, n)
+            self._profiles = profiles
+        return self._profiles
 
     def _flush(self, conn: int) -> None:
         """The connection got an answer: its earlier one-way packets count in the profiles."""
-        for (src, direction, ttl, df), n in self._pending.pop(conn, {}).items():
-            self._profile(src, direction).count(ttl, df, n)
+        looks = self._looks
+        for key, n in self._pending.pop(conn, {}).items():
+            looks[key] = looks.get(key, 0) + n
+        self._profiles = None
 
     def _fold(self, conn: int, p: Packet, rst: bool) -> None:
         folder = self._folder
