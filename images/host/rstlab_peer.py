@@ -562,6 +562,16 @@ class Agent:
 
 # --------------------------------------------------------------------- writer
 
+def wait_gate(path: str) -> None:
+    """Until the scenario writes a line to the FIFO. Opening it blocks until a writer opens it, but
+    one that wrote the last line may still hold it open: the open then returns at once and the read
+    meets its close (EOF, no line), so open again and wait for the next."""
+    line = ""
+    while not line:
+        with open(path) as gate:
+            line = gate.readline()
+
+
 def writer(opts: Any) -> int:
     if opts.default_sigpipe:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -585,8 +595,7 @@ def writer(opts: Any) -> int:
     payload = b"x" * opts.bytes
     for i in range(opts.count):
         if i and opts.gate:
-            with open(opts.gate) as gate:   # blocks until the scenario opens it to write a line
-                gate.readline()
+            wait_gate(opts.gate)
         elif i and opts.interval:
             time.sleep(opts.interval)
         t0 = time.time()

@@ -325,3 +325,46 @@ def test_eof_exits_zero(agent):
 def test_sigterm_exits_zero(agent):
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.exit_status() == 0
+
+
+def test_writer_gate_waits_for_a_line_when_the_last_one_s_writer_still_holds_the_fifo(tmp_path):
+    """Seen once under load: `echo send > FIFO` had written its line but not yet closed the FIFO when
+    the writer came back to it, so the writer's open returned at once, its read met EOF, and it sent
+    without a second line (the scenario's next `echo` then blocked with no reader)."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    srv = socket.create_server((LO, 0))
+    proc = subprocess.Popen(
+        [sys.executable, str(PEER), "writer", "--host", LO, "--port", str(srv.getsockname()[1]),
+         "--bytes", "10", "--count", "3", "--gate", str(gate)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    conn, _ = srv.accept()
+
+    def records(wanted: int, within: float) -> list[dict]:
+        out, deadline = b"", time.monotonic() + within
+        fd = proc.stdout.fileno()
+        while out.count(b"\n") < wanted and time.monotonic() < deadline:
+            if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                out += chunk
+        return [json.loads(line) for line in out.splitlines()]
+
+    try:
+        assert [r["call"] for r in records(2, DEADLINE)] == ["connect", "send"]
+        with open(gate, "w") as held:       # the first line, its writer slow to close
+            held.write("send\n")
+            held.flush()
+            assert [r["call"] for r in records(1, DEADLINE)] == ["send"]
+            time.sleep(0.3)                 # the writer is back at the gate while the FIFO is still held
+        assert records(1, 0.5) == [], "the writer sent without a second line"
+        with open(gate, "w") as second:
+            second.write("send\n")
+        assert [r["call"] for r in records(1, DEADLINE)] == ["send"]
+        assert proc.wait(timeout=DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        conn.close()
+        srv.close()
