@@ -146,19 +146,15 @@ class CaptureExplanation:
     def _gathered_records(self, store: Explanations,
                           chosen: Callable[[Explanation], bool] | None) -> Iterator[dict[str, Any]]:
         """`records` of a store: the incidents from what it gathered, each connection read back once."""
-        from array import array
-
         from .incidents import incidents
 
-        incident_of = array("q", bytes(8 * len(store)))     # arrival number -> incident number
-        records = []
+        records: dict[int, dict[str, Any]] = {}          # id(group) -> its incident's record
         for number, inc in enumerate(incidents(store)):
             assert inc.gathered is not None
-            records.append(inc.as_dict(self.t0, number, {id(inc.example): store.position(inc.gathered.example)}))
-            for n in inc.gathered.members:
-                incident_of[n] = number
+            records[id(inc.gathered)] = inc.as_dict(self.t0, number,
+                                                    {id(inc.example): store.position(inc.gathered.example)})
         for pos, n in enumerate(store.order):
             e = store.arrival(n)
             if chosen is None or chosen(e):
                 yield {"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": pos,
-                       "incident": records[incident_of[n]]}
+                       "incident": records[id(store.group_of(n))]}

@@ -20,6 +20,7 @@ import tempfile
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from itertools import pairwise
 from typing import IO, Any, overload
 
 from ..capture import Packet
@@ -54,7 +55,8 @@ class Group:
     """One incident as its explanations arrive: arrival numbers of its members, and its aggregates."""
 
     key: tuple[str, tuple[str, ...], str, str]
-    members: array[int] = field(default_factory=lambda: array("q"))
+    number: int                                         # its place among the store's groups, as they came
+    members: array[int] = field(default_factory=lambda: array("q"))   # arrival numbers, in order once sealed
     first_key: tuple[float, int] = (float("inf"), 0)   # (start, connection) of its earliest member
     example: int = -1                                   # arrival number of its most telling member
     example_rank: tuple[int, float, int] = (-1, 0.0, 0)
@@ -66,7 +68,6 @@ class Group:
     last: float = float("-inf")
 
     def add(self, n: int, conn: int, e: Explanation, port_cap: int) -> None:
-        self.members.append(n)
         if (e.start, conn) < self.first_key:
             self.first_key = (e.start, conn)
         rank = (len(e.evidence), -e.start, -conn)      # max() over the members in order picks the same
@@ -125,9 +126,11 @@ class Explanations(_InOrder):
         self._start = array("d")                         # arrival n's sort key
         self._conn = array("q")
         self._order = array("q")                         # sorted position -> arrival number
-        self._position = array("q")                      # arrival number -> sorted position
+        self._group_of = array("i")                      # arrival number -> its group's place in `groups`
+        self._examples: dict[int, int] = {}              # an example's arrival number -> sorted position
         self._pinned: dict[int, Explanation] = {}        # arrival number -> object (incident examples)
         self.groups: dict[tuple[str, tuple[str, ...], str, str], Group] = {}
+        self._group_list: list[Group] = []
         self.seen = Overview()
         self.sealed = False
 
@@ -141,7 +144,9 @@ class Explanations(_InOrder):
         key = incident_key(e)
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = Group(key)
+            group = self.groups[key] = Group(key, len(self._group_list))
+            self._group_list.append(group)
+        self._group_of.append(group.number)
         group.add(n, conn, e, self.port_cap)
         self.seen.add(e)
         if self._objects is not None:
@@ -166,13 +171,14 @@ class Explanations(_InOrder):
 
     def seal(self) -> Explanations:
         """Sort; after this the store is read-only. Returns itself."""
-        start, conn = self._start, self._conn
-        order = sorted(range(len(start)), key=lambda n: (start[n], conn[n]))
-        self._order = array("q", order)
-        position = array("q", bytes(8 * len(order)))
-        for pos, n in enumerate(order):
-            position[n] = pos
-        self._position = position
+        self._order = order = _sorted(self._start, self._conn)
+        self._start, self._conn = array("d"), array("q")
+        examples = {g.example for g in self._group_list}
+        group_of, groups = self._group_of, self._group_list
+        for pos, n in enumerate(order):        # each group's members in order, and its example's place
+            groups[group_of[n]].members.append(n)
+            if n in examples:
+                self._examples[n] = pos
         if self._file is not None:
             self._file.flush()
         for group in self.groups.values():       # the examples keep their identity and their packets
@@ -218,8 +224,12 @@ class Explanations(_InOrder):
         return self._order
 
     def position(self, n: int) -> int:
-        """The sorted position (the `--json` id) of the explanation that arrived n-th."""
-        return self._position[n]
+        """The sorted position (the `--json` id) of an incident's example that arrived n-th."""
+        return self._examples[n]
+
+    def group_of(self, n: int) -> Group:
+        """The incident of the explanation that arrived n-th."""
+        return self._group_list[self._group_of[n]]
 
     def _read(self, n: int) -> Explanation:
         assert self._file is not None
@@ -233,13 +243,31 @@ class Members(_InOrder):
 
     def __init__(self, store: Explanations, group: Group) -> None:
         self.store = store
-        self.arrivals = sorted(group.members, key=store.position)
+        self.arrivals = group.members
 
     def _numbers(self) -> Sequence[int]:
         return self.arrivals
 
     def arrival(self, n: int) -> Explanation:
         return self.store.arrival(n)
+
+
+def _sorted(start: array[float], conn: array[int]) -> array[int]:
+    """Arrival numbers in order of (start, connection number). Connections are numbered in order of
+    their first packet, so where time runs forward that is the order of their numbers: placed by
+    number (a few bytes each), checked, and sorted only if time went backwards."""
+    if not conn:
+        return array("q")
+    slot = array("q", [-1]) * (max(conn) + 1)
+    for n, c in enumerate(conn):
+        slot[c] = n
+    order = array("q", (n for n in slot if n >= 0))
+    del slot
+    if all(start[a] <= start[b] for a, b in pairwise(order)):
+        return order
+    by_number = sorted(range(len(conn)), key=conn.__getitem__)
+    by_number.sort(key=start.__getitem__)          # stable: ties stay in number order
+    return array("q", by_number)
 
 
 def _encode(e: Explanation, segments: bool = True) -> bytes:

@@ -26,6 +26,7 @@ __all__ = ["Profile", "Survey"]
 # a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end
 _RST, _MORE_THAN_SYNS, _BOTH_WAYS, _SYN, _STRAY, _OPENED = 1, 2, 4, 8, 16, 32
 _SEQ_MOD, _NO_SEQ = 0xFFFFFFFF, -1
+_Look = tuple[str, str | None, int | None, bool | None]       # source, direction, TTL, DF
 _FOLDER_PRUNE = 4096      # the copy folder is pruned of old segments beyond this many (or twice what it kept)
 
 
@@ -54,14 +55,15 @@ class Survey:
         self.flags = bytearray()              # per connection: _RST, _MORE_THAN_SYNS, _BOTH_WAYS
         self.last_index = array("q")          # per connection: index of its last packet
         self.last_time = array("d")           # per connection: time of its last packet
-        self._first_sport = array("l")        # per connection: source port of its first packet
+        self._first_sport = array("H")        # per connection: source port of its first packet
         self._first_src: dict[int, str] = {}  # the first packet's source, where sport == dport
         self._high = (array("q"), array("q"))  # per connection and side: highest sequence end so far
         self._bare_unopened: list[tuple[int, str, int]] = []   # bare RSTs before any SYN: conn, sender
-        self._pending: dict[int, dict[tuple[str, str | None, int | None, bool | None], int]] = {}
+        # per connection seen one way so far: (look, count), or {look: count} once it has two looks
+        self._pending: dict[int, tuple[_Look, int] | dict[_Look, int]] = {}
         self._folder = CopyFolder()            # one for all connections, keyed by connection
         self._fold_limit = _FOLDER_PRUNE
-        self._looks: dict[tuple[str, str | None, int | None, bool | None], int] = {}   # counted into profiles
+        self._looks: dict[_Look, int] = {}   # counted into profiles
         self._profiles: dict[tuple[str, str | None], Profile] | None = None
         self.own: set[str] = set()            # sources of packets the capture host sent itself
         self.transit: set[str] = set()        # addresses of packets it forwarded
@@ -130,8 +132,11 @@ class Survey:
             else:     # one way so far: it counts if an answer comes (a scanner's SYNs do not)
                 pending = self._pending.get(conn)
                 if pending is None:
-                    pending = self._pending[conn] = {}
-                pending[key] = pending.get(key, 0) + 1
+                    self._pending[conn] = (key, 1)
+                elif isinstance(pending, tuple):
+                    self._pending[conn] = (key, pending[1] + 1) if pending[0] == key else {pending[0]: pending[1], key: 1}
+                else:
+                    pending[key] = pending.get(key, 0) + 1
         self._fold(conn, p, rst)
         self.packets += 1
 
@@ -151,7 +156,8 @@ class Survey:
     def _flush(self, conn: int) -> None:
         """The connection got an answer: its earlier one-way packets count in the profiles."""
         looks = self._looks
-        for key, n in self._pending.pop(conn, {}).items():
+        pending = self._pending.pop(conn, {})
+        for key, n in pending.items() if isinstance(pending, dict) else (pending,):
             looks[key] = looks.get(key, 0) + n
         self._profiles = None
 
@@ -216,5 +222,5 @@ class Survey:
         self._pending.clear()
         self._folder = CopyFolder()
         self._first_src.clear()
-        self._first_sport = array("l")
+        self._first_sport = array("H")
         self._high = (array("q"), array("q"))
