@@ -562,14 +562,18 @@ class Agent:
 
 # --------------------------------------------------------------------- writer
 
-def wait_gate(path: str) -> None:
-    """Until the scenario writes a line to the FIFO. Opening it blocks until a writer opens it, but
-    one that wrote the last line may still hold it open: the open then returns at once and the read
-    meets its close (EOF, no line), so open again and wait for the next."""
-    line = ""
-    while not line:
-        with open(path) as gate:
-            line = gate.readline()
+def open_gate(path: str) -> Any:
+    """The FIFO the scenario releases each send through, opened once for the whole run, read and write.
+
+    Held open for writing too, it never reads as EOF, and lines written while the writer is busy wait
+    in it. Opened anew per line it lost them both ways under load: an `echo` that had written the last
+    line but not yet closed made the next open return at once and its read meet EOF (a send released
+    with no line); one that came before the previous read end was closed had its line dropped with the
+    pipe (the writer then waited for it until its timeout).
+    """
+    if not os.path.exists(path):
+        os.mkfifo(path)
+    return open(os.open(path, os.O_RDWR), encoding="utf-8")   # Linux: O_RDWR on a FIFO never blocks
 
 
 def writer(opts: Any) -> int:
@@ -580,8 +584,7 @@ def writer(opts: Any) -> int:
         sys.stdout.write(json.dumps(rec) + "\n")
         sys.stdout.flush()  # before the next send, which may kill the process
 
-    if opts.gate and not os.path.exists(opts.gate):
-        os.mkfifo(opts.gate)
+    gate = open_gate(opts.gate) if opts.gate else None
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t0 = time.time()
     try:
@@ -594,8 +597,8 @@ def writer(opts: Any) -> int:
          "local": addr_of(s.getsockname), "peer": addr_of(s.getpeername)})
     payload = b"x" * opts.bytes
     for i in range(opts.count):
-        if i and opts.gate:
-            wait_gate(opts.gate)
+        if i and gate is not None:
+            gate.readline()   # blocks until the scenario writes the next line
         elif i and opts.interval:
             time.sleep(opts.interval)
         t0 = time.time()

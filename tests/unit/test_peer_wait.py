@@ -5,12 +5,15 @@ with what was last seen), so a wait that always answers at once would fail here.
 """
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_peer import LO, PEER, Agent, connected_pair, listener
@@ -171,3 +174,72 @@ def test_bind_gives_a_fixed_source_port(agent):
     probe.close()
     assert agent.ok("bind", sock="c", port=free, addr=LO)["result"]["addr"] == [LO, free]
     assert agent.ok("connect", sock="c", host=LO, port=port)["result"]["local"] == [LO, free]
+
+
+def _gated_writer(gate: Path, count: int) -> tuple[Any, Any, Any]:
+    """A writer released through `gate`, its listener and its accepted connection."""
+    import socket
+    srv = socket.create_server((LO, 0))
+    proc = subprocess.Popen([sys.executable, str(PEER), "writer", "--host", LO, "--port", str(srv.getsockname()[1]),
+                             "--bytes", "10", "--count", str(count), "--gate", str(gate)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    conn, _ = srv.accept()
+    return proc, srv, conn
+
+
+def _records(proc: Any, wanted: int, within: float) -> list[dict]:
+    """Up to `wanted` JSON lines of the writer's stdout, waiting at most `within` seconds."""
+    out, deadline = b"", time.monotonic() + within
+    fd = proc.stdout.fileno()
+    while out.count(b"\n") < wanted and time.monotonic() < deadline:
+        if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_writer_gate_waits_for_a_line_when_the_last_one_s_writer_still_holds_the_fifo(tmp_path):
+    """Seen under load: `echo send > FIFO` had written its line but not yet closed the FIFO when the
+    writer came back to it; a writer that opened the FIFO per line then read EOF and sent unreleased."""
+    gate = tmp_path / "gate"
+    proc, srv, conn = _gated_writer(gate, 3)
+    try:
+        assert [r["call"] for r in _records(proc, 2, 10)] == ["connect", "send"]
+        with open(gate, "w") as held:       # the first line, its writer slow to close
+            held.write("send\n")
+            held.flush()
+            assert [r["call"] for r in _records(proc, 1, 10)] == ["send"]
+            time.sleep(0.3)                 # the writer is back at the gate while the FIFO is still held
+        assert _records(proc, 1, 0.5) == [], "the writer sent without a second line"
+        with open(gate, "w") as second:
+            second.write("send\n")
+        assert [r["call"] for r in _records(proc, 1, 10)] == ["send"]
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        conn.close()
+        srv.close()
+
+
+def test_writer_gate_keeps_lines_written_before_the_writer_reads_them(tmp_path):
+    """Also seen under load: the second `echo` came while the writer had read the first line but not yet
+    closed the FIFO; a writer that opened the FIFO per line lost that line with the pipe and waited for
+    it until its timeout. Every line written releases one send, however early it comes."""
+    gate = tmp_path / "gate"
+    proc, srv, conn = _gated_writer(gate, 3)
+    try:
+        assert [r["call"] for r in _records(proc, 2, 10)] == ["connect", "send"]
+        for _ in range(2):                  # both lines at once, without blocking (the FIFO has its reader)
+            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, b"send\n")
+            os.close(fd)
+        assert [r["call"] for r in _records(proc, 2, 10)] == ["send", "send"]
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        conn.close()
+        srv.close()
