@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
             r.add_argument("scenarios", nargs="+", metavar="NAME-or-FILE")
         r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: captures/)")
         r.add_argument("--jobs", type=int, default=None, metavar="N",
-                       help="scenarios at a time (default: four per CPU, at most 8; a CPU's worth start their labs at once)")
+                       help="scenarios at a time (default: eight per CPU, at most 16; a CPU's worth start their labs at once)")
         r.add_argument("--no-witness", dest="witness", action="store_false",
                        help="do not record the kernel's reason for each RST (tracefs); reason checks are then "
                             "not witnessed")
