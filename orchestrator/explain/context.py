@@ -8,15 +8,12 @@ from typing import NamedTuple
 from ..capture import Packet
 from ..encap import IcmpError
 from .facts import Addr, Connection, Facts
-from .survey import Profile, Survey
+from .survey import IdReset, Profile, Survey
 
 __all__ = ["BATCH_WINDOW", "BareReset", "Context", "Profile"]
 
 BATCH_WINDOW = 0.010      # s: resets of one listener this close together come from one close()
 ONE_SIDED_MIN = 10        # connections: fewer without any answer may all have been dropped
-ID_SHARED_WINDOW = 2.0    # s: RSTs this close whose IP IDs follow each other may share a counter
-ID_SHARED_STEP = 4        # at most this many IDs apart
-ID_SHARED_CHAIN = 3       # a chain of at least this many RSTs from two or more sources is a shared counter
 
 
 class BareReset(NamedTuple):
@@ -48,7 +45,6 @@ class Context:
         self.bare_resets: dict[Addr, list[BareReset]] = {}           # no-socket resets by sender endpoint
         self.opened: dict[Addr, list[Connection]] = {}   # connections opened by the survey's twin_ends
         self.probed: dict[tuple[str, str], set[int]] = {}   # (client, server address) -> ports probed
-        self._shared: dict[int, Packet] | None = None
 
     def note_reset(self, f: Facts) -> None:
         """Remember what other connections' verdicts need to know about this reset."""
@@ -117,12 +113,12 @@ class Context:
         packets of connections seen both ways, and SYN/ACKs, which a host's own stack sends."""
         return self.survey.profiles.get((addr, direction), Profile())
 
-    def shared_counter(self, rst: Packet) -> Packet | None:
+    def shared_counter(self, rst: Packet) -> IdReset | None:
         """Another address's RST in the same chain of consecutive IP IDs as `rst`, when RSTs
         "from" two or more addresses continue one counter (one box forged them all)."""
-        if self._shared is None:
-            self._shared = _shared_chains(self.survey.resets_with_id)
-        return self._shared.get(rst.index)
+        runs = self.survey.id_runs
+        runs.drain()
+        return runs.found.get(rst.index)
 
     def opened_by(self, end: Addr) -> list[Connection]:
         """The connections whose first packet is a SYN from `end` (an address and port): those it
@@ -156,29 +152,3 @@ class Context:
         hi = bisect.bisect_right(times, t + BATCH_WINDOW)
         return hi - lo
 
-
-def _shared_chains(with_id: list[tuple[float, int, int, Packet]]) -> dict[int, Packet]:
-    """RST index -> a RST from another address in its IP ID chain (`with_id`: every RST with
-    an IP ID, as (time, connection, index, packet))."""
-    resets = [p for *_key, p in sorted(with_id, key=lambda r: r[:3])]
-    by_id: dict[int, Packet] = {}           # IP ID -> the latest RST that carried it
-    prev: dict[int, Packet] = {}            # RST index -> the RST its IP ID continues
-    for p in resets:
-        assert p.ip_id is not None
-        for step in range(1, ID_SHARED_STEP + 1):
-            q = by_id.get((p.ip_id - step) & 0xFFFF)
-            if q is not None and p.time - q.time <= ID_SHARED_WINDOW:
-                prev[p.index] = q
-                break
-        by_id[p.ip_id] = p
-    out: dict[int, Packet] = {}
-    for p in resets:
-        chain = [p]
-        while chain[-1].index in prev and len(chain) < 64:
-            chain.append(prev[chain[-1].index])
-        if len(chain) < ID_SHARED_CHAIN or len({q.src for q in chain}) < 2:
-            continue
-        for q in chain:
-            other = next(r for r in chain if r.src != q.src)
-            out.setdefault(q.index, other)
-    return out

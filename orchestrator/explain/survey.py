@@ -12,15 +12,23 @@ capture host's own and forwarded addresses are known too. The second pass
 """
 from __future__ import annotations
 
+import heapq
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..capture import Packet
 from ..encap import IcmpError
 from .facts import COPY_WINDOW, FORWARDED, KEPT, CopyFolder
 
-__all__ = ["Profile", "Survey"]
+__all__ = ["ID_SHARED_CHAIN", "ID_SHARED_STEP", "ID_SHARED_WINDOW", "IdRuns", "Profile", "Survey"]
+
+ID_SHARED_WINDOW = 2.0    # s: RSTs this close whose IP IDs follow each other may share a counter
+ID_SHARED_STEP = 4        # at most this many IDs apart
+ID_SHARED_CHAIN = 3       # a chain of at least this many RSTs from two or more sources is a shared counter
+ID_CHAIN_MAX = 64         # a chain is followed back at most this many RSTs
+ID_REORDER = 2.0          # s: RSTs are taken in time order within this much of the latest time seen
 
 # bits of Survey.flags: a RST; a packet other than a first SYN; packets both ways; a SYN of any kind;
 # a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end
@@ -46,6 +54,81 @@ class Profile:
             self.df[df] += n
 
 
+class IdReset(NamedTuple):
+    """What the IP ID evidence keeps of a RST: its frame, sender and IP ID."""
+
+    frame: int        # its packet's index
+    src: str
+    ip_id: int
+
+
+# a RST taken into the runs: its time, itself, how many RSTs from the front of its chain (itself
+# first) share its sender, and the RSTs before it in its chain (at most ID_CHAIN_MAX - 1, latest first)
+_IdNode = tuple[float, IdReset, int, tuple[IdReset, ...]]
+
+
+class IdRuns:
+    """Chains of RSTs whose IP IDs follow each other (each at most ID_SHARED_STEP above the latest
+    RST within ID_SHARED_WINDOW that carried the one before), found as the RSTs come, in order of
+    (time, connection, frame), in memory bounded by the IP ID space and the RSTs of the last few
+    seconds, never by the capture's length. `found` maps a RST's frame to another address's RST of
+    its chain, for the RSTs of chains of ID_SHARED_CHAIN or more "from" two or more addresses
+    (one box's counter sent them all). RSTs whose timestamps go back by more than ID_REORDER are
+    taken late, out of time order."""
+
+    __slots__ = ("_by_id", "_heap", "_latest", "_prune_at", "found")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int, int, str]] = []
+        self._latest = float("-inf")
+        self._by_id: dict[int, _IdNode] = {}      # IP ID -> the latest RST taken that carried it
+        self._prune_at = _FOLDER_PRUNE
+        self.found: dict[int, IdReset] = {}
+
+    def add(self, time: float, conn: int, index: int, ip_id: int, src: str) -> None:
+        heap = self._heap
+        heapq.heappush(heap, (time, conn, index, ip_id, src))
+        if time > self._latest:
+            self._latest = time
+            horizon = time - ID_REORDER
+            while heap[0][0] < horizon:
+                self._take(heapq.heappop(heap))
+
+    def drain(self) -> None:
+        """Take the RSTs still waiting (at the end of the capture)."""
+        heap = self._heap
+        while heap:
+            self._take(heapq.heappop(heap))
+
+    def _take(self, item: tuple[float, int, int, int, str]) -> None:
+        time, _conn, index, ip_id, src = item
+        me = IdReset(index, src, ip_id)
+        by_id = self._by_id
+        run = 1
+        before: tuple[IdReset, ...] = ()
+        for step in range(1, ID_SHARED_STEP + 1):
+            q = by_id.get((ip_id - step) & 0xFFFF)
+            if q is not None and time - q[0] <= ID_SHARED_WINDOW:
+                prev = q[1]
+                before = (prev, *q[3][:ID_CHAIN_MAX - 2])
+                if prev.src == src:
+                    run = min(q[2] + 1, ID_CHAIN_MAX)
+                break
+        by_id[ip_id] = (time, me, run, before)
+        if len(by_id) > self._prune_at:           # forget the RSTs no later one can continue
+            horizon = time - ID_SHARED_WINDOW
+            for key in [key for key, node in by_id.items() if node[0] < horizon]:
+                del by_id[key]
+            self._prune_at = max(_FOLDER_PRUNE, 2 * len(by_id))
+        if len(before) + 1 < ID_SHARED_CHAIN or run > len(before):
+            return                                  # too short, or one sender only
+        chain = (me, *before)
+        other = chain[run]                          # the first RST of the chain from another sender
+        found = self.found
+        for r in chain:
+            found.setdefault(r.frame, other if r.src == src else me)
+
+
 class Survey:
     """Capture-wide facts gathered in one pass (see the module docstring)."""
 
@@ -68,7 +151,7 @@ class Survey:
         self.own: set[str] = set()            # sources of packets the capture host sent itself
         self.transit: set[str] = set()        # addresses of packets it forwarded
         self.copies = 0                       # frames folded as copies of another
-        self.resets_with_id: list[tuple[float, int, int, Packet]] = []   # (time, conn, index, RST)
+        self.id_runs = IdRuns()               # the RSTs with an IP ID, as chains of consecutive ones
         self.backwards = 0                    # times a timestamp went backwards
         self.first_backwards = -1             # index of the packet before the first of them
         self._prev_time = float("-inf")
@@ -94,7 +177,7 @@ class Survey:
         if rst:
             bits |= _RST
             if p.ip_id:
-                self.resets_with_id.append((p.time, conn, p.index, p))
+                self.id_runs.add(p.time, conn, p.index, p.ip_id, p.src)
         syn = "S" in text
         if syn:
             bits |= _SYN
