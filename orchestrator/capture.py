@@ -200,21 +200,24 @@ def format_packet(p: Packet, names: Mapping[str, str] | None = None,
     `names` maps IP address text to a host name; `t0` makes the time relative.
     Sequence numbers are relative where the ISN is known, raw otherwise.
     """
-    names = names or {}
     t = p.time - t0 if t0 is not None else p.time
-    src = names.get(p.src, p.src)
-    dst = names.get(p.dst, p.dst)
-    parts = [f"{t:.6f} {src}.{p.sport} > {dst}.{p.dport}: Flags [{p.flags}]"]
+    if names:
+        src = names.get(p.src, p.src)
+        dst = names.get(p.dst, p.dst)
+    else:
+        src, dst = p.src, p.dst
+    flags = p.flags
     seq = p.rel_seq if p.rel_seq is not None else p.seq
-    if p.length:
-        parts.append(f"seq {seq}:{(seq + p.length) & SEQ_MOD}")
-    elif p.is_syn or p.is_fin or p.is_rst:
-        parts.append(f"seq {seq}")
-    if p.has_ack:
-        parts.append(f"ack {p.rel_ack if p.rel_ack is not None else p.ack}")
-    parts.append(f"win {p.window}")
-    parts.append(f"length {p.length}")
-    return ", ".join(parts)
+    length = p.length
+    if length:
+        seqs = f", seq {seq}:{(seq + length) & SEQ_MOD}"
+    elif "S" in flags or "F" in flags or "R" in flags:
+        seqs = f", seq {seq}"
+    else:
+        seqs = ""
+    if "." in flags:
+        seqs += f", ack {p.rel_ack if p.rel_ack is not None else p.ack}"
+    return f"{t:.6f} {src}.{p.sport} > {dst}.{p.dport}: Flags [{flags}]{seqs}, win {p.window}, length {length}"
 
 
 # --- per-packet decoding ------------------------------------------------------

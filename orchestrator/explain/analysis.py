@@ -184,6 +184,7 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
     last_index = survey.last_index
     survey.finish()
     in_order = survey.backwards == 0       # else nothing is classified before the end
+    no_copies = in_order and survey.copies == 0    # then no connection has a copy to fold either
     margin = max(BATCH_WINDOW, PAIR_WINDOW)   # the farthest another reset's time can reach
     buffers: dict[int, Connection] = {}
     open_resets: dict[int, float] = {}    # connection -> time of its first RST, until it ends
@@ -195,6 +196,7 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
         c = buffers.get(conn)
         if c is None:
             c = buffers[conn] = Connection([], conn)
+            c.no_copies = no_copies
             if survey.opened_by_twin(conn):
                 ctx.opened.setdefault((p.src, p.sport), []).append(c)
         c.raw.append(p)

@@ -44,7 +44,7 @@ def seq_end(p: Packet) -> int:
 class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
-    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "number", "pk", "raw", "rst_pos",
+    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "no_copies", "number", "pk", "raw", "rst_pos",
                  "server", "server_isn")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
@@ -58,14 +58,18 @@ class Connection:
         self.client_isn: int | None = None
         self.server_isn: int | None = None
         self.first_rst: Packet | None = None
+        self.no_copies = False               # set when the survey folded no copy in a forward-running file
 
     def prepare(self) -> None:
         """Fold copies, find the roles and the first RST (only for connections of interest)."""
         if self.pk:
             return
-        folder = CopyFolder()
-        self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
-        self.forwarded = folder.forwarded
+        if self.no_copies:      # the survey's folder, fed the same packets, kept them all
+            self.pk = list(self.raw)
+        else:
+            folder = CopyFolder()
+            self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
+            self.forwarded = folder.forwarded
         for i, p in enumerate(self.pk):
             if p.is_first_syn and self.client is None:
                 self.client, self.server = (p.src, p.sport), (p.dst, p.dport)

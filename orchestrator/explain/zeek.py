@@ -85,13 +85,22 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     orig, resp = _Endpoint(), _Endpoint()
     history: list[str] = ["^"] if flipped else []
     add = history.append
+    o_src, o_sport = orig_addr
     for p in packets:
-        is_orig = (p.src, p.sport) == orig_addr
+        is_orig = p.sport == o_sport and p.src == o_src
         me, peer = (orig, resp) if is_orig else (resp, orig)
-        for letter in _letters(p, me):
-            add(letter.upper() if is_orig else letter)
+        flags = p.flags
+        length = p.length
+        if length or "S" in flags or "F" in flags or "R" in flags or p.window == 0:
+            letters = _letters(p, me)
+            if letters:
+                for letter in letters:
+                    add(letter.upper() if is_orig else letter)
+        elif "." in flags and "a" not in me.once:     # a bare ACK: _letters' only letter for it
+            me.once.add("a")
+            add("A" if is_orig else "a")
         _transition(p, me, peer)
-        me.size += p.length
+        me.size += length
     text = "".join(history)
     return conn_state(orig.state, resp.state, orig.size, resp.size, text), text
 
