@@ -20,6 +20,7 @@ from .causes import CAUSES
 from .incidents import Incident, incidents
 from .result import (
                      AMBIGUOUS,
+                     HALF_OPEN,
                      SILENT_DROP,
                      UNKNOWN,
                      Candidate,
@@ -32,6 +33,7 @@ from .result import (
 __all__ = [
     "AMBIGUOUS",
     "CAUSES",
+    "HALF_OPEN",
     "SILENT_DROP",
     "UNKNOWN",
     "Candidate",

@@ -261,7 +261,7 @@ def classify(f: Facts, ctx: Context) -> Explanation | None:
             cands = [] if found.cause == UNKNOWN else [found]
             return explanation(f, ctx, found.cause, found.sentence, cands, found.evidence, found.notes)
         fits.append(found)
-    if f.family in ("unanswered", "out-of-window"):
+    if f.family in ("unanswered", "half-open", "out-of-window"):
         return None
     if not fits:
         return _unknown(f, ctx)

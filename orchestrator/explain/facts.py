@@ -16,6 +16,8 @@ side X and its peer Y, and which wire family the RST belongs to:
   X its sender and `answered` the ACK).
 * `unanswered`: no RST at all, only SYNs (then `rst` is the last SYN and X the
   side that never answered).
+* `half-open`: no RST at all, only the client's SYNs and the server's SYN/ACKs
+  (then `rst` is the last SYN/ACK and X the client, which never completed).
 """
 from __future__ import annotations
 
@@ -191,6 +193,8 @@ def facts_of(conn: Connection) -> Facts:
     """The facts of a connection with a RST (or of SYNs only: the `unanswered` family)."""
     conn.prepare()
     rst = conn.first_rst
+    if rst is None and conn.client is not None and conn.server_isn is not None:
+        return _half_open(conn)
     if rst is None:
         last = conn.pk[-1]
         return Facts(conn, last, (last.dst, last.dport), (last.src, last.sport), conn.pk[:-1], [],
@@ -244,6 +248,16 @@ def facts_of(conn: Connection) -> Facts:
         f.retransmissions = _retransmissions(f)
         f.probes = _keepalive_probes(f)
     return f
+
+
+def _half_open(conn: Connection) -> Facts:
+    """SYNs and SYN/ACKs only: X is the client that never completed the handshake, `rst` the last SYN/ACK."""
+    x, y = conn.client, conn.server
+    assert x is not None and y is not None
+    synacks = [p for p in conn.pk if p.is_synack]
+    xs = [p for p in conn.pk if (p.src, p.sport) == x]
+    return Facts(conn, synacks[-1], x, y, conn.pk[:conn.pk.index(synacks[-1])], xs, synacks, "client", False,
+                 0, 0, 0, None, None, family="half-open")
 
 
 def _family(f: Facts) -> None:

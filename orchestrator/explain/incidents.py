@@ -54,6 +54,10 @@ class Incident:
         """What the group means, when its shape says it ('' otherwise)."""
         ports = self.gathered.ports if self.gathered is not None else {
             port_of(e.endpoints[1]) for e in self.connections}
+        if self.cause == "half-open":
+            n = len(ports)
+            return (f"{n} port{'s' if n > 1 else ''} answered SYN/ACK and never completed (open ports of a "
+                    "half-open scan, or a client that vanished)")
         if len(ports) >= SCAN_PORTS:
             return ("a port scan against a host that filters" if self.cause == "silent-drop"
                     else "a port scan")

@@ -14,12 +14,13 @@ if TYPE_CHECKING:
     from .paths import RstPath
     from .store import Explanations
 
-__all__ = ["AMBIGUOUS", "SILENT_DROP", "UNKNOWN", "Candidate", "CaptureExplanation", "Evidence",
+__all__ = ["AMBIGUOUS", "HALF_OPEN", "SILENT_DROP", "UNKNOWN", "Candidate", "CaptureExplanation", "Evidence",
            "Explanation", "endpoint"]
 
 AMBIGUOUS = "ambiguous"
 UNKNOWN = "unknown"
 SILENT_DROP = "silent-drop"
+HALF_OPEN = "half-open"       # SYN/ACKs the client never answered: nothing reset, nothing failed on the wire
 
 
 def endpoint(addr: str, port: int) -> str:
@@ -108,14 +109,17 @@ class CaptureExplanation:
     @property
     def failed(self) -> int:
         """Connections reset (a RST) or failed (a SYN never answered); not those explained without either
-        (an out-of-window segment that drew an ACK and kept the connection: conntrack-invalid-liberal)."""
+        (an out-of-window segment that drew an ACK and kept the connection: conntrack-invalid-liberal; a
+        handshake the client never completed: half-open)."""
         return sum(1 for e in self.explanations if e.resets or e.cause == SILENT_DROP)
 
     def counts_text(self, number: Callable[[int], str] = str) -> str:
         """`3 reset or failed`, and how many were explained without a reset, if any (`number` formats
         each count: HTML makes it bold)."""
-        others = len(self.explanations) - self.failed
+        half_open = sum(1 for e in self.explanations if e.cause == HALF_OPEN)
+        others = len(self.explanations) - self.failed - half_open
         return f"{number(self.failed)} reset or failed" + (
+            f", {number(half_open)} answered SYN/ACK and never completed" if half_open else "") + (
             f", {number(others)} with an out-of-window segment and no reset" if others else "")
 
     def as_json(self, chosen: Callable[[Explanation], bool] | None = None) -> list[dict[str, Any]]:

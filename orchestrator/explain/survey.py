@@ -31,8 +31,10 @@ ID_CHAIN_MAX = 64         # a chain is followed back at most this many RSTs
 ID_REORDER = 2.0          # s: RSTs are taken in time order within this much of the latest time seen
 
 # bits of Survey.flags: a RST; a packet other than a first SYN; packets both ways; a SYN of any kind;
-# a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end
-_RST, _MORE_THAN_SYNS, _BOTH_WAYS, _SYN, _STRAY, _OPENED = 1, 2, 4, 8, 16, 32
+# a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end;
+# a packet without SYN; a first SYN (no ACK)
+_RST, _MORE_THAN_SYNS, _BOTH_WAYS, _SYN, _STRAY, _OPENED, _NOT_SYN, _FIRST_SYN = 1, 2, 4, 8, 16, 32, 64, 128
+_HALF_OPEN_MASK = _MORE_THAN_SYNS | _NOT_SYN | _FIRST_SYN     # SYNs and SYN/ACKs, nothing else
 _SEQ_MOD, _NO_SEQ = 0xFFFFFFFF, -1
 _Look = tuple[str, str | None, int | None, bool | None]       # source, direction, TTL, DF
 _FOLDER_PRUNE = 4096      # the copy folder is pruned of old segments beyond this many (or twice what it kept)
@@ -180,9 +182,11 @@ class Survey:
                 self.id_runs.add(p.time, conn, p.index, p.ip_id, p.src)
         syn = "S" in text
         if syn:
-            bits |= _SYN
-        elif rst and "." not in text and not bits & _SYN:
-            self._bare_unopened.append((conn, p.src, p.sport))
+            bits |= _SYN if "." in text else _SYN | _FIRST_SYN
+        else:
+            if rst and "." not in text and not bits & _SYN:
+                self._bare_unopened.append((conn, p.src, p.sport))
+            bits |= _NOT_SYN
         if not syn or "." in text:
             bits |= _MORE_THAN_SYNS
         side = p.sport != self._first_sport[conn] or p.src != self._first_src.get(conn, p.src)
@@ -267,15 +271,16 @@ class Survey:
         return len(self.flags)
 
     def wanted(self) -> bytearray:
-        """Per connection, 1 when the second pass keeps its packets: it holds a RST, or only SYNs,
-        or a segment that may be out of window, or a twin end opened it."""
-        return bytearray(1 if b & (_RST | _STRAY | _OPENED) or not b & _MORE_THAN_SYNS else 0
-                         for b in self.flags)
+        """Per connection, 1 when the second pass keeps its packets: it holds a RST, or only SYNs
+        (answered by SYN/ACKs or not), or a segment that may be out of window, or a twin end opened it."""
+        return bytearray(1 if b & (_RST | _STRAY | _OPENED) or not b & _MORE_THAN_SYNS
+                         or b & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN else 0 for b in self.flags)
 
     def explained(self, conn: int) -> bool:
-        """The connection holds a RST or only SYNs (else it is kept as a possible stray or twin)."""
+        """The connection holds a RST, or only SYNs, or only SYNs and SYN/ACKs (a handshake never
+        completed); else it is kept as a possible stray or twin."""
         b = self.flags[conn]
-        return bool(b & _RST or not b & _MORE_THAN_SYNS)
+        return bool(b & _RST or not b & _MORE_THAN_SYNS or b & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN)
 
     def opened_by_twin(self, conn: int) -> bool:
         return bool(self.flags[conn] & _OPENED)

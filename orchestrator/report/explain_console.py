@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..explain import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation, Incident, incidents
+from ..explain import AMBIGUOUS, HALF_OPEN, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation, Incident, incidents
 from ..explain.store import overview
 from .connection_ladder import connection_ladder
 from .console import ladder_lines
@@ -215,7 +215,10 @@ def capture_blocks(console: Console, r: CaptureExplanation, index: int, every: b
     used = summary.lines
     for k, inc in enumerate(groups):
         name = f"capture-{index}-incident-{k}"
-        block = incident_block(console, inc, r.t0, name, k + 1 if len(groups) > 1 else 0)
+        if k and inc.cause == HALF_OPEN:       # nothing was reset: its connections' lines name the open ports
+            block = compact_block(console, inc, r.t0, name, k + 1, False)
+        else:
+            block = incident_block(console, inc, r.t0, name, k + 1 if len(groups) > 1 else 0)
         for ladder in (True, False):          # no room in full: in short with its ladder, else without
             if k and used + block.lines > LINE_BUDGET - 2:
                 block = compact_block(console, inc, r.t0, name, k + 1, ladder)

@@ -1110,7 +1110,7 @@ def test_incidents_group_by_verdict_and_host_pair() -> None:
 
     result = explain_file(str(WILD / "w03.pcapng"))
     groups = incidents(result.explanations)
-    assert [(g.cause, g.count) for g in groups] == [(SILENT_DROP, 1986), ("closed-port", 5)]
+    assert [(g.cause, g.count) for g in groups] == [(SILENT_DROP, 1986), ("half-open", 3), ("closed-port", 5)]
     assert groups[0].ports() == (1, 65389) and groups[0].meaning().startswith("a port scan")
 
 

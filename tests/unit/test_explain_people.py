@@ -168,7 +168,7 @@ def test_an_ipv6_endpoint_is_written_in_brackets() -> None:
 def test_json_keeps_every_connection_and_adds_its_incident() -> None:
     status, out, _ = explain("--json", str(SCAN))
     records = json.loads(out)
-    assert status == 0 and isinstance(records, list) and len(records) == 1991
+    assert status == 0 and isinstance(records, list) and len(records) == 1994
     before = {"file", "capture_truncated", "client", "server", "endpoints", "cause", "candidates", "rst_from",
               "rst_side", "explanation", "evidence", "notes", "start", "rst_time", "packets", "resets",
               "conn_state", "history", "forged"}
@@ -182,9 +182,10 @@ def test_json_keeps_every_connection_and_adds_its_incident() -> None:
     telling = records[scan["example"]]
     assert telling["incident"]["id"] == 0 and telling["endpoints"] == ["172.16.0.8:36050", "64.13.134.52:443"]
     groups = {r["incident"]["id"]: r["incident"] for r in records}
-    assert [(g["cause"], g["connections"]) for g in groups.values()] == [(SILENT_DROP, 1986), ("closed-port", 5)]
-    assert sum(1 for r in records if r["incident"]["id"] == 1) == 5
-    assert 4.0 < scan["last"] < 5.2 and groups[1]["server_ports"] == [25, 31337]
+    assert [(g["cause"], g["connections"]) for g in groups.values()] == [
+        (SILENT_DROP, 1986), ("half-open", 3), ("closed-port", 5)]
+    assert sum(1 for r in records if r["incident"]["id"] == 2) == 5
+    assert 4.0 < scan["last"] < 5.2 and groups[2]["server_ports"] == [25, 31337] and groups[1]["server_ports"] == [22, 80]
 
 
 def test_json_of_several_files_numbers_each_file_apart() -> None:
@@ -252,7 +253,7 @@ def test_html_page_has_the_summary_the_incidents_and_a_ladder_each(tmp_path: Pat
 
 def test_html_page_of_the_scan_is_small_and_names_the_scan(tmp_path: Path) -> None:
     text, page = page_of(tmp_path, SCAN)
-    assert len(page.svgs) == 2 and page.rows < 40 and len(text) < 40_000
+    assert len(page.svgs) == 3 and page.rows < 40 and len(text) < 40_000
     assert "a port scan against a host that filters" in text and "The other 1985:" in text
 
 

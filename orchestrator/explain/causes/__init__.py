@@ -19,6 +19,7 @@ from . import (
                data_after_close,
     fin_wait2_timeout,
                firewall_reset,
+               half_open,
                keepalive_timeout,
                lb_idle_reset,
                linger_abort,
@@ -54,6 +55,7 @@ REGISTRY: tuple[Cause, ...] = (
     unread_data_close,
     socket_destroy,            # a candidate wherever an abortive close is: tcp_abort's RST is the same
     conntrack_invalid_liberal,  # no RST: an out-of-window segment that kept its NAT and drew an ACK
+    half_open,                 # no RST: SYN/ACKs the client never answered
     silent_drop,
 )
 
