@@ -40,8 +40,7 @@ Addr = tuple[str, int]
 
 def seq_end(p: Packet) -> int:
     """The sequence number just past a segment (SYN and FIN count one)."""
-    flags = p.flags
-    return (p.seq + p.length + ("S" in flags) + ("F" in flags)) & SEQ_MOD
+    return (p.seq + p.length + p.is_syn + p.is_fin) & SEQ_MOD
 
 
 class Connection:
@@ -74,17 +73,14 @@ class Connection:
             self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
             self.forwarded = folder.forwarded
         for i, p in enumerate(self.pk):
-            flags = p.flags
-            if "S" in flags:
-                if "." not in flags:           # the first SYN
-                    if self.client is None:
-                        self.client, self.server = (p.src, p.sport), (p.dst, p.dport)
-                        self.client_isn = p.seq
-                elif self.server_isn is None:   # the SYN/ACK
-                    if self.client is None:
-                        self.client, self.server = (p.dst, p.dport), (p.src, p.sport)
-                    self.server_isn = p.seq
-            if "R" in flags and self.first_rst is None:
+            if p.is_first_syn and self.client is None:
+                self.client, self.server = (p.src, p.sport), (p.dst, p.dport)
+                self.client_isn = p.seq
+            elif p.is_synack and self.server_isn is None:
+                if self.client is None:
+                    self.client, self.server = (p.dst, p.dport), (p.src, p.sport)
+                self.server_isn = p.seq
+            if p.is_rst and self.first_rst is None:
                 self.first_rst = p
                 self.rst_pos = i
 
@@ -206,11 +202,8 @@ def facts_of(conn: Connection) -> Facts:
     x: Addr = (rst.src, rst.sport)
     y: Addr = (rst.dst, rst.dport)
     before = conn.pk[:conn.rst_pos]
-    xs: list[Packet] = []
-    ys: list[Packet] = []
-    x_src, x_port = x
-    for p in before:
-        (xs if p.sport == x_port and p.src == x_src else ys).append(p)
+    xs = [p for p in before if p.src == x[0] and p.sport == x[1]]
+    ys = [p for p in before if not (p.src == x[0] and p.sport == x[1])]
     x_role = None if conn.client is None else ("client" if x == conn.client else "server")
     handshake = False
     if conn.client_isn is not None and conn.server_isn is not None:
@@ -270,15 +263,15 @@ def _half_open(conn: Connection) -> Facts:
 def _family(f: Facts) -> None:
     """Which family of RST this is, from the RST and the packets before it."""
     rst = f.rst
-    y_syns = [p for p in f.ys if "S" in p.flags and "." not in p.flags]
-    x_synacks = [p for p in f.xs if "S" in p.flags]
+    y_syns = [p for p in f.ys if p.is_first_syn]
+    x_synacks = [p for p in f.xs if p.is_syn]
     if y_syns and not x_synacks and rst.has_ack and any(rst.ack == (p.seq + 1) & SEQ_MOD
                                                         for p in y_syns):
         f.family = "refused"
         return
-    x_syn = [p for p in f.xs if "S" in p.flags and "." not in p.flags]
-    y_synacks = [p for p in f.ys if "S" in p.flags and "." in p.flags]
-    x_acked_handshake = any("S" not in p.flags and "." in p.flags for p in f.xs)
+    x_syn = [p for p in f.xs if p.is_first_syn]
+    y_synacks = [p for p in f.ys if p.is_synack]
+    x_acked_handshake = any(not p.is_syn and p.has_ack for p in f.xs)
     if x_syn and y_synacks and not rst.has_ack and not x_acked_handshake:
         f.family = "late-synack"
         f.answered = next((p for p in y_synacks if p.ack == rst.seq), y_synacks[-1])
