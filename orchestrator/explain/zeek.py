@@ -99,7 +99,7 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
         elif "." in flags and "a" not in me.once:     # a bare ACK: _letters' only letter for it
             me.once.add("a")
             add("A" if is_orig else "a")
-        _transition(p, me, peer)
+        _transition(p, me, peer, is_orig)
         me.size += length
     text = "".join(history)
     return conn_state(orig.state, resp.state, orig.size, resp.size, text), text
@@ -153,7 +153,7 @@ def _logarithmic(me: _Endpoint, code: str) -> list[str]:
     return [code] if n == 1 or (n % 10 == 0 and str(n).rstrip("0") == "1") else []
 
 
-def _transition(p: Packet, me: _Endpoint, peer: _Endpoint) -> None:
+def _transition(p: Packet, me: _Endpoint, peer: _Endpoint, is_orig: bool) -> None:
     """The TCP analyzer's endpoint state machine, for the packet's sender."""
     flags = p.flags
     if "R" in flags:
@@ -165,7 +165,13 @@ def _transition(p: Packet, me: _Endpoint, peer: _Endpoint) -> None:
         me.state = CLOSED
         return
     if "S" in flags:
-        if me.state in (INACTIVE, PARTIAL):
+        if me.state == INACTIVE and not is_orig:
+            # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
+            # the originator only if it had sent its SYN; no ACK of the originator is waited for.
+            me.state = ESTABLISHED
+            if peer.state == SYN_SENT:
+                peer.state = ESTABLISHED
+        elif me.state in (INACTIVE, PARTIAL):
             me.state = SYN_ACK_SENT if "." in flags else SYN_SENT
         return
     if me.state == INACTIVE:

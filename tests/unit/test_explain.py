@@ -974,6 +974,23 @@ def test_zeek_fin_then_data_then_bare_rst() -> None:
     assert zeek(w) == ("RSTR", "ShAfDr")
 
 
+def test_zeek_synack_never_acknowledged_is_s1() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    synack = w.send("s", "S.", ack=syn.seq + 1)
+    w.send("s", "S.", seq=synack.seq, ack=syn.seq + 1, dt=3.0)   # retransmitted: h once
+    # UpdateInactiveState: the responder's SYN/ACK sets both endpoints ESTABLISHED, no ACK awaited
+    assert zeek(w) == ("S1", "Sh")
+
+
+def test_zeek_responder_reset_after_its_synack_is_rstr_not_rej() -> None:
+    w = Wire()
+    syn = w.send("c", "S")
+    synack = w.send("s", "S.", ack=syn.seq + 1)
+    w.send("s", "R.", seq=synack.seq + 1, ack=syn.seq + 1)
+    assert zeek(w) == ("RSTR", "Shr")      # the originator is ESTABLISHED, not SYN_SENT: not REJ
+
+
 def test_zeek_syn_then_rst_without_answer_is_rstos0() -> None:
     w = Wire()
     syn = w.send("c", "S")

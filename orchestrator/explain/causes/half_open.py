@@ -33,7 +33,7 @@ from .silent_drop import SYN_GRACE
 ID = HALF_OPEN
 FAMILIES = frozenset({"half-open"})
 TELL = "the client's own record (a scanner's 'open' ports), or a capture on the client showing whether the SYN/ACKs reached it"
-ZEEK = "OTH, history Sh"
+ZEEK = "S1, history Sh (the SYN/ACK establishes both ends in Zeek's analyzer)"
 SCAN_MIN_PORTS = 10      # ports of one host probed from one client: fewer is no scan
 
 
