@@ -90,9 +90,14 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
     notes = list(notes)
     if is_reset and resets > 1:
         more = f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first"
-        notes.append(f"{more} (answers to segments still on their way)" if resets < len(conn.pk)
-                     else f"{more}, and the capture holds nothing else of this connection")
-        notes += later_forged(f)
+        forged = later_forged(f)
+        if resets == len(conn.pk):
+            notes.append(f"{more}, and the capture holds nothing else of this connection")
+        elif not forged and answer_segments(conn.pk, conn.rst_pos):
+            notes.append(f"{more} (answers to segments still on their way)")
+        else:
+            notes.append(more)        # forged on the path, or crafted by the sender: other notes say which
+        notes += forged
     return Explanation(
         cause=cause, sentence=sentence, client=client, server=server, endpoints=ends,
         rst_from=endpoint(*f.x) if is_reset else None,
@@ -102,3 +107,17 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
         packets=len(conn.pk), resets=resets,
         conn_state=state, history=history, forged=tuple(f.forged), segments=tuple(conn.pk))
+
+
+def answer_segments(pk: list[Packet], first: int) -> bool:
+    """Whether each RST after the one at `first` answers a segment: the last packet before it that is not
+    a RST is its sender's peer's (a segment still on its way when the first RST left). A RST that follows
+    its own sender's segment (a scanner's crafted one, a copy) answers nothing this capture holds."""
+    for j in range(first + 1, len(pk)):
+        rst = pk[j]
+        if not rst.is_rst:
+            continue
+        before = next((pk[k] for k in range(j - 1, -1, -1) if not pk[k].is_rst), None)
+        if before is None or (before.sport == rst.sport and before.src == rst.src):
+            return False
+    return True

@@ -1141,3 +1141,28 @@ def test_challenge_ack_is_told_by_the_bare_ack_to_a_fresh_syn(point: str) -> Non
     causes = [e.cause for e in explain_capture(read_capture(path)).explanations if e.rst_time is not None]
     assert causes == ["challenge-ack"]
     assert EXPLAIN_CAUSES_BY_REASON["TCP_INVALID_ACK_SEQUENCE"] == {"challenge-ack"}
+
+
+# --- what the later RSTs of a connection are said to be ---------------------------------------------
+
+
+def later_rst_note(e: Explanation) -> str:
+    return next(n for n in e.notes if "more RST" in n)
+
+
+def test_later_rsts_that_follow_the_peers_segments_answer_them() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 100)
+    w.send("s", "R.")                                   # the first RST
+    w.send("c", "P.", 100, dt=0.0001)                   # still on its way when the RST left
+    w.send("s", "R", seq=w.nxt["s"])                    # answers it
+    assert later_rst_note(only(w.explain())) == "1 more RST followed the first (answers to segments still on their way)"
+
+
+def test_a_later_rst_that_follows_only_its_senders_own_segments_answers_nothing_seen() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 100)
+    w.send("c", "R.")                                   # the first RST
+    w.send("c", "R.", seq=w.nxt["c"], dt=0.5)           # nothing of the server's came between
+    assert later_rst_note(only(w.explain())) == "1 more RST followed the first"
+

@@ -135,3 +135,23 @@ def test_a_connect_abandoned_beside_a_parallel_one_is_noted() -> None:
     """w05: port 80's SYN/ACK finds its socket closed 0.4 ms after the parallel connection to 443 got its own."""
     e = next(e for e in _explained("w05.pcap") if e.cause == "connect-timeout")
     assert any("another connection of 10.87.1.10 to 130.211.223.103 opened at the same time" in n for n in e.notes)
+
+
+def later_rst_note(e: Explanation) -> str:
+    return next(n for n in e.notes if "more RST" in n)
+
+
+def test_the_scanners_second_rst_is_not_said_to_answer_anything() -> None:
+    """w07: the scanner's kernel resets the SYN/ACK, then the scanner's own crafted RST follows; the one-sided
+    capture holds no segment of the server's for either to answer."""
+    e = next(e for e in _explained("w07.pcap") if e.resets > 1)
+    assert later_rst_note(e) == "1 more RST followed the first"
+    assert any("the scanner's own" in n for n in e.notes)
+
+
+def test_a_later_rst_forged_on_the_path_is_not_said_to_answer_a_segment() -> None:
+    """w18: a RST after the first, in the server's name with TTL 255, is a box's on the path: the note counts
+    it and the forged-RST note says whose it is."""
+    es = [e for e in _explained("w18.pcap")
+          if any("later RST in" in n for n in e.notes)]
+    assert es and all(later_rst_note(e).endswith("followed the first") for e in es)
