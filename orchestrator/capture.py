@@ -474,11 +474,7 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
             continue
         if log is not None:
             if frame - 1 != logged:                  # frames that were not TCP
-                if len(block) >= block_max:
-                    log.write(block, frame - 1)
-                    block = array("i")
-                else:
-                    block.extend(repeat(-1, frame - 1 - logged))
+                block.extend(repeat(-1, frame - 1 - logged))
             block.append(conn)
             logged = frame
             if len(block) >= block_max:

@@ -176,7 +176,7 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
     report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
 
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
-    with open_witness(client, run_id, watch, info) as witness:
+    with open_witness(client, run_id, info, watch) as witness:
         if witness.unavailable:
             report.note(f"[yellow]kernel witness off:[/yellow] {witness.unavailable}; the kernel's RST reasons are "
                         "not recorded and their checks are reported as not witnessed")

@@ -214,12 +214,13 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
 
     def one(scenario: Scenario) -> None:
         gate.acquire()
-        held = [True]
+        held = True                   # this scenario's place among the labs starting, until its steps begin
 
         def steps_began() -> None:
+            nonlocal held
             ahead.steps_began()
             if held:
-                held.clear()
+                held = False
                 gate.release()
 
         try:

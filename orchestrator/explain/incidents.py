@@ -10,21 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .result import Explanation
+from .result import Explanation, host_of, port_of
 from .store import Explanations, Group, Members, incident_key, is_store
 
 __all__ = ["SCAN_PORTS", "Incident", "host_of", "incidents", "involves", "port_of"]
 
 SCAN_PORTS = 20           # one client trying this many ports of one server is scanning it
-
-
-def host_of(ep: str) -> str:
-    """The address of `10.0.0.1:80` or `[fd00::1]:80`."""
-    return ep.rsplit(":", 1)[0].strip("[]")
-
-
-def port_of(ep: str) -> int:
-    return int(ep.rsplit(":", 1)[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .store import Explanations
 
 __all__ = ["AMBIGUOUS", "HALF_OPEN", "SILENT_DROP", "UNKNOWN", "Candidate", "CaptureExplanation", "Evidence",
-           "Explanation", "endpoint"]
+           "Explanation", "endpoint", "host_of", "port_of"]
 
 AMBIGUOUS = "ambiguous"
 UNKNOWN = "unknown"
@@ -26,6 +26,15 @@ HALF_OPEN = "half-open"       # SYN/ACKs the client never answered: nothing rese
 def endpoint(addr: str, port: int) -> str:
     """`10.0.0.1:80`, `[fd00::1]:80`."""
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def host_of(ep: str) -> str:
+    """The address of `10.0.0.1:80` or `[fd00::1]:80` (what `endpoint` wrote)."""
+    return ep.rsplit(":", 1)[0].strip("[]")
+
+
+def port_of(ep: str) -> int:
+    return int(ep.rsplit(":", 1)[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import IO, Any, overload
 
 from ..capture import Packet
-from .result import Candidate, Evidence, Explanation
+from .result import Candidate, Evidence, Explanation, host_of, port_of
 
 __all__ = ["SPILL_AFTER", "Explanations", "Group", "Members", "Overview", "incident_key", "is_store", "overview"]
 
@@ -39,15 +39,7 @@ _MARSHAL, _PICKLE = b"M", b"P"
 def incident_key(e: Explanation) -> tuple[str, tuple[str, ...], str, str]:
     """The same verdict between the same two hosts: (cause, candidates when ambiguous, client, server)."""
     cands = tuple(c.cause for c in e.candidates) if len(e.candidates) > 1 else ()
-    return e.cause, cands, _host(e.endpoints[0]), _host(e.endpoints[1])
-
-
-def _host(ep: str) -> str:
-    return ep.rsplit(":", 1)[0].strip("[]")
-
-
-def _port(ep: str) -> int:
-    return int(ep.rsplit(":", 1)[1])
+    return e.cause, cands, host_of(e.endpoints[0]), host_of(e.endpoints[1])
 
 
 @dataclass(slots=True)
@@ -73,7 +65,7 @@ class Group:
         rank = (len(e.evidence), -e.start, -conn)      # max() over the members in order picks the same
         if rank > self.example_rank:
             self.example_rank, self.example, self.held = rank, n, e
-        port = _port(e.endpoints[1])
+        port = port_of(e.endpoints[1])
         self.low_port = min(self.low_port, port)
         self.high_port = max(self.high_port, port)
         if len(self.ports) < port_cap:
@@ -305,9 +297,9 @@ class Overview:
 
     def add(self, e: Explanation) -> None:
         self.causes[e.cause] = self.causes.get(e.cause, 0) + 1
-        self.hosts.add(_host(e.endpoints[0]))
-        self.hosts.add(_host(e.endpoints[1]))
-        self.server_ports.add(_port(e.endpoints[1]))
+        self.hosts.add(host_of(e.endpoints[0]))
+        self.hosts.add(host_of(e.endpoints[1]))
+        self.server_ports.add(port_of(e.endpoints[1]))
         self.first = min(self.first, e.start)
         self.last = max(self.last, e.rst_time or e.start)
 

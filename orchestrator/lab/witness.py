@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Self
 
 import docker
-import docker.errors
 
 from ..witness import KernelEvent, events_of, parse_trace
 
@@ -281,23 +280,15 @@ def sweep_for_engine(client: docker.DockerClient, root: Path = TRACEFS) -> list[
     return sweep_instances(lambda run_id: bool(engine.lab_objects(client, f"{engine.RUN}={run_id}")), root)
 
 
-def open_witness(client: docker.DockerClient, run_id: str, watch: bool = True,
-                 engine_info: Mapping[str, object] | None = None) -> RunWitness:
-    """The witness of a new run on this engine: instances left by killed runs swept first.
+def open_witness(client: docker.DockerClient, run_id: str, info: Mapping[str, object],
+                 watch: bool = True) -> RunWitness:
+    """The witness of a new run on this engine (`info`: its `docker info`): instances left by killed runs
+    swept first.
 
-    `watch` False (--no-witness): a witness that records nothing and says so. `engine_info` is the
-    engine's `docker info` when the caller has it already (else it is asked for).
+    `watch` False (--no-witness): a witness that records nothing and says so.
     """
     if not watch:
         return RunWitness(run_id, {}, check=lambda info, root: "turned off (--no-witness)")
-    info: Mapping[str, object]
-    if engine_info is not None:
-        info = engine_info
-    else:
-        try:
-            info = client.info()
-        except docker.errors.DockerException as exc:
-            info = {"KernelVersion": f"unknown ({exc})"}
     if unavailable(info) is None:
         sweep_for_engine(client)
     return RunWitness(run_id, info)

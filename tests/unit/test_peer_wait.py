@@ -5,6 +5,7 @@ with what was last seen), so a wait that always answers at once would fail here.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,15 +178,25 @@ def test_bind_gives_a_fixed_source_port(agent):
     assert agent.ok("connect", sock="c", host=LO, port=port)["result"]["local"] == [LO, free]
 
 
-def _gated_writer(gate: Path, count: int) -> tuple[Any, Any, Any]:
-    """A writer released through `gate`, its listener and its accepted connection."""
+@contextlib.contextmanager
+def _gated_writer(gate: Path, count: int) -> Iterator[Any]:
+    """A writer released through `gate`, connected to a listener here; on the way out the writer is killed
+    and both sockets closed."""
     import socket
     srv = socket.create_server((LO, 0))
     proc = subprocess.Popen([sys.executable, str(PEER), "writer", "--host", LO, "--port", str(srv.getsockname()[1]),
                              "--bytes", "10", "--count", str(count), "--gate", str(gate)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    conn, _ = srv.accept()
-    return proc, srv, conn
+    try:
+        conn, _ = srv.accept()
+        try:
+            yield proc
+        finally:
+            conn.close()
+    finally:
+        proc.kill()
+        proc.wait()
+        srv.close()
 
 
 def _records(proc: Any, wanted: int, within: float) -> list[dict]:
@@ -204,8 +216,7 @@ def test_writer_gate_waits_for_a_line_when_the_last_one_s_writer_still_holds_the
     """Seen under load: `echo send > FIFO` had written its line but not yet closed the FIFO when the
     writer came back to it; a writer that opened the FIFO per line then read EOF and sent unreleased."""
     gate = tmp_path / "gate"
-    proc, srv, conn = _gated_writer(gate, 3)
-    try:
+    with _gated_writer(gate, 3) as proc:
         assert [r["call"] for r in _records(proc, 2, 10)] == ["connect", "send"]
         with open(gate, "w") as held:       # the first line, its writer slow to close
             held.write("send\n")
@@ -217,11 +228,6 @@ def test_writer_gate_waits_for_a_line_when_the_last_one_s_writer_still_holds_the
             second.write("send\n")
         assert [r["call"] for r in _records(proc, 1, 10)] == ["send"]
         assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
-        proc.wait()
-        conn.close()
-        srv.close()
 
 
 def test_writer_gate_keeps_lines_written_before_the_writer_reads_them(tmp_path):
@@ -229,8 +235,7 @@ def test_writer_gate_keeps_lines_written_before_the_writer_reads_them(tmp_path):
     closed the FIFO; a writer that opened the FIFO per line lost that line with the pipe and waited for
     it until its timeout. Every line written releases one send, however early it comes."""
     gate = tmp_path / "gate"
-    proc, srv, conn = _gated_writer(gate, 3)
-    try:
+    with _gated_writer(gate, 3) as proc:
         assert [r["call"] for r in _records(proc, 2, 10)] == ["connect", "send"]
         for _ in range(2):                  # both lines at once, without blocking (the FIFO has its reader)
             fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
@@ -238,8 +243,3 @@ def test_writer_gate_keeps_lines_written_before_the_writer_reads_them(tmp_path):
             os.close(fd)
         assert [r["call"] for r in _records(proc, 2, 10)] == ["send", "send"]
         assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
-        proc.wait()
-        conn.close()
-        srv.close()
