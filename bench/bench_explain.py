@@ -40,8 +40,24 @@ KINDS = ("normal", "closed-port", "connect-timeout", "abort", "data-after-close"
          "retransmission", "peer-restart", "silent-drop", "listener", "normal", "normal", "normal")
 
 
-def generate(path: Path, n_packets: int) -> tuple[int, Counter[str]]:
-    """Write about n_packets frames; return how many were written and the kinds of connection."""
+RESET_KINDS = tuple(k for k in KINDS if k != "normal")
+
+
+def kind_of(conn: int, reset_share: float | None) -> str:
+    """The kind of the conn-th connection: KINDS in turn (about seven in ten end in a reset or go
+    unanswered), or, given `reset_share`, that share of them spread evenly, each of RESET_KINDS in
+    turn, and the others closing normally (a production-like mix)."""
+    if reset_share is None:
+        return KINDS[conn % len(KINDS)]
+    resets = int(conn * reset_share)
+    if resets == int((conn - 1) * reset_share):
+        return "normal"
+    return RESET_KINDS[resets % len(RESET_KINDS)]
+
+
+def generate(path: Path, n_packets: int, reset_share: float | None = None) -> tuple[int, Counter[str]]:
+    """Write about n_packets frames; return how many were written and the kinds of connection
+    (`reset_share`: see kind_of)."""
     client = socket.inet_aton("10.1.0.10")
     server = socket.inet_aton("10.1.0.70")
     written = 0
@@ -63,7 +79,7 @@ def generate(path: Path, n_packets: int) -> tuple[int, Counter[str]]:
         conn = 0
         while written < n_packets:
             conn += 1
-            kind = KINDS[conn % len(KINDS)]
+            kind = kind_of(conn, reset_share)
             kinds[kind] += 1
             sp, dp = 1024 + conn % 60000, 80 if kind != "closed-port" else 81
             c, s = (conn * 2654435761) & 0xFFFFFFFF, (conn * 40503 + 7) & 0xFFFFFFFF

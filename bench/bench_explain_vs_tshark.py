@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""explain against tshark on the same generated capture: wall time and peak memory of each.
+"""explain against tshark on the same generated captures: wall time, CPU and peak memory of each.
 
-Generates a capture of about N packets with bench_explain.py's generator (every
-cause the explainer knows, most connections closing normally), then runs, each
-in its own process:
+Generates captures of about N packets with bench_explain.py's generator, in two
+mixes, and on each runs, each in its own process:
 
 * `python -m orchestrator explain --json FILE` (read, analyse, print), and
 * `tshark -r FILE -Y tcp.flags.reset==1` (the filter a person would type),
 
-and prints each one's wall time and maximum resident memory.
+then prints both mixes side by side: each run's wall time, CPU time and
+maximum resident memory. The mixes:
 
-    python bench/bench_explain_vs_tshark.py [--packets 2000000] [--keep FILE]
+* dense: every cause the explainer knows in turn, about seven connections in
+  ten reset or unanswered (one verdict per ten packets: the verdicts dominate);
+* production-like: `--reset-share` of the connections (default 2%) end in one
+  of those causes, the others close normally (the reading dominates).
+
+    python bench/bench_explain_vs_tshark.py [--packets 2000000] [--reset-share 0.02]
+        [--mix dense|production|both] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_explain import generate
@@ -28,36 +35,64 @@ from bench_explain import generate
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(argv: list[str]) -> tuple[float, float, float]:
-    """(wall seconds, max RSS in MB, CPU seconds) of one child process run to its end (CPU time
-    too: the machine may be shared, and wall time then says little)."""
+class Run(NamedTuple):
+    wall: float      # s
+    cpu: float       # s, user + system
+    rss: float       # MB, maximum resident set
+
+
+def measure(argv: list[str]) -> Run:
+    """Wall time, CPU time and max RSS of one child process run to its end (CPU time too: the
+    machine may be shared, and wall time then says little)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, _, usage = os.wait4(proc.pid, 0)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    if proc.returncode not in (0, None) and usage is None:
-        raise SystemExit(f"{argv[0]} failed")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed (status {status})")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def _cell(r: Run) -> str:
+    return f"{r.wall:6.1f} s {r.cpu:6.1f} s {r.rss:7.0f} MB"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=2_000_000)
-    ap.add_argument("--keep", help="write the capture here and keep it")
+    ap.add_argument("--reset-share", type=float, default=0.02,
+                    help="share of the production-like mix's connections that reset (default 0.02)")
+    ap.add_argument("--mix", choices=("dense", "production", "both"), default="both")
+    ap.add_argument("--keep", help="write the captures into this folder and keep them")
     args = ap.parse_args()
+    mixes: list[tuple[str, float | None]] = []
+    if args.mix in ("dense", "both"):
+        mixes.append(("dense", None))
+    if args.mix in ("production", "both"):
+        mixes.append((f"production-like ({args.reset_share:.0%} reset)", args.reset_share))
+    rows: list[tuple[str, int, float, Run, Run]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.keep) if args.keep else Path(tmp) / "bench.pcap"
-        t0 = time.perf_counter()
-        written, _kinds = generate(path, args.packets)
-        print(f"generated {written:,} frames, {path.stat().st_size / 1e6:.0f} MB in "
-              f"{time.perf_counter() - t0:.1f} s")
-        ours = measure([sys.executable, "-m", "orchestrator", "explain", "--json", str(path)])
-        theirs = measure(["tshark", "-r", str(path), "-Y", "tcp.flags.reset==1"])
-        print(f"explain --json: {ours[0]:.1f} s wall, {ours[2]:.1f} s CPU, max RSS {ours[1]:.0f} MB")
-        print(f"tshark -Y tcp.flags.reset==1: {theirs[0]:.1f} s wall, {theirs[2]:.1f} s CPU, max RSS {theirs[1]:.0f} MB")
-        print(f"explain/tshark: time {ours[0] / theirs[0]:.2f}x, CPU {ours[2] / theirs[2]:.2f}x, "
-              f"memory {ours[1] / theirs[1]:.2f}x "
-              f"(cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
+        folder = Path(args.keep) if args.keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for label, share in mixes:
+            path = folder / ("dense.pcap" if share is None else f"production-{share:g}.pcap")
+            t0 = time.perf_counter()
+            written, _kinds = generate(path, args.packets, share)
+            size = path.stat().st_size / 1e6
+            print(f"{label}: generated {written:,} frames, {size:.0f} MB in {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+            ours = measure([sys.executable, "-m", "orchestrator", "explain", "--json", str(path)])
+            theirs = measure(["tshark", "-r", str(path), "-Y", "tcp.flags.reset==1"])
+            rows.append((label, written, size, ours, theirs))
+            if not args.keep:
+                path.unlink()
+    print()
+    print(f"{'capture':<36} {'frames':>10} {'explain --json: wall, CPU, max RSS':>34}   "
+          f"{'tshark -Y tcp.flags.reset==1':>30}   explain/tshark CPU")
+    for label, written, size, ours, theirs in rows:
+        print(f"{label + f', {size:.0f} MB':<36} {written:>10,} {_cell(ours):>34}   {_cell(theirs):>30}   "
+              f"{ours.cpu / theirs.cpu:.2f}x")
+    print(f"(cpus {os.cpu_count()}, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     return 0
 
 
