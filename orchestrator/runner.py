@@ -90,7 +90,7 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
                 result.events = drive(scenario, lab, counters, clock,
                                       lambda index, step: say("step", index, step))
                 phase("steps")
-                clock.sleep(scenario.settle)   # let the last segments (a final RST) reach every capture point
+                lab.settle(scenario.settle, clock)   # the last segments (a final RST) reach every capture point
                 phase("settle")
                 result.counters = {h: counters.delta(h) for h in scenario.hosts}
                 say("checking")

@@ -54,7 +54,8 @@ TOP_FIELDS: dict[str, JSON] = {
     "observed": {**_TEXT, "description": "what was seen on Linux (optional)"},
     "fix": {**_TEXT, "description": "what fixes it: the remedy, in words (optional; pages show it)"},
     "settle": {"type": "number", "minimum": 0, "default": model.DEFAULT_SETTLE,
-               "description": "seconds to let the last segments reach every capture point"},
+               "description": "at most this many seconds after the steps for the last segments to reach every "
+                              "capture point (less when no host can still send and no packet is on its way)"},
     "timeout": {"type": "number", "exclusiveMinimum": 0, "default": model.DEFAULT_TIMEOUT,
                 "description": "seconds all the steps may take"},
     "sysctls": {"type": "object", "description": "per host: sysctls set when its container is created",

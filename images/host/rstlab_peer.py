@@ -52,6 +52,8 @@ Waiting for a kernel state (rstlab_wait.py; each takes timeout=10 and answers
   wait_counter   {counter, value}       a counter of this namespace reaches value
   wait_blocked   {sock}                 a thread is in a syscall on the socket (recv, accept began)
   wait_conntrack {src, dst, sport, dport, state, gone=false}   /proc/net/nf_conntrack
+  quiet          {within}               answered at once: {"timers": sockets whose timer sends within
+                                        `within` s, "processes": processes other than init and the agent}
 
 One-shot writer (a C-like program for SIGPIPE scenarios):
 
@@ -458,6 +460,11 @@ def call_wait_conntrack(clock: Clock, *, src: str | None = None, dst: str | None
                                                   state=state, gone=gone, timeout=timeout), clock)
 
 
+def call_quiet(clock: Clock, *, within: float) -> dict:
+    import rstlab_wait
+    return rstlab_wait.quiet(float(within))
+
+
 CALLS: dict[str, Callable[..., Any]] = {
     "socket": call_socket,
     "setsockopt": call_setsockopt,
@@ -474,6 +481,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "exec": call_exec,
     "counters": call_counters,
     "sockets": call_sockets,
+    "quiet": call_quiet,
     "put_file": call_put_file,
     "wait_socket": call_wait_socket,
     "wait_counter": call_wait_counter,

@@ -11,6 +11,9 @@ it, read from this host's network namespace, never for a wall-clock margin:
                   (/proc/self/task/*/syscall): a background recv or accept has begun
   wait_conntrack  a conntrack entry present in a state, or gone (/proc/net/nf_conntrack)
 
+and, read once at the end of a scenario's steps (`quiet`), whether anything can
+still send on its own: a socket timer that sends when it fires, a process left running.
+
 Each polls every POLL seconds up to `timeout` and returns what it matched and
 how long it waited; a state never reached is answered ok=false with what was
 last seen, so the report can say why.
@@ -91,6 +94,56 @@ def socket_filter(inode: int | None = None, local_port: int | None = None, remot
                 and (retransmits is None or r["retransmits"] >= int(retransmits))
                 and (probes is None or r["probes"] >= int(probes)))
     return match
+
+
+# /proc/net/tcp's `tr` (get_tcp4_sock): 1 retransmission, loss probe or RACK reordering timer, 2 the socket
+# timer (keepalive; in FIN_WAIT2 tcp_fin_timeout, which ends in a RST), 4 zero-window probe: each sends
+# when it fires. 3 (TIME_WAIT) and 0 (none) never send.
+SENDING_TIMERS = {1: "retransmission", 2: "keepalive", 4: "zero-window probe"}
+
+
+def due_timers(text: str, within: float, hz: int) -> list[dict]:
+    """The sockets of /proc/net/tcp whose next timer sends a segment within `within` seconds.
+
+    `tm->when` is in clock ticks (`hz` a second) until the timer fires, never below zero.
+    """
+    due = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        kind, _, when = f[5].partition(":")
+        seconds = int(when, 16) / hz
+        if int(kind, 16) in SENDING_TIMERS and seconds <= within:
+            ends = [_addr(a) if len(a) == 13 else a for a in f[1:3]]   # IPv6 rows as the kernel prints them
+            due.append({"local": ends[0], "remote": ends[1], "state": TCP_STATES.get(int(f[3], 16), f[3]),
+                        "timer": SENDING_TIMERS[int(kind, 16)], "in": round(seconds, 3)})
+    return due
+
+
+def other_processes(me: int) -> list[str]:
+    """Processes of this host other than its init (pid 1) and `me`, the agent (zombies left out)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (1, me):
+            continue
+        try:
+            stat = _read(f"/proc/{entry}/stat")
+        except OSError:   # ended meanwhile
+            continue
+        name, _, rest = stat.partition(" (")[2].rpartition(") ")
+        if not rest.startswith("Z"):
+            found.append(f"{entry} {name}")
+    return found
+
+
+def quiet(within: float) -> dict:
+    """What could still put a segment on the wire within `within` seconds, with no step asking:
+    a socket timer due by then, or a process other than the agent (a program a step left running)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    timers = [t for path in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(path)
+              for t in due_timers(_read(path), within, hz)]
+    return {"timers": timers, "processes": other_processes(os.getpid())}
 
 
 def _poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str,

@@ -63,6 +63,10 @@ class Lab(Protocol):
         """Kill a host and start it again (fresh namespace, same address); its capture goes on."""
         ...
 
+    def settle(self, seconds: float, clock: Clock) -> None:
+        """After the steps: until the last segments reached every capture point, `seconds` at most."""
+        ...
+
     def stop_captures(self) -> dict[str, CaptureFile]:
         """Stop every capture; each point's whole pcap and tcpdump's counts."""
         ...

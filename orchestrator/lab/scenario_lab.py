@@ -23,13 +23,16 @@ from . import engine
 from .agent import AgentChannel
 from .engine import engine_call
 from .images import ImageSet
-from .protocol import CaptureFile
+from .protocol import CaptureFile, Clock
 from .sidecar import SIDECAR_CAPS, TCPDUMP_ARGS, CaptureStream, join
 
 LAB_SUPERNET = ipaddress.ip_network("10.213.0.0/16")
 READY_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 10.0
 EXIT_LANDS_TIMEOUT = 3   # s: from a container's output ending to the engine marking it exited
+# s: no capture point has taken a packet for this long, so none is still on its way to one (a
+# segment crosses the lab's bridge in microseconds; this allows for a receive deferred to ksoftirqd)
+CAPTURES_STILL = 0.05
 
 
 T = TypeVar("T")
@@ -242,6 +245,57 @@ class ScenarioLab:
                                       "AppArmor or a missing NET_RAW capability can stop tcpdump in a container"
                                       ) from None
             raise
+
+    def settle(self, seconds: float, clock: Clock) -> None:
+        """Let the last segments reach every capture point: `seconds` (the scenario's settle) at most.
+
+        Over sooner when nothing can still send and nothing sent is still on its way: no host has a
+        socket timer that sends within `seconds` nor a process a step left running (each agent's
+        `quiet`), no capture took a packet for CAPTURES_STILL s, and every tcpdump, asked for its
+        counts, has written all the kernel handed it. Otherwise the whole time, as a sleep.
+        """
+        if seconds <= 0:
+            return
+        start = clock.monotonic()
+        if not (self._hosts_quiet(seconds) and self._captures_still(start, seconds, clock)
+                and self._captures_drained(start + seconds - clock.monotonic())):
+            clock.sleep(max(0.0, start + seconds - clock.monotonic()))
+
+    def _hosts_quiet(self, within: float) -> bool:
+        """No host has anything that sends on its own within `within` s (a timer, a program left running)."""
+        try:
+            calls = {host: channel.send("quiet", {"within": within}) for host, channel in self.agents.items()}
+            answers = [self.agents[host].result(call_id, READY_TIMEOUT) for host, call_id in calls.items()]
+        except LabRuntimeError:   # an agent gone (a step ended its host): no telling, so the whole time
+            return False
+        return all(a["ok"] and not a["result"]["timers"] and not a["result"]["processes"] for a in answers)
+
+    def _captures_still(self, start: float, within: float, clock: Clock) -> bool:
+        """Whether, before `start + within`, CAPTURES_STILL s pass with no capture taking a packet."""
+        while True:
+            still_from = max([start, *(stream.last_packet for stream in self.streams.values())])
+            now = clock.monotonic()
+            if still_from + CAPTURES_STILL > start + within:
+                return False
+            if now >= still_from + CAPTURES_STILL:
+                return True
+            clock.sleep(still_from + CAPTURES_STILL - now)
+
+    def _captures_drained(self, within: float) -> bool:
+        """Every tcpdump, asked for its counts (SIGUSR1), has written every packet it received."""
+        if within <= 0 or any(stream.closed for stream in self.streams.values()):
+            return False   # a capture that ended is a fault: stopping the captures says which
+        before = {host: stream.reports() for host, stream in self.streams.items()}
+
+        def ask(host: str) -> None:
+            with engine_call(f"cannot signal the capture of {host}"):
+                self.api.kill(self.sidecars[host], signal="SIGUSR1")
+            self.streams[host].wait_report(within, after=before[host])
+        try:
+            _all(ask, list(self.streams))
+        except LabRuntimeError:
+            return False
+        return all(stream.drained() for stream in self.streams.values())
 
     def stop_captures(self, hosts: tuple[str, ...] | None = None) -> dict[str, CaptureFile]:
         """SIGINT the sidecars and take each pcap and tcpdump's counts as it exits.

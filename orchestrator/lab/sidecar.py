@@ -9,6 +9,7 @@ counts, the capture's integrity check.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from .attach import AttachedStream
@@ -63,17 +64,31 @@ class CaptureStream(AttachedStream):
 
     def __init__(self, api: Any, container_id: str, host: str) -> None:
         self._parts: list[bytes] = []
+        self.last_packet = 0.0   # time.monotonic() when pcap bytes last came (0: none yet)
         super().__init__(api, container_id, host)
 
     def _on_stdout(self, data: bytes) -> None:
         self._parts.append(data)
+        self.last_packet = time.monotonic()
 
     def wait_listening(self, timeout: float) -> None:
         self._wait(lambda: True if "listening on" in self.stderr else None, timeout, "to start listening")
 
-    def wait_report(self, timeout: float) -> None:
-        """Until tcpdump printed its counts (at SIGUSR1, and as it exits)."""
-        self._wait(lambda: True if "dropped by kernel" in self.stderr else None, timeout, "to report its counts")
+    def reports(self) -> int:
+        """How many times tcpdump has printed its counts so far."""
+        with self._cond:
+            return self.stderr.count("dropped by kernel")
+
+    def wait_report(self, timeout: float, after: int = 0) -> None:
+        """Until tcpdump printed its counts (at SIGUSR1, and as it exits) more than `after` times."""
+        self._wait(lambda: True if self.stderr.count("dropped by kernel") > after else None, timeout,
+                   "to report its counts")
+
+    def drained(self) -> bool:
+        """By its last report, tcpdump has written every packet the kernel handed it since it was ready."""
+        with self._cond:
+            captured, received, _ = parse_tcpdump_counts(self.stderr)
+        return captured is not None and captured == received
 
     def finish(self, timeout: float) -> CaptureFile:
         """Wait for tcpdump to exit (after SIGINT); the whole pcap and its counts."""

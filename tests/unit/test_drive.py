@@ -94,6 +94,9 @@ class FakeLab:
         self.restarts.append(host)
         self.counters[host] = dict.fromkeys(self.counters[host], 0)
 
+    def settle(self, seconds: float, clock: FakeClock) -> None:
+        clock.sleep(seconds)
+
     def stop_captures(self) -> dict[str, CaptureFile]:
         return {}
 

@@ -243,3 +243,44 @@ def test_writer_gate_keeps_lines_written_before_the_writer_reads_them(tmp_path):
             os.close(fd)
         assert [r["call"] for r in _records(proc, 2, 10)] == ["send", "send"]
         assert proc.wait(timeout=10) == 0
+
+
+def test_due_timers_are_the_sending_ones_due_within_the_window():
+    # the CLOSE_WAIT row's retransmission timer fires in 0x14 = 20 ticks; TIME_WAIT's timer sends nothing
+    assert rstlab_wait.due_timers(PROC_TCP, within=0.2, hz=100) == [
+        {"local": ["127.0.0.1", 8000], "remote": ["127.0.0.1", 41654], "state": "CLOSE_WAIT",
+         "timer": "retransmission", "in": 0.2}]
+    assert rstlab_wait.due_timers(PROC_TCP, within=0.19, hz=100) == []
+    assert rstlab_wait.due_timers(PROC_TCP, within=100.0, hz=100)[0]["state"] == "CLOSE_WAIT"
+
+
+def test_other_processes_leave_out_the_agent_init_and_zombies():
+    running = subprocess.Popen(["sleep", "30"])
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(") ")[2][0] != "Z":
+            assert time.monotonic() < deadline, "`true` never exited"
+            time.sleep(0.01)
+        pids = {int(p.split()[0]) for p in rstlab_wait.other_processes(os.getpid())}
+        assert running.pid in pids and f"{running.pid} sleep" in rstlab_wait.other_processes(os.getpid())
+        assert zombie.pid not in pids and os.getpid() not in pids and 1 not in pids
+    finally:
+        running.kill()
+        running.wait()
+        zombie.wait()
+
+
+def test_quiet_names_a_keepalive_timer_due_within_the_window(agent):
+    port = listener(agent)
+    agent.ok("connect", sock="c", host=LO, port=port)
+    agent.ok("accept", sock="l", as_="s")
+
+    def ours(within: float) -> list[tuple[str, str]]:   # this namespace may hold other programs' sockets
+        timers = agent.ok("quiet", within=within)["result"]["timers"]
+        return [(t["state"], t["timer"]) for t in timers if t["remote"] == [LO, port]]
+    keepalive_time = int(Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text())
+    assert ours(keepalive_time + 5) == []
+    agent.ok("setsockopt", sock="c", option="SO_KEEPALIVE", value=1)   # the socket timer, due in tcp_keepalive_time
+    assert ours(keepalive_time + 5) == [("ESTABLISHED", "keepalive")]
+    assert ours(keepalive_time - 5) == []
