@@ -508,6 +508,25 @@ def test_ip_total_length_wins_over_ethernet_padding() -> None:
     assert p.length == 0
 
 
+def test_ipv4_options_tso_and_tcp_options_decode_as_the_plain_headers_do() -> None:
+    """Plain IPv4 and TCP headers take the fast path; options, a TSO length of 0, tunnels take the
+    general one: every field must come out the same."""
+    tcp_opts = struct.pack(">HHIIBBHHH", 1000, 80, 5, 9, 8 << 4, PSH | ACK, 512, 0, 0) + b"\x01" * 12 + b"d" * 30
+    plain = _ip4("10.0.0.1", "10.0.0.2", tcp_opts)
+    with_options = bytearray(_ip4("10.0.0.1", "10.0.0.2", b"\x01\x01\x01\x00" + tcp_opts))
+    with_options[0] = 0x46                                                 # IHL 6: the 4 bytes are options
+    tso = bytearray(plain)
+    tso[2:4] = b"\x00\x00"                                                # total length left out
+    in_ipip = _ip4("192.0.2.1", "192.0.2.2", plain, proto=4)
+    frames = [_eth(plain), _eth(bytes(with_options)), _eth(bytes(tso)), _eth(in_ipip)]
+    fields = [(p.src, p.dst, p.sport, p.dport, p.flags, p.seq, p.ack, p.length, p.window, p.ttl, p.ip_id, p.df)
+              for p in parse_capture_bytes(_pcap(frames)).packets]
+    assert fields == [("10.0.0.1", "10.0.0.2", 1000, 80, "P.", 5, 9, 30, 512, 64, 1, True)] * 4
+    cooked = (parse_capture_bytes(_pcap([_sll2(plain, 4)], 276)).packets
+              + parse_capture_bytes(_pcap([_sll(plain, 0)], 113)).packets)
+    assert [(p.length, p.direction, p.ifindex, p.flags) for p in cooked] == [(30, "out", 7, "P."), (30, "in", None, "P.")]
+
+
 def test_pcapng_written_by_dpkt() -> None:
     dpkt = pytest.importorskip("dpkt")
     buf = io.BytesIO()
