@@ -148,7 +148,7 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
     from .lab.engine_run import EngineRun
     from .lab.witness import open_witness
     from .report import results_folder
-    from .runner import default_jobs, run_many
+    from .runner import default_jobs, run_many, start_order, starting_at_once
 
     report = ctx.report
     topology = catalog.load_topology()
@@ -170,25 +170,31 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
         compiled = sum(1 for b in built if b.compiled)
         report.note(f"programs: {len(built)} built from source, {compiled} compiled now, "
                     f"{len(built) - compiled} from the cache ({cache_dir()})")
-    info = engine.engine_info(client)
-    kernel = str(info.get("KernelVersion", ""))
     jobs = jobs or default_jobs()
-    report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
-
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
-    with open_witness(client, run_id, info, watch) as witness:
-        if witness.unavailable:
-            report.note(f"[yellow]kernel witness off:[/yellow] {witness.unavailable}; the kernel's RST reasons are "
-                        "not recorded and their checks are reported as not witnessed")
-        with report.running(scenarios, expected) as show:
-            def progress(event: Progress) -> None:
-                if event.result is not None:
-                    event.result.kernel = kernel
-                    results_folder.write_scenario(out, event.result, run_id)
-                show(event)
+    labs = EngineRun(client, image_set, topology, run_id)
+    # the first labs to start are created while the run sets up (engine info, witness, display)
+    labs.prepare_early(start_order(scenarios, expected)[:starting_at_once(jobs)])
+    try:
+        info = engine.engine_info(client)
+        kernel = str(info.get("KernelVersion", ""))
+        report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
+        with open_witness(client, run_id, info, watch) as witness:
+            if witness.unavailable:
+                report.note(f"[yellow]kernel witness off:[/yellow] {witness.unavailable}; the kernel's RST reasons "
+                            "are not recorded and their checks are reported as not witnessed")
+            with report.running(scenarios, expected) as show:
+                def progress(event: Progress) -> None:
+                    if event.result is not None:
+                        event.result.kernel = kernel
+                        results_folder.write_scenario(out, event.result, run_id)
+                    show(event)
 
-            results = run_many(EngineRun(client, image_set, topology, run_id), scenarios, jobs, progress,
-                               witness=witness, expected=expected)
+                results = run_many(labs, scenarios, jobs, progress, witness=witness, expected=expected)
+    except BaseException:   # before run_many took the labs over (it removes what it made itself)
+        labs.remove_everything()
+        labs.finish()
+        raise
     results_folder.write_run(out, results, run_id, kernel)
     report.summary(results, str(out))
     if any(r.error for r in results):

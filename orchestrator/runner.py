@@ -180,6 +180,11 @@ class Ahead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def starting_at_once(jobs: int, starting: int | None = None) -> int:
+    """How many scenarios bring their labs up at once: `starting`, by default the CPU count (at most `jobs`)."""
+    return max(1, min(jobs, starting or os.cpu_count() or 1))
+
+
 def start_order(scenarios: Sequence[Scenario], expected: Mapping[str, float]) -> list[Scenario]:
     """The longest first (by `expected` seconds; one never run before counts as longest), so that a run
     does not end waiting on a long scenario started last while the others are done."""
@@ -210,7 +215,7 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
         on_progress(Progress(s, "waiting", clock.monotonic()))
 
     interrupted = threading.Event()
-    gate = threading.BoundedSemaphore(max(1, min(jobs, starting or os.cpu_count() or 1)))
+    gate = threading.BoundedSemaphore(starting_at_once(jobs, starting))
 
     def one(scenario: Scenario) -> None:
         gate.acquire()

@@ -6,6 +6,9 @@ removed in the background by a `Reaper` while the next ones start; at the end
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
 import docker
 
 from ..model import Scenario
@@ -26,8 +29,23 @@ class EngineRun:
         self.reaper = engine.Reaper(client)
         self._selector = f"{engine.RUN}={run_id}"
         self._interrupted = False
+        self._early: dict[str, ScenarioLab] = {}
+        self._early_pool: ThreadPoolExecutor | None = None
+
+    def prepare_early(self, scenarios: Sequence[Scenario]) -> None:
+        """Create (not start) these scenarios' networks and hosts now, in the background; `make` hands
+        each its lab so prepared. Their captures are created as the hosts start: they would come too late."""
+        if not scenarios:
+            return
+        self._early_pool = ThreadPoolExecutor(max_workers=len(scenarios), thread_name_prefix="early")
+        for scenario in scenarios:
+            lab = self._early[scenario.id] = self.make(scenario)
+            lab.prepare_ahead(self._early_pool, captures=False)
 
     def make(self, scenario: Scenario) -> ScenarioLab:
+        early = self._early.pop(scenario.id, None)
+        if early is not None:
+            return early
         return ScenarioLab(self.client, self.images, self.topology, self.run_id, scenario, self.reaper)
 
     def remove_everything(self) -> None:
@@ -35,6 +53,8 @@ class EngineRun:
         self._interrupted = True
 
     def finish(self) -> None:
+        if self._early_pool is not None:   # a preparation still going must not create anything after the sweep
+            self._early_pool.shutdown(wait=True)
         left = self.reaper.drain()
-        if left or self._interrupted:   # normally nothing: one more sweep before giving up
+        if left or self._interrupted or self._early:   # normally nothing: one more sweep before giving up
             engine.remove_until_gone(self.client, self._selector)

@@ -86,19 +86,22 @@ class ScenarioLab:
     def __exit__(self, *exc: object) -> None:
         self.down()
 
-    def prepare(self) -> None:
+    def prepare(self, captures: bool = True) -> None:
         """The network and every container, created but not started: no namespace exists, nothing runs.
 
         A runner may do this ahead, while other scenarios wait on kernel timers; `up` then only starts.
+        Without `captures` the sidecars are left to `up`, which creates each while its host starts.
         """
         self._create_network()
         _all(self._create_host, [self.topology.host(name) for name in self.hosts])
-        _all(self._create_sidecar, [h for h in self.hosts if h in self.capture_points])
+        if captures:
+            _all(self._create_sidecar, [h for h in self.hosts if h in self.capture_points])
         self.prepared = True
 
-    def prepare_ahead(self, pool: Executor) -> None:
-        """`prepare` in the background; `up` waits for it (and raises what it raised)."""
-        self._preparing = pool.submit(self.prepare)
+    def prepare_ahead(self, pool: Executor, captures: bool = True) -> None:
+        """`prepare` in the background; `up` waits for it (and raises what it raised). Once only."""
+        if self._preparing is None:
+            self._preparing = pool.submit(self.prepare, captures)
 
     def up(self) -> None:
         """Every host at once, each with its sidecar as soon as the host runs (created first if need be)."""
