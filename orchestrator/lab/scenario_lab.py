@@ -307,10 +307,11 @@ class ScenarioLab:
         """
         # in the scenario's order of capture points, whichever sidecar happened to start first
         chosen = [h for h in self.capture_points if h in self.sidecars and (hosts is None or h in hosts)]
+        reports = {host: self.streams[host].reports() for host in chosen}
         _all(self._interrupt_capture, chosen)
         files: dict[str, CaptureFile] = {}
         for host in chosen:
-            done = self.streams.pop(host).finish(CAPTURE_STOP_TIMEOUT)
+            done = self.streams.pop(host).finish(CAPTURE_STOP_TIMEOUT, reports[host])
             files[host] = join(self._earlier.pop(host, None), done)
             del self.sidecars[host]
         return files

@@ -9,6 +9,7 @@ counts, the capture's integrity check.
 from __future__ import annotations
 
 import re
+import struct
 import time
 from typing import Any
 
@@ -65,11 +66,33 @@ class CaptureStream(AttachedStream):
     def __init__(self, api: Any, container_id: str, host: str) -> None:
         self._parts: list[bytes] = []
         self.last_packet = 0.0   # time.monotonic() when pcap bytes last came (0: none yet)
+        self._unread = b""       # the pcap bytes after the last whole record
+        self._records = 0        # whole records come so far
+        self._byte_order = ""
         super().__init__(api, container_id, host)
 
     def _on_stdout(self, data: bytes) -> None:
         self._parts.append(data)
         self.last_packet = time.monotonic()
+        self._count_records(data)
+
+    def _count_records(self, data: bytes) -> None:
+        """Whole pcap records so far: 16-byte headers (incl_len at 8) after the 24-byte file header."""
+        unread = self._unread + data
+        if not self._byte_order:
+            if len(unread) < 24:
+                self._unread = unread
+                return
+            self._byte_order = "<" if unread[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+            unread = unread[24:]
+        at = 0
+        while len(unread) - at >= 16:
+            size = 16 + struct.unpack_from(self._byte_order + "I", unread, at + 8)[0]
+            if len(unread) - at < size:
+                break
+            at += size
+            self._records += 1
+        self._unread = unread[at:]
 
     def wait_listening(self, timeout: float) -> None:
         self._wait(lambda: True if "listening on" in self.stderr else None, timeout, "to start listening")
@@ -90,8 +113,20 @@ class CaptureStream(AttachedStream):
             captured, received, _ = parse_tcpdump_counts(self.stderr)
         return captured is not None and captured == received
 
-    def finish(self, timeout: float) -> CaptureFile:
-        """Wait for tcpdump to exit (after SIGINT); the whole pcap and its counts."""
-        self._wait(lambda: True if self._closed else None, timeout, "to stop")
+    def finish(self, timeout: float, reports: int | None = None) -> CaptureFile:
+        """After SIGINT: the whole pcap and tcpdump's counts.
+
+        Complete once tcpdump has exited, or (given how many `reports` it had printed before the
+        SIGINT) once it has printed its closing counts and as many whole records as it says it captured
+        have come: each was on its way before the counts were (-U flushes every packet).
+        """
+        def complete() -> bool | None:
+            if self._closed:
+                return True
+            if reports is None or self.stderr.count("dropped by kernel") <= reports:
+                return None
+            captured = re.findall(r"(\d+) packets? captured", self.stderr)
+            return True if captured and self._records == int(captured[-1]) else None
+        self._wait(complete, timeout, "to stop")
         with self._cond:
             return CaptureFile(self.host, b"".join(self._parts), *parse_tcpdump_counts(self.stderr))

@@ -91,6 +91,38 @@ def test_finish_waits_for_tcpdump_to_exit(engine: FakeEngine) -> None:
     assert stream.finish(2).data == PCAP_HEADER
 
 
+def record(payload: bytes) -> bytes:
+    """One classic pcap record, little-endian: ts_sec, ts_usec, incl_len, orig_len, then the bytes."""
+    return struct.pack("<IIII", 1, 2, len(payload), len(payload)) + payload
+
+
+LE_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 8192, 276)
+
+
+def test_finish_is_done_at_the_closing_counts_once_every_record_they_count_came(engine: FakeEngine) -> None:
+    stream = CaptureStream(engine, "cid", "client")
+    engine.container.sendall(frame(2, READY.encode()))
+    stream.wait_report(2)
+    before = stream.reports()
+    records = [record(bytes([n]) * (40 + n)) for n in range(5)]
+    wire = LE_HEADER + b"".join(records)
+    # the closing counts (5 captured) come before the last record has: not done yet
+    engine.container.sendall(frame(1, wire[:-30]) + frame(2, END.encode()))
+    with pytest.raises(LabRuntimeError, match=r"took more than 0\.2 s to stop"):
+        stream.finish(0.2, before)
+    engine.container.sendall(frame(1, wire[-30:]))
+    assert stream.finish(2, before) == CaptureFile("client", wire, 5, 5, 0)
+    assert not stream.closed, "done without waiting for tcpdump's exit"
+
+
+def test_counts_printed_before_the_sigint_do_not_end_the_capture(engine: FakeEngine) -> None:
+    stream = CaptureStream(engine, "cid", "client")
+    engine.container.sendall(frame(1, LE_HEADER) + frame(2, READY.encode()))
+    stream.wait_report(2)
+    with pytest.raises(LabRuntimeError, match=r"took more than 0\.2 s to stop"):
+        stream.finish(0.2, stream.reports())   # 0 captured and 0 records, but no count came after the SIGINT
+
+
 def test_tcpdump_exiting_before_it_listens_is_an_error_with_its_message(engine: FakeEngine) -> None:
     stream = CaptureStream(engine, "cid", "router")
     engine.container.sendall(frame(2, b"tcpdump: any: You don't have permission to capture on that device\n"))
