@@ -129,9 +129,7 @@ def _mark_opened(survey: Survey, packets: Numbered) -> None:
 
 def _feed(survey: Survey, packets: Numbered, done: Callable[[], int], total: int,
           progress: Progress | None) -> None:
-    add = survey.add
-    for conn, p in _reporting(packets, done, total, progress):
-        add(conn, p)
+    survey.take(_reporting(packets, done, total, progress))
 
 
 def _reporting(packets: Numbered, done: Callable[[], int], total: int,

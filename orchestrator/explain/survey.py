@@ -1,7 +1,7 @@
 """The first pass over a capture: what every cause may need to know about the whole file, in
 memory that grows with the connections, never with the packets.
 
-`Survey.add` takes each packet once, in file order, and keeps per connection
+`Survey.take` takes each packet once, in file order, and keeps per connection
 a few bytes (which connections hold a RST or only SYNs, which were seen both
 ways, where each one's last packet is) and per address its IP-level look
 (`Profile`: TTLs and DF of its ordinary packets). Frames seen twice are
@@ -15,10 +15,11 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..capture import Packet
+from ..capture import FLAG_BITS, Packet
 from ..encap import IcmpError
 from .facts import COPY_WINDOW, FORWARDED, KEPT, CopyFolder
 
@@ -38,6 +39,25 @@ _HALF_OPEN_MASK = _MORE_THAN_SYNS | _NOT_SYN | _FIRST_SYN     # SYNs and SYN/ACK
 _SEQ_MOD, _NO_SEQ = 0xFFFFFFFF, -1
 _Look = tuple[str, str | None, int | None, bool | None]       # source, direction, TTL, DF
 _FOLDER_PRUNE = 4096      # the copy folder is pruned of old segments beyond this many (or twice what it kept)
+# more of what a packet's flags say, above the byte of Survey.flags bits in _KIND: a SYN/ACK; a RST with
+# neither SYN nor ACK; and from bit 10 on, the sequence numbers its SYN and FIN take (0, 1 or 2)
+_SYNACK, _BARE_RST, _STEP_SHIFT = 256, 512, 10
+
+
+def _kind(flags: str) -> int:
+    """The Survey.flags bits a packet with these flags sets, and the bits above them (see _SYNACK)."""
+    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
+    kind = (_RST if p.is_rst else 0) | ((_SYN if p.has_ack else _SYN | _FIRST_SYN) if p.is_syn else _NOT_SYN)
+    if not p.is_syn or p.has_ack:
+        kind |= _MORE_THAN_SYNS
+    if p.is_synack:
+        kind |= _SYNACK
+    if p.is_rst and not p.is_syn and not p.has_ack:
+        kind |= _BARE_RST
+    return kind | (p.is_syn + p.is_fin) << _STEP_SHIFT
+
+
+_KIND = {flags: _kind(flags) for flags in FLAG_BITS}     # per flags text: one look-up a packet
 
 
 @dataclass(slots=True)
@@ -159,73 +179,92 @@ class Survey:
         self._prev_time = float("-inf")
         self.icmp: tuple[IcmpError, ...] = ()
 
-    def add(self, conn: int, p: Packet) -> None:
-        """Take the next packet of the file (with its connection number)."""
-        flags = self.flags
-        if conn == len(flags):
-            flags.append(0)
-            self.last_index.append(0)
-            self.last_time.append(0.0)
-            self._first_sport.append(p.sport)
-            self._high[0].append(_NO_SEQ)
-            self._high[1].append(_NO_SEQ)
-            if p.sport == p.dport:
-                self._first_src[conn] = p.src
-            if self.t0 is None:
-                self.t0 = p.time
-        bits = flags[conn]
-        text = p.flags
-        rst = "R" in text
-        if rst:
-            bits |= _RST
-            if p.ip_id:
-                self.id_runs.add(p.time, conn, p.index, p.ip_id, p.src)
-        syn = "S" in text
-        if syn:
-            bits |= _SYN if "." in text else _SYN | _FIRST_SYN
-        else:
-            if rst and "." not in text and not bits & _SYN:
-                self._bare_unopened.append((conn, p.src, p.sport))
-            bits |= _NOT_SYN
-        if not syn or "." in text:
-            bits |= _MORE_THAN_SYNS
-        side = p.sport != self._first_sport[conn] or p.src != self._first_src.get(conn, p.src)
-        if side and not bits & _BOTH_WAYS:
-            bits |= _BOTH_WAYS
-            self._flush(conn)
-        n = p.length
-        if n or syn or "F" in text:               # as facts.stray_facts walks a connection
-            high = self._high[side]
-            h = high[conn]
-            if n and h != _NO_SEQ and 0xFFFF < (p.seq - h) & _SEQ_MOD <= 0x80000000:
-                bits |= _STRAY
-            end = (p.seq + n + syn + ("F" in text)) & _SEQ_MOD
-            if h == _NO_SEQ or 0 < (end - h) & _SEQ_MOD < 0x80000000:
-                high[conn] = end
-        flags[conn] = bits
-        self.last_index[conn] = p.index
-        self.last_time[conn] = t = p.time
-        if t < self._prev_time:
-            self.backwards += 1
-            if self.first_backwards < 0:
-                self.first_backwards = p.index - 1
-        self._prev_time = t
-        if not rst:
-            key = (p.src, p.direction, p.ttl, p.df)
-            if bits & _BOTH_WAYS or ("S" in text and "." in text):
-                looks = self._looks
-                looks[key] = looks.get(key, 0) + 1
-                self._profiles = None
-            else:     # one way so far: it counts if an answer comes (a scanner's SYNs do not)
-                pending = self._pending.get(conn)
-                if pending is None:
-                    self._pending[conn] = (key, 1)
-                elif isinstance(pending, tuple):
-                    self._pending[conn] = (key, pending[1] + 1) if pending[0] == key else {pending[0]: pending[1], key: 1}
+    def take(self, packets: Iterable[tuple[int, Packet]]) -> None:
+        """Take the packets of the file in order, each with its connection number (one loop, its state
+        in local names: it runs for every packet)."""
+        flags, last_index, last_time, first_sport = self.flags, self.last_index, self.last_time, self._first_sport
+        first_src, high_of, looks, pendings = self._first_src, self._high, self._looks, self._pending
+        own, transit, folder, id_runs, kinds = self.own, self.transit, self._folder, self.id_runs, _KIND
+        n_packets, copies, prev_time, fold_limit = self.packets, self.copies, self._prev_time, self._fold_limit
+        self._profiles = None
+        try:
+            for conn, p in packets:
+                src = p.src
+                sport = p.sport
+                t = p.time
+                if conn == len(flags):
+                    flags.append(0)
+                    last_index.append(0)
+                    last_time.append(0.0)
+                    first_sport.append(sport)
+                    high_of[0].append(_NO_SEQ)
+                    high_of[1].append(_NO_SEQ)
+                    if sport == p.dport:
+                        first_src[conn] = src
+                    if self.t0 is None:
+                        self.t0 = t
+                old = flags[conn]
+                kind = kinds[p.flags]
+                bits = old | (kind & 0xFF)
+                rst = kind & _RST
+                if rst:
+                    if p.ip_id:
+                        id_runs.add(t, conn, p.index, p.ip_id, src)
+                    if kind & _BARE_RST and not old & _SYN:
+                        self._bare_unopened.append((conn, src, sport))
+                side = sport != first_sport[conn] or (conn in first_src and src != first_src[conn])
+                if side and not bits & _BOTH_WAYS:
+                    bits |= _BOTH_WAYS
+                    self._flush(conn)
+                n = p.length
+                step = kind >> _STEP_SHIFT
+                if n or step:                             # as facts.stray_facts walks a connection
+                    high = high_of[side]
+                    h = high[conn]
+                    seq = p.seq
+                    if n and h != _NO_SEQ and 0xFFFF < (seq - h) & _SEQ_MOD <= 0x80000000:
+                        bits |= _STRAY
+                    end = (seq + n + step) & _SEQ_MOD
+                    if h == _NO_SEQ or 0 < (end - h) & _SEQ_MOD < 0x80000000:
+                        high[conn] = end
+                flags[conn] = bits
+                last_index[conn] = p.index
+                last_time[conn] = t
+                if t < prev_time:
+                    self.backwards += 1
+                    if self.first_backwards < 0:
+                        self.first_backwards = p.index - 1
+                prev_time = t
+                direction = p.direction
+                if not rst:
+                    key = (src, direction, p.ttl, p.df)
+                    if bits & _BOTH_WAYS or kind & _SYNACK:
+                        looks[key] = looks.get(key, 0) + 1
+                    else:     # one way so far: it counts if an answer comes (a scanner's SYNs do not)
+                        pending = pendings.get(conn)
+                        if pending is None:
+                            pendings[conn] = (key, 1)
+                        elif isinstance(pending, tuple):
+                            pendings[conn] = (key, pending[1] + 1) if pending[0] == key else {pending[0]: pending[1], key: 1}
+                        else:
+                            pending[key] = pending.get(key, 0) + 1
+                # frames seen twice: the capture host's own and forwarded addresses
+                kept = folder.keep(p, conn)
+                if kept == KEPT:
+                    if direction == "out" and not rst:
+                        own.add(src)
                 else:
-                    pending[key] = pending.get(key, 0) + 1
-        self._fold(conn, p, rst)
-        self.packets += 1
+                    copies += 1
+                    if kept == FORWARDED:
+                        transit.add(src)
+                        transit.add(p.dst)
+                if len(folder.seen) > fold_limit:      # keep only the last COPY_WINDOW of segments
+                    folder.prune(t - COPY_WINDOW)
+                    folder.forwarded.clear()           # the survey needs only what keep() says
+                    fold_limit = max(_FOLDER_PRUNE, 2 * len(folder.seen))
+                n_packets += 1
+        finally:
+            self.packets, self.copies, self._prev_time, self._fold_limit = n_packets, copies, prev_time, fold_limit
 
     @property
     def profiles(self) -> dict[tuple[str, str | None], Profile]:
@@ -247,22 +286,6 @@ class Survey:
         for key, n in pending.items() if isinstance(pending, dict) else (pending,):
             looks[key] = looks.get(key, 0) + n
         self._profiles = None
-
-    def _fold(self, conn: int, p: Packet, rst: bool) -> None:
-        folder = self._folder
-        kept = folder.keep(p, conn)
-        if kept == KEPT:
-            if p.direction == "out" and not rst:
-                self.own.add(p.src)
-        else:
-            self.copies += 1
-            if kept == FORWARDED:
-                self.transit.add(p.src)
-                self.transit.add(p.dst)
-        if len(folder.seen) > self._fold_limit:      # keep only the last COPY_WINDOW of segments
-            folder.prune(p.time - COPY_WINDOW)
-            folder.forwarded.clear()                 # the survey needs only what keep() says
-            self._fold_limit = max(_FOLDER_PRUNE, 2 * len(folder.seen))
 
     # --- after the pass -----------------------------------------------------------
 

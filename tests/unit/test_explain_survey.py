@@ -23,8 +23,7 @@ def _peak(n: int) -> int:
     survey = Survey()
     tracemalloc.start()
     try:
-        for conn, p in _resets(n):
-            survey.add(conn, p)
+        survey.take(_resets(n))
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -39,7 +38,6 @@ def test_the_ip_id_evidence_of_many_rsts_stays_bounded() -> None:
 
 def test_one_senders_run_of_ip_ids_is_no_shared_counter() -> None:
     survey = Survey()
-    for conn, p in _resets(3_000):
-        survey.add(conn, p)
+    survey.take(_resets(3_000))
     survey.id_runs.drain()
     assert survey.id_runs.found == {}
