@@ -339,7 +339,8 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
         with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:
             results = [explain_file(args.files[0], local, progress=show,
-                                    segments=args.every or conn is not None or host is not None)]
+                                    segments=args.every or conn is not None or host is not None,
+                                    json=args.json)]
     selection = " ".join(f"{flag} {value}" for flag, value in (("--conn", conn), ("--host", host)) if value)
 
     def chosen(e: Explanation) -> bool:
@@ -367,8 +368,8 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
         out = sys.stdout
         sep = "[\n  "
         for r in results:
-            for record in r.records(chosen if selection else None):
-                out.write(sep + json.dumps(record))
+            for line in r.json_lines(chosen if selection else None):
+                out.write(sep + line)
                 sep = ",\n  "
         out.write("[]\n" if sep.startswith("[") else "\n]\n")
         for r in results:

@@ -43,11 +43,12 @@ Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file
 
 def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
                  progress: Progress | None = None, spill_after: int = SPILL_AFTER,
-                 segments: bool = True) -> CaptureExplanation:
+                 segments: bool = True, json: bool = False) -> CaptureExplanation:
     """Read a capture file twice, a chunk at a time, and explain it; raises CaptureError for a
     file that is not one. Beyond `spill_after` verdicts, they wait for the output in a temporary
     file (`store.Explanations`), without their packets unless `segments` (only the incidents'
-    examples keep theirs then: all the terminal and the page draw by default)."""
+    examples keep theirs then: all the terminal and the page draw by default), and with their `--json`
+    text if `json` (`CaptureExplanation.json_lines` then reads that, not the verdicts)."""
     name = os.fspath(path)
     survey = Survey()
     log = ConnectionLog()
@@ -65,7 +66,7 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
             done = total // 2
             explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
                 second, lambda: done + second.frames.done, total, progress),
-                store=Explanations(spill_after, SCAN_PORTS, segments))
+                store=Explanations(spill_after, SCAN_PORTS, segments, (survey.t0 or 0.0) if json else None))
     finally:
         log.close()
     if progress is not None:

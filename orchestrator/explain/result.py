@@ -4,6 +4,7 @@ Rendering lives in `orchestrator.report`; nothing here prints.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -119,15 +120,20 @@ class CaptureExplanation:
     def failed(self) -> int:
         """Connections reset (a RST) or failed (a SYN never answered); not those explained without either
         (an out-of-window segment that drew an ACK and kept the connection: conntrack-invalid-liberal; a
-        handshake the client never completed: half-open)."""
-        return sum(1 for e in self.explanations if e.resets or e.cause == SILENT_DROP)
+        handshake the client never completed: half-open). A file's store counted them as they came."""
+        from .store import overview
+
+        return overview(self.explanations).failed
 
     def counts_text(self, number: Callable[[int], str] = str) -> str:
         """`3 reset or failed`, and how many were explained without a reset, if any (`number` formats
         each count: HTML makes it bold)."""
-        half_open = sum(1 for e in self.explanations if e.cause == HALF_OPEN)
-        others = len(self.explanations) - self.failed - half_open
-        return f"{number(self.failed)} reset or failed" + (
+        from .store import overview
+
+        seen = overview(self.explanations)
+        half_open = seen.causes.get(HALF_OPEN, 0)
+        others = len(self.explanations) - seen.failed - half_open
+        return f"{number(seen.failed)} reset or failed" + (
             f", {number(half_open)} answered SYN/ACK and never completed" if half_open else "") + (
             f", {number(others)} with an out-of-window segment and no reset" if others else "")
 
@@ -139,35 +145,54 @@ class CaptureExplanation:
         return list(self.records(chosen))
 
     def records(self, chosen: Callable[[Explanation], bool] | None = None) -> Iterator[dict[str, Any]]:
-        """`as_json`'s records one at a time: a big capture's are written as they are made."""
+        """`as_json`'s records one at a time (`json_lines` read back)."""
+        return map(json.loads, self.json_lines(chosen))
+
+    def json_lines(self, chosen: Callable[[Explanation], bool] | None = None) -> Iterator[str]:
+        """The `--json` records as JSON text, one at a time: a big capture's are written as they are made.
+        Each incident's record is written once and put into each of its connections' records."""
         from .incidents import incidents
         from .store import Explanations, is_store
 
         if isinstance(self.explanations, Explanations) and is_store(self.explanations):
-            yield from self._gathered_records(self.explanations, chosen)
+            yield from self._gathered_lines(self.explanations, chosen)
             return
         ids = {id(e): n for n, e in enumerate(self.explanations)}
-        incident_of: dict[int, dict[str, Any]] = {}
+        incident_of: dict[int, str] = {}
         for number, inc in enumerate(incidents(self.explanations)):
-            record = inc.as_dict(self.t0, number, ids)
-            incident_of.update((id(e), record) for e in inc.connections)
+            text = json.dumps(inc.as_dict(self.t0, number, ids))
+            incident_of.update((id(e), text) for e in inc.connections)
+        head, t0 = self._record_head(), self.t0
         for n, e in enumerate(self.explanations):
             if chosen is None or chosen(e):
-                yield {"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": n,
-                       "incident": incident_of[id(e)]}
+                yield _record(head, json.dumps(e.as_dict(t0)), n, incident_of[id(e)])
 
-    def _gathered_records(self, store: Explanations,
-                          chosen: Callable[[Explanation], bool] | None) -> Iterator[dict[str, Any]]:
-        """`records` of a store: the incidents from what it gathered, each connection read back once."""
+    def _gathered_lines(self, store: Explanations, chosen: Callable[[Explanation], bool] | None) -> Iterator[str]:
+        """`json_lines` of a store: the incidents from what it gathered, each connection read back once."""
         from .incidents import incidents
 
-        records: dict[int, dict[str, Any]] = {}          # id(group) -> its incident's record
+        texts: dict[int, str] = {}          # id(group) -> its incident's record
         for number, inc in enumerate(incidents(store)):
             assert inc.gathered is not None
-            records[id(inc.gathered)] = inc.as_dict(self.t0, number,
-                                                    {id(inc.example): store.position(inc.gathered.example)})
+            texts[id(inc.gathered)] = json.dumps(inc.as_dict(self.t0, number,
+                                                             {id(inc.example): store.position(inc.gathered.example)}))
+        head, t0 = self._record_head(), self.t0
         for pos, n in enumerate(store.order):
-            e = store.arrival(n)
-            if chosen is None or chosen(e):
-                yield {"file": self.path, "capture_truncated": self.truncated, **e.as_dict(self.t0), "id": pos,
-                       "incident": records[id(store.group_of(n))]}
+            if chosen is None:
+                body = store.json_text(n, t0)
+            else:
+                e = store.arrival(n)
+                if not chosen(e):
+                    continue
+                body = json.dumps(e.as_dict(t0))
+            yield _record(head, body, pos, texts[id(store.group_of(n))])
+
+    def _record_head(self) -> str:
+        """A `--json` record is written as `json.dumps` would write {"file", "capture_truncated", the verdict's
+        `as_dict`, "id", "incident"}: this is its beginning, up to the verdict's fields."""
+        return f'{{"file": {json.dumps(self.path)}, "capture_truncated": {json.dumps(self.truncated)}, '
+
+
+def _record(head: str, verdict: str, number: int, incident: str) -> str:
+    """A `--json` record: `head`, the fields of `verdict` (a JSON object), its id and its incident's record."""
+    return f'{head}{verdict[1:-1]}, "id": {number}, "incident": {incident}}}'

@@ -10,10 +10,12 @@ one at a time in order. As they come it also gathers what the summary and the
 incidents need (counts by cause, hosts, ports, time span, each incident's
 members and most telling connection), so that printing them reads nothing back.
 Where only the incidents' examples are drawn (not `--all`), the other verdicts
-are spilled without their packets.
+are spilled without their packets; where `--json` is printed, each with its
+JSON text, which is then read back as it is, without decoding the verdict.
 """
 from __future__ import annotations
 
+import json
 import marshal
 import pickle
 import tempfile
@@ -24,7 +26,7 @@ from itertools import pairwise
 from typing import IO, Any, overload
 
 from ..capture import Packet
-from .result import Candidate, Evidence, Explanation, host_of, port_of
+from .result import SILENT_DROP, Candidate, Evidence, Explanation, host_of, port_of
 
 __all__ = ["SPILL_AFTER", "Explanations", "Group", "Members", "Overview", "incident_key", "is_store", "overview"]
 
@@ -108,13 +110,16 @@ class Explanations(_InOrder):
     docstring). Add with `add(connection, explanation)` in any order, then `seal()`; a sealed store
     is an ordinary read-only sequence."""
 
-    def __init__(self, spill_after: int = SPILL_AFTER, port_cap: int = 20, segments: bool = True) -> None:
+    def __init__(self, spill_after: int = SPILL_AFTER, port_cap: int = 20, segments: bool = True,
+                 json_t0: float | None = None) -> None:
         self.spill_after = spill_after
         self.port_cap = port_cap
         self.segments = segments        # False: a spilled verdict's packets are dropped but an example's
+        self.json_t0 = json_t0          # set: a spilled verdict's `as_dict(json_t0)` is written beside it, as JSON
         self._objects: list[Explanation] | None = []     # arrival order, until spilled
         self._file: IO[bytes] | None = None
         self._offsets = array("q", [0])                  # arrival n's record: offsets[n]:offsets[n + 1]
+        self._json_at = array("q")                       # where its JSON text begins in it (with json_t0)
         self._start = array("d")                         # arrival n's sort key
         self._conn = array("q")
         self._order = array("q")                         # sorted position -> arrival number
@@ -158,6 +163,10 @@ class Explanations(_InOrder):
     def _write(self, e: Explanation) -> None:
         assert self._file is not None
         data = _encode(e, self.segments)
+        at = self._offsets[-1] + len(data)
+        if self.json_t0 is not None:
+            self._json_at.append(at)
+            data += json.dumps(e.as_dict(self.json_t0)).encode()
         self._file.write(data)
         self._offsets.append(self._offsets[-1] + len(data))
 
@@ -225,9 +234,18 @@ class Explanations(_InOrder):
 
     def _read(self, n: int) -> Explanation:
         assert self._file is not None
-        lo, hi = self._offsets[n], self._offsets[n + 1]
+        lo, hi = self._offsets[n], self._json_at[n] if self._json_at else self._offsets[n + 1]
         self._file.seek(lo)
         return _decode(self._file.read(hi - lo))
+
+    def json_text(self, n: int, t0: float) -> str:
+        """`json.dumps(self.arrival(n).as_dict(t0))`: read as it was written when the store was made for
+        that (`json_t0`) and the verdict spilled, so that it is not decoded."""
+        if self._file is None or t0 != self.json_t0:
+            return json.dumps(self.arrival(n).as_dict(t0))
+        lo, hi = self._json_at[n], self._offsets[n + 1]
+        self._file.seek(lo)
+        return self._file.read(hi - lo).decode()
 
 
 class Members(_InOrder):
@@ -290,6 +308,7 @@ class Overview:
     """What a summary says of a capture's explanations: counts by cause, hosts, server ports, time span."""
 
     causes: dict[str, int] = field(default_factory=dict)
+    failed: int = 0                               # reset (a RST) or failed (a SYN never answered)
     hosts: set[str] = field(default_factory=set)
     server_ports: set[int] = field(default_factory=set)
     first: float = float("inf")                   # earliest start
@@ -297,6 +316,8 @@ class Overview:
 
     def add(self, e: Explanation) -> None:
         self.causes[e.cause] = self.causes.get(e.cause, 0) + 1
+        if e.resets or e.cause == SILENT_DROP:
+            self.failed += 1
         self.hosts.add(host_of(e.endpoints[0]))
         self.hosts.add(host_of(e.endpoints[1]))
         self.server_ports.add(port_of(e.endpoints[1]))

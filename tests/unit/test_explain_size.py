@@ -96,6 +96,26 @@ def test_spilled_verdicts_read_back_as_they_were(tmp_path: Path) -> None:
     assert spilled.explanations[-1] == held.explanations[-1] and spilled.explanations[5:9] == held.explanations[5:9]
 
 
+def test_json_and_counts_of_a_spilled_store_decode_no_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Made for `--json` (`json=True`), a store writes each spilled verdict's JSON beside it: the records are
+    read as text, byte for byte what `json.dumps` writes of the records held in memory, and the summary's
+    counts were gathered as the verdicts came. Neither decodes a spilled verdict."""
+    path = tmp_path / "c.pcap"
+    _capture(path, 400)
+    held = explain_file(path)
+    spilled = explain_file(path, spill_after=7, segments=False, json=True)
+    expected = [json.dumps(r) for r in held.as_json()]
+    counts = held.counts_text()
+
+    def no_decoding(data: bytes) -> object:
+        raise AssertionError("a spilled verdict was decoded")
+
+    monkeypatch.setattr("orchestrator.explain.store._decode", no_decoding)
+    assert list(spilled.json_lines()) == expected
+    assert spilled.counts_text() == counts == "300 reset or failed"
+    assert spilled.failed == held.failed == 300
+
+
 def _peak(path: Path) -> tuple[int, int]:
     """(traced peak bytes, verdicts) of explaining `path`, the verdicts kept in memory up to 50."""
     tracemalloc.start()
