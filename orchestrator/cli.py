@@ -337,10 +337,10 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     else:
         from .report.reading import ReadingProgress
 
-        with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:
-            results = [explain_file(args.files[0], local, progress=show,
-                                    segments=args.every or conn is not None or host is not None,
-                                    json=args.json)]
+        selected = conn is not None or host is not None
+        with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:     # --json alone reads only the records
+            results = [explain_file(args.files[0], local, progress=show, segments=args.every or selected,
+                                    json=args.json, verdicts=not args.json or bool(selected or args.html or args.annotate))]
     selection = " ".join(f"{flag} {value}" for flag, value in (("--conn", conn), ("--host", host)) if value)
 
     def chosen(e: Explanation) -> bool:

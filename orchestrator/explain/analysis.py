@@ -43,12 +43,13 @@ Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file
 
 def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
                  progress: Progress | None = None, spill_after: int = SPILL_AFTER,
-                 segments: bool = True, json: bool = False) -> CaptureExplanation:
+                 segments: bool = True, json: bool = False, verdicts: bool = True) -> CaptureExplanation:
     """Read a capture file twice, a chunk at a time, and explain it; raises CaptureError for a
     file that is not one. Beyond `spill_after` verdicts, they wait for the output in a temporary
     file (`store.Explanations`), without their packets unless `segments` (only the incidents'
     examples keep theirs then: all the terminal and the page draw by default), and with their `--json`
-    text if `json` (`CaptureExplanation.json_lines` then reads that, not the verdicts)."""
+    text if `json` (`CaptureExplanation.json_lines` then reads that, not the verdicts), and as nothing else
+    unless `verdicts` (for `--json` alone: reading a spilled one as an `Explanation` then raises LookupError)."""
     name = os.fspath(path)
     survey = Survey()
     log = ConnectionLog()
@@ -66,7 +67,8 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
             done = total // 2
             explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
                 second, lambda: done + second.frames.done, total, progress),
-                store=Explanations(spill_after, SCAN_PORTS, segments, (survey.t0 or 0.0) if json else None))
+                store=Explanations(spill_after, SCAN_PORTS, segments, (survey.t0 or 0.0) if json else None,
+                                   verdicts or not json))
     finally:
         log.close()
     if progress is not None:

@@ -111,11 +111,13 @@ class Explanations(_InOrder):
     is an ordinary read-only sequence."""
 
     def __init__(self, spill_after: int = SPILL_AFTER, port_cap: int = 20, segments: bool = True,
-                 json_t0: float | None = None) -> None:
+                 json_t0: float | None = None, verdicts: bool = True) -> None:
         self.spill_after = spill_after
         self.port_cap = port_cap
         self.segments = segments        # False: a spilled verdict's packets are dropped but an example's
         self.json_t0 = json_t0          # set: a spilled verdict's `as_dict(json_t0)` is written beside it, as JSON
+        self.verdicts = verdicts        # False (with json_t0): only that JSON is written, for `--json` alone
+        assert verdicts or json_t0 is not None, "a spilled verdict must be kept somehow"
         self._objects: list[Explanation] | None = []     # arrival order, until spilled
         self._file: IO[bytes] | None = None
         self._offsets = array("q", [0])                  # arrival n's record: offsets[n]:offsets[n + 1]
@@ -162,10 +164,9 @@ class Explanations(_InOrder):
 
     def _write(self, e: Explanation) -> None:
         assert self._file is not None
-        data = _encode(e, self.segments)
-        at = self._offsets[-1] + len(data)
+        data = _encode(e, self.segments) if self.verdicts else b""
         if self.json_t0 is not None:
-            self._json_at.append(at)
+            self._json_at.append(self._offsets[-1] + len(data))
             data += json.dumps(e.as_dict(self.json_t0)).encode()
         self._file.write(data)
         self._offsets.append(self._offsets[-1] + len(data))
@@ -234,6 +235,8 @@ class Explanations(_InOrder):
 
     def _read(self, n: int) -> Explanation:
         assert self._file is not None
+        if not self.verdicts:
+            raise LookupError(f"verdict {n} was kept as its --json text only (Explanations(verdicts=False))")
         lo, hi = self._offsets[n], self._json_at[n] if self._json_at else self._offsets[n + 1]
         self._file.seek(lo)
         return _decode(self._file.read(hi - lo))

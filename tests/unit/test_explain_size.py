@@ -97,23 +97,29 @@ def test_spilled_verdicts_read_back_as_they_were(tmp_path: Path) -> None:
 
 
 def test_json_and_counts_of_a_spilled_store_decode_no_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Made for `--json` (`json=True`), a store writes each spilled verdict's JSON beside it: the records are
-    read as text, byte for byte what `json.dumps` writes of the records held in memory, and the summary's
-    counts were gathered as the verdicts came. Neither decodes a spilled verdict."""
+    """Made for `--json` (`json=True`), a store writes each spilled verdict's JSON beside it (or alone, with
+    `verdicts=False`, and then a spilled verdict cannot be read as one): the records are read as text, byte for
+    byte what `json.dumps` writes of the records held in memory, and the summary's counts were gathered as the
+    verdicts came. Neither decodes a spilled verdict."""
     path = tmp_path / "c.pcap"
     _capture(path, 400)
     held = explain_file(path)
-    spilled = explain_file(path, spill_after=7, segments=False, json=True)
+    both = explain_file(path, spill_after=7, segments=False, json=True)
+    text_only = explain_file(path, spill_after=7, segments=False, json=True, verdicts=False)
     expected = [json.dumps(r) for r in held.as_json()]
     counts = held.counts_text()
+    assert list(both.explanations)[30:40] == list(held.explanations)[30:40]
 
     def no_decoding(data: bytes) -> object:
         raise AssertionError("a spilled verdict was decoded")
 
     monkeypatch.setattr("orchestrator.explain.store._decode", no_decoding)
-    assert list(spilled.json_lines()) == expected
-    assert spilled.counts_text() == counts == "300 reset or failed"
-    assert spilled.failed == held.failed == 300
+    for spilled in (both, text_only):
+        assert list(spilled.json_lines()) == expected
+        assert spilled.counts_text() == counts == "300 reset or failed"
+        assert spilled.failed == held.failed == 300
+    with pytest.raises(LookupError, match="--json text only"):
+        list(text_only.explanations)
 
 
 def _peak(path: Path) -> tuple[int, int]:
