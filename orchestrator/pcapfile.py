@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from .errors import CaptureError
@@ -60,7 +60,8 @@ class FrameReader:
     that is not a capture (or whose link type is not in `supported`); iterating
     yields frames; afterwards `truncated` says whether the file ended
     mid-record. `done` is how many bytes the frames so far came from (of
-    `total`), for a progress display.
+    `total`), for a progress display: `on_chunk`, when set, is called with it
+    each time a chunk is read (nothing is done per frame for it).
     """
 
     def __init__(self, source: BinaryIO | bytes, name: str, supported: frozenset[int]) -> None:
@@ -78,6 +79,7 @@ class FrameReader:
             except (OSError, AttributeError, ValueError):
                 self.total = 0
         self.done = 0                   # bytes before the current chunk
+        self.on_chunk: Callable[[int], None] | None = None
         self.truncated = False
         self.linktype = -1              # of the file (pcapng: of its first interface, once read)
         data = self._buf
@@ -117,6 +119,8 @@ class FrameReader:
                 break
             rest += more
         self._buf = rest
+        if self.on_chunk is not None:
+            self.on_chunk(self.done)
         return rest, 0
 
     def _pcap_frames(self, order: str, div: int, limit: int) -> Iterator[Frame]:

@@ -7,7 +7,8 @@ keeps the packets of those connections only, and as each one ends turns it
 into `Facts`; a reset is classified once no reset still to come can change
 its verdict (a listener's batch within BATCH_WINDOW, a refusal before it),
 and its packets are let go. Progress is reported as data: `progress(done,
-total)` in bytes of both passes, for the command layer to show.
+total)` in bytes of both passes, a chunk of the file at a time, for the
+command layer to show.
 """
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ from .verdict import Finding, explanation
 __all__ = ["Progress", "explain_capture", "explain_file", "explain_packets"]
 
 Progress = Callable[[int, int], None]     # (bytes done, bytes in all) of both passes
-PROGRESS_EVERY = 1 << 14                  # packets between progress reports
 CHECK_EVERY = 1 << 12                     # packets between looks at the resets waiting for a verdict
 
 Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file order
@@ -57,18 +57,20 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
         with open_capture(name) as f:
             reader = PacketReader(f, name, log=log)
             total = 2 * reader.frames.total
-            _feed(survey, reader, lambda: reader.frames.done, total, progress)
+            if progress is not None:
+                reader.frames.on_chunk = lambda done: progress(done, total)
+            survey.take(reader)
         survey.icmp = tuple(reader.icmp)
         if survey.twin_ends():
             with open_capture(name) as f:
                 _mark_opened(survey, PacketReader(f, name))
         with open_capture(name) as f:
             second = PacketReader(f, name, wanted=survey.wanted(), known=log)
-            done = total // 2
-            explanations = _second_pass(survey, frozenset(local_addresses), _reporting(
-                second, lambda: done + second.frames.done, total, progress),
-                store=Explanations(spill_after, SCAN_PORTS, segments, (survey.t0 or 0.0) if json else None,
-                                   verdicts or not json))
+            if progress is not None:
+                second.frames.on_chunk = lambda done: progress(total // 2 + done, total)
+            explanations = _second_pass(survey, frozenset(local_addresses), second,
+                                        store=Explanations(spill_after, SCAN_PORTS, segments,
+                                                           (survey.t0 or 0.0) if json else None, verdicts or not json))
     finally:
         log.close()
     if progress is not None:
@@ -111,7 +113,7 @@ def _numbered(packets: Iterable[Packet]) -> Iterator[tuple[int, Packet]]:
 
 def _survey(packets: Sequence[Packet], icmp: Sequence[IcmpError]) -> Survey:
     survey = Survey()
-    _feed(survey, _numbered(packets), lambda: 0, 0, None)
+    survey.take(_numbered(packets))
     survey.icmp = tuple(icmp)
     if survey.twin_ends():
         _mark_opened(survey, _numbered(packets))
@@ -128,26 +130,6 @@ def _mark_opened(survey: Survey, packets: Numbered) -> None:
             seen = conn
             if p.is_first_syn and (p.src, p.sport) in ends:
                 survey.mark_opened(conn)
-
-
-def _feed(survey: Survey, packets: Numbered, done: Callable[[], int], total: int,
-          progress: Progress | None) -> None:
-    survey.take(_reporting(packets, done, total, progress))
-
-
-def _reporting(packets: Numbered, done: Callable[[], int], total: int,
-               progress: Progress | None) -> Iterator[tuple[int, Packet]]:
-    """The packets, calling progress(done(), total) every PROGRESS_EVERY of them."""
-    if progress is None:
-        yield from packets
-        return
-    n = 0
-    for item in packets:
-        yield item
-        n += 1
-        if n == PROGRESS_EVERY:
-            n = 0
-            progress(done(), total)
 
 
 def capture_notes(survey: Survey) -> list[str]:

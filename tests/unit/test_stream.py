@@ -102,7 +102,7 @@ def test_memory_grows_with_connections_not_packets(tmp_path: Path) -> None:
 def test_progress_is_reported_as_data_up_to_the_total(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "c.pcap"
     _capture(path, 500)
-    monkeypatch.setattr("orchestrator.explain.analysis.PROGRESS_EVERY", 500)
+    monkeypatch.setattr("orchestrator.pcapfile.CHUNK", 4096)
     seen: list[tuple[int, int]] = []
     explain_file(path, progress=lambda done, total: seen.append((done, total)))
     total = 2 * path.stat().st_size
