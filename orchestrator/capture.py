@@ -80,7 +80,6 @@ _ip4_hdr = struct.Struct(">xxHHHBB").unpack_from   # total length, ID, frag fiel
 _tcp_hdr = struct.Struct(">HHIIHH").unpack_from     # ports, seq, ack, offset+flags, window
 # the common case in one call: an IPv4 header without options and the TCP header after it
 _ip4_tcp = struct.Struct(">BxHHHBBxx8sHHIIHH").unpack_from
-_DECODED = -1        # the "ethertype" of a frame the fast path decoded to its TCP header
 _sll2_hdr = struct.Struct(">HxxIxxB").unpack_from   # protocol, ifindex, packet type
 
 
@@ -305,15 +304,12 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
     logged = 0                                        # frames whose numbers are in the log or the block
     addrs: dict[bytes, tuple[str, str]] = {}   # 8 (IPv4) or 32 (IPv6) bytes -> texts
     track = ConnectionTracker().segment
-    ntop = socket.inet_ntop
     ntoa = socket.inet_ntoa
-    AF_INET6 = socket.AF_INET6
-    u16, ip4_hdr, tcp_hdr, sll2_hdr, ip4_tcp = _u16, _ip4_hdr, _tcp_hdr, _sll2_hdr, _ip4_tcp
+    u16, sll2_hdr, ip4_tcp = _u16, _sll2_hdr, _ip4_tcp
     flag_str = _FLAG_STR
     new_packet = tuple.__new__            # Packet(...) less its Python-level __new__: a third cheaper
     raw_types = _LT_RAW
     vlan_types = _VLAN_TYPES
-    ip6_ext = _IP6_EXT
     direction_of = _DIRECTION
 
     frame = 0
@@ -326,7 +322,7 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
                 n_packets += 1
                 continue
         end = off + caplen
-        direction = ifindex = ip_id = df = None
+        direction = ifindex = None
         # link layer -> (p, etype)
         if lt == 1:
             if caplen < 14:
@@ -375,117 +371,24 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
         if etype == 0x0800 and p + 40 <= end:
             # the fast path: IPv4 without options, not a fragment, TCP with a header of 20 bytes or more
             vihl, total, ip_id, frag, ttl, proto, key, sport, dport, seq, ack, offflags, window = ip4_tcp(data, p)
-            if vihl == 0x45 and proto == 6 and not frag & 0x3FFF and total >= 40 and offflags >= 0x5000:
-                pair = addrs.get(key)
-                if pair is None:
-                    pair = addrs[key] = (ntoa(key[:4]), ntoa(key[4:]))
-                src, dst = pair
-                df = frag & 0x4000 != 0
-                fl = offflags & 0xFF
-                length = total - 20 - ((offflags >> 12) << 2)
-                if length < 0:
-                    length = 0
-                etype = _DECODED
-        elif etype != 0x0800 and etype != 0x86DD:
-            p, etype = unwrap_ethertype(data, p, end, etype)
-
-        # network layer -> (src, dst, t = TCP offset, l4end); tunnels loop back here
-        tunnel = 0
-        while etype == 0x0800:
-            if p + 20 > end:
-                etype = 0
-                break
-            vihl = data[p]
-            ihl = (vihl & 0x0F) << 2
-            if vihl >> 4 != 4 or ihl < 20 or p + ihl > end:
-                etype = 0
-                break
-            total, ip_id, frag, ttl, proto = ip4_hdr(data, p)
-            if proto == 6 and not frag & 0x3FFF:
-                break
-            if frag & 0x3FFF or tunnel > 4:        # a fragment, or tunnels too deep
-                etype = 0
-            elif proto in _TUNNELS:
-                tunnel += 1
-                p, etype = unwrap_ip(data, p + ihl, min(end, p + total) if total else end, proto)
+            slow = vihl != 0x45 or proto != 6 or frag & 0x3FFF or total < 40 or offflags < 0x5000
+        else:
+            slow = True
+        if slow:
+            head = _headers(data, p, end, etype, ts, icmp, addrs)
+            if head is None:
+                other += 1
                 continue
-            elif proto == 1:
-                err = icmp_error(data, p + ihl, end, False, ts, ntoa(data[p + 12:p + 16]))
-                if err is not None:
-                    icmp.append(err)
-                etype = 0
-            else:
-                etype = 0
-        if etype == _DECODED:
-            pass
-        elif etype == 0x0800:
-            key = data[p + 12:p + 20]          # source and destination together
+            src, dst, sport, dport, seq, ack, fl, length, window, ttl, ip_id, df = head
+        else:
             pair = addrs.get(key)
             if pair is None:
                 pair = addrs[key] = (ntoa(key[:4]), ntoa(key[4:]))
             src, dst = pair
             df = frag & 0x4000 != 0
-            t = p + ihl
-            if total == 0:                     # TSO: length left out
-                l4end = end
-            elif total < ihl + 20:
-                other += 1
-                continue
-            else:
-                l4end = p + total
-        elif etype == 0x86DD:
-            if p + 40 > end or data[p] >> 4 != 6:
-                other += 1
-                continue
-            (plen,) = u16(data, p + 4)
-            nh = data[p + 6]
-            ttl = data[p + 7]
-            key = data[p + 8:p + 40]
-            pair = addrs.get(key)
-            if pair is None:
-                pair = addrs[key] = (ntop(AF_INET6, key[:16]), ntop(AF_INET6, key[16:]))
-            src, dst = pair
-            t = p + 40
-            l4end = t + plen if plen else end
-            while nh in ip6_ext:
-                if t + 8 > end:
-                    nh = -1
-                    break
-                if nh == 44:                   # fragment header
-                    (fo,) = u16(data, t + 2)
-                    if fo & 0xFFF9:            # offset or more-fragments: unparsable
-                        nh = -1
-                        break
-                    nh = data[t]
-                    t += 8
-                elif nh == 51:                 # AH: length in 4-octet units
-                    nh, t = data[t], t + ((data[t + 1] + 2) << 2)
-                else:
-                    nh, t = data[t], t + ((data[t + 1] + 1) << 3)
-            if nh != 6:
-                if nh == 58:
-                    err = icmp_error(data, t, end, True, ts, src)
-                    if err is not None:
-                        icmp.append(err)
-                other += 1
-                continue
-        else:
-            other += 1
-            continue
-
-        # transport layer
-        if etype != _DECODED:
-            if t + 20 > end:
-                other += 1
-                continue
-            sport, dport, seq, ack, offflags, window = tcp_hdr(data, t)
-            doff = (offflags >> 12) << 2
-            if doff < 20:
-                other += 1
-                continue
             fl = offflags & 0xFF
-            length = l4end - t - doff
-            if length < 0:                     # an if is cheaper than max() per packet
+            length = total - 20 - ((offflags >> 12) << 2)
+            if length < 0:
                 length = 0
 
         conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
@@ -508,3 +411,101 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
     counts.other = other
     if log is not None:
         log.write(block, frame)
+
+
+_Headers = tuple[str, str, int, int, int, int, int, int, int, int, int | None, bool | None]
+
+
+def _headers(data: bytes, p: int, end: int, etype: int, ts: float, icmp: list[IcmpError],
+             addrs: dict[bytes, tuple[str, str]]) -> _Headers | None:
+    """The general path, from the link layer's payload at p (of `etype`) to the TCP header:
+    (src, dst, sport, dport, seq, ack, flag byte, payload length, window, TTL, IP ID, DF), or None
+    for a frame that is not TCP (an ICMP error about a TCP segment is kept in `icmp`). Tunnels are
+    unwrapped: the addresses are the innermost ones; `addrs` caches address texts."""
+    ntoa = socket.inet_ntoa
+    ip_id = df = None
+    if etype != 0x0800 and etype != 0x86DD:
+        p, etype = unwrap_ethertype(data, p, end, etype)
+
+    # network layer -> (src, dst, t = TCP offset, l4end); tunnels loop back here
+    tunnel = 0
+    while etype == 0x0800:
+        if p + 20 > end:
+            return None
+        vihl = data[p]
+        ihl = (vihl & 0x0F) << 2
+        if vihl >> 4 != 4 or ihl < 20 or p + ihl > end:
+            return None
+        total, ip_id, frag, ttl, proto = _ip4_hdr(data, p)
+        if proto == 6 and not frag & 0x3FFF:
+            break
+        if frag & 0x3FFF or tunnel > 4:        # a fragment, or tunnels too deep
+            return None
+        if proto in _TUNNELS:
+            tunnel += 1
+            p, etype = unwrap_ip(data, p + ihl, min(end, p + total) if total else end, proto)
+            continue
+        if proto == 1:
+            err = icmp_error(data, p + ihl, end, False, ts, ntoa(data[p + 12:p + 16]))
+            if err is not None:
+                icmp.append(err)
+        return None
+    if etype == 0x0800:
+        key = data[p + 12:p + 20]          # source and destination together
+        pair = addrs.get(key)
+        if pair is None:
+            pair = addrs[key] = (ntoa(key[:4]), ntoa(key[4:]))
+        src, dst = pair
+        df = frag & 0x4000 != 0
+        t = p + ihl
+        if total == 0:                     # TSO: length left out
+            l4end = end
+        elif total < ihl + 20:
+            return None
+        else:
+            l4end = p + total
+    elif etype == 0x86DD:
+        if p + 40 > end or data[p] >> 4 != 6:
+            return None
+        (plen,) = _u16(data, p + 4)
+        nh = data[p + 6]
+        ttl = data[p + 7]
+        key = data[p + 8:p + 40]
+        pair = addrs.get(key)
+        if pair is None:
+            pair = addrs[key] = (socket.inet_ntop(socket.AF_INET6, key[:16]),
+                                 socket.inet_ntop(socket.AF_INET6, key[16:]))
+        src, dst = pair
+        t = p + 40
+        l4end = t + plen if plen else end
+        while nh in _IP6_EXT:
+            if t + 8 > end:
+                return None
+            if nh == 44:                   # fragment header
+                (fo,) = _u16(data, t + 2)
+                if fo & 0xFFF9:            # offset or more-fragments: unparsable
+                    return None
+                nh = data[t]
+                t += 8
+            elif nh == 51:                 # AH: length in 4-octet units
+                nh, t = data[t], t + ((data[t + 1] + 2) << 2)
+            else:
+                nh, t = data[t], t + ((data[t + 1] + 1) << 3)
+        if nh != 6:
+            if nh == 58:
+                err = icmp_error(data, t, end, True, ts, src)
+                if err is not None:
+                    icmp.append(err)
+            return None
+    else:
+        return None
+
+    # transport layer
+    if t + 20 > end:
+        return None
+    sport, dport, seq, ack, offflags, window = _tcp_hdr(data, t)
+    doff = (offflags >> 12) << 2
+    if doff < 20:
+        return None
+    length = l4end - t - doff
+    return src, dst, sport, dport, seq, ack, offflags & 0xFF, max(length, 0), window, ttl, ip_id, df
