@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import ExitStack
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -143,39 +144,47 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
 
 def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context, watch: bool = True) -> ExitStatus:
+    # what the first labs need comes first: they are created while the rest (runner, witness, display) loads
     from . import catalog
     from .lab import engine, images
     from .lab.engine_run import EngineRun
-    from .lab.witness import open_witness
     from .report import results_folder
-    from .runner import default_jobs, run_many, start_order, starting_at_once
+    from .schedule import default_jobs, start_order, starting_at_once
 
-    report = ctx.report
     topology = catalog.load_topology()
     scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
     results_folder.prepare_output(out)
     client = ctx.engine()
     leftovers = sorted({o.run_id for o in engine.lab_objects(client)})
     if leftovers:
-        report.note(f"[yellow]note:[/yellow] objects of other runs are on the engine (runs "
-                    f"{', '.join(leftovers)}): if no other run is going on, remove them with "
-                    "python -m orchestrator clean")
+        ctx.report.note(f"[yellow]note:[/yellow] objects of other runs are on the engine (runs "
+                        f"{', '.join(leftovers)}): if no other run is going on, remove them with "
+                        "python -m orchestrator clean")
     run_id = engine.new_run_id()
-    with report.building() as build_progress:
+    with ExitStack() as building:
+        shown: list[Callable[[str], None]] = []
+
+        def build_progress(message: str) -> None:   # the build display opens with its first message
+            if not shown:
+                shown.append(building.enter_context(ctx.report.building()))
+            shown[0](message)
         image_set = images.ensure_images(client, IMAGES_DIR, run_id, build_progress)
         scenarios, built = _build_sources(client, scenarios, run_id, build_progress)
-    if built:
-        from .lab.builder import cache_dir
-
-        compiled = sum(1 for b in built if b.compiled)
-        report.note(f"programs: {len(built)} built from source, {compiled} compiled now, "
-                    f"{len(built) - compiled} from the cache ({cache_dir()})")
     jobs = jobs or default_jobs()
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
     labs = EngineRun(client, image_set, topology, run_id)
-    # the first labs to start are created while the run sets up (engine info, witness, display)
-    labs.prepare_early(start_order(scenarios, expected)[:starting_at_once(jobs)])
-    try:
+    try:   # from the first lab made on, anything that ends the command removes the run's objects first
+        labs.prepare_early(start_order(scenarios, expected)[:starting_at_once(jobs)])
+        from .lab.witness import open_witness
+        from .runner import run_many
+
+        report = ctx.report
+        if built:
+            from .lab.builder import cache_dir
+
+            compiled = sum(1 for b in built if b.compiled)
+            report.note(f"programs: {len(built)} built from source, {compiled} compiled now, "
+                        f"{len(built) - compiled} from the cache ({cache_dir()})")
         info = engine.engine_info(client)
         kernel = str(info.get("KernelVersion", ""))
         report.note(f"run {run_id}: {len(scenarios)} scenario(s), {jobs} at a time, kernel {kernel}, output in {out}")
@@ -190,13 +199,15 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
                         results_folder.write_scenario(out, event.result, run_id)
                     show(event)
 
-                results = run_many(labs, scenarios, jobs, progress, witness=witness, expected=expected)
-    except BaseException:   # before run_many took the labs over (it removes what it made itself)
+                results = run_many(labs, scenarios, jobs, progress, witness=witness, expected=expected, finish=False)
+        # the witness closed and the run's pages written while the last removals go on
+        results_folder.write_run(out, results, run_id, kernel)
+        report.summary(results, str(out))
+    except BaseException:   # (run_many removes everything itself when it is interrupted)
         labs.remove_everything()
-        labs.finish()
         raise
-    results_folder.write_run(out, results, run_id, kernel)
-    report.summary(results, str(out))
+    finally:
+        labs.finish()   # nothing of the run is left when the command ends
     if any(r.error for r in results):
         return ExitStatus.ENVIRONMENT
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.EXPECTATION_FAILED

@@ -8,7 +8,6 @@ command layer decides how to show them.
 from __future__ import annotations
 
 import base64
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .errors import LabRuntimeError
 from .lab.protocol import Clock, Lab, LabRun, SystemClock, Witness
 from .model import Scenario, Step
 from .result import ScenarioResult
+from .schedule import start_order, starting_at_once
 from .verify import check_capture_integrity, check_scenario
 from .witness import reasons_by_host, witness_packets
 
@@ -136,13 +136,6 @@ def _witness(result: ScenarioResult, witness: Witness | None, start: float, end:
     return reasons_by_host(events, result.addresses)
 
 
-def default_jobs() -> int:
-    """Scenarios mostly wait on kernel timers, so eight per core keep the engine busy while they wait;
-    only a core's worth start their labs at a time (`run_many`), so they do not crowd it. Measured on
-    2 cores, alternated: 16 at a time beat 8 by about a second of a 20-25 s `all`; 24 gained no more."""
-    return max(1, min(16, 8 * (os.cpu_count() or 1)))
-
-
 class Ahead:
     """Prepares the labs of waiting scenarios while the running ones wait on kernel timers.
 
@@ -180,20 +173,10 @@ class Ahead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def starting_at_once(jobs: int, starting: int | None = None) -> int:
-    """How many scenarios bring their labs up at once: `starting`, by default the CPU count (at most `jobs`)."""
-    return max(1, min(jobs, starting or os.cpu_count() or 1))
-
-
-def start_order(scenarios: Sequence[Scenario], expected: Mapping[str, float]) -> list[Scenario]:
-    """The longest first (by `expected` seconds; one never run before counts as longest), so that a run
-    does not end waiting on a long scenario started last while the others are done."""
-    return sorted(scenarios, key=lambda s: -expected.get(s.id, float("inf")))
-
-
 def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress: OnProgress = _ignore,
              clock: Clock | None = None, witness: Witness | None = None,
-             expected: Mapping[str, float] | None = None, starting: int | None = None) -> list[ScenarioResult]:
+             expected: Mapping[str, float] | None = None, starting: int | None = None,
+             finish: bool = True) -> list[ScenarioResult]:
     """Run scenarios `jobs` at a time, at most `starting` of them bringing their labs up at once
     (default: the CPU count); results in the order given.
 
@@ -205,6 +188,8 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
     On Ctrl-C (KeyboardInterrupt in the calling thread) nothing new starts, every
     object of the run is removed by label (which also ends the scenarios still
     running: their agents lose their hosts), and the interrupt is raised again.
+    With `finish` False the last scenarios' removals may still be going when it returns: the caller
+    waits for them (`labs.finish()`) once it has done what needs no engine.
     """
     clock = clock or SystemClock()
     results: dict[str, ScenarioResult] = {}
@@ -257,5 +242,6 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
         raise
     pool.shutdown(wait=True)
     ahead.close()
-    labs.finish()
+    if finish:
+        labs.finish()
     return [results[s.id] for s in scenarios]

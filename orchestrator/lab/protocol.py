@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
 
 from ..errors import LabRuntimeError
 from ..model import Scenario
 from ..result import AgentAnswer
-from ..witness import KernelEvent
+
+if TYPE_CHECKING:   # the runner's side: loading it here would load the pcap reader before any lab starts
+    from ..witness import KernelEvent
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ class TraceInstance:
                 if event in FILTERS:
                     (where / "filter").write_text(FILTERS[event])
                 (where / "enable").write_text("1")
-        except OSError:
+        except BaseException:   # refused, or interrupted half-way (Ctrl-C): no instance is left behind
             self.remove()
             raise
 

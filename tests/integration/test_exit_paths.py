@@ -75,6 +75,12 @@ def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, im
                                           tmp_path: Path) -> None:
     proc, run_id = start_all(tmp_path)
     wait_for_objects(docker_client, run_id)
+    # the first labs are made while the witness sets up: kill once its instance names its owner (one
+    # killed before that is swept only once it is older than SWEEP_GRACE and its run has left nothing)
+    deadline = time.monotonic() + 30
+    while WITNESSED and not tracefs.owner_alive(instance_of(run_id)):
+        assert time.monotonic() < deadline, "the run's tracing instance never named its owner"
+        time.sleep(0.01)
     proc.kill()
     proc.wait(timeout=30)
     assert objects_of(docker_client, run_id), "kill -9 leaves the run's objects"

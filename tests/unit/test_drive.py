@@ -263,6 +263,14 @@ def test_the_agent_calls_the_model_knows_are_the_peer_s_table() -> None:
     assert not AGENT_CALLS & RUNNER_CALLS
 
 
+def test_run_many_can_leave_the_last_removals_to_its_caller() -> None:
+    clock = FakeClock()
+    labs = FakeRun(clock, broken=set())
+    results = run_many(labs, [scenario(CallStep(host="client", call="socket", args={"sock": "c"}))], 1,
+                       clock=clock, finish=False)
+    assert [r.verdict for r in results] == ["passed"] and not labs.finished and not labs.removed
+
+
 def test_an_interrupt_removes_everything_and_nothing_more_is_announced() -> None:
     clock = FakeClock()
     base = scenario(CallStep(host="client", call="socket", args={"sock": "c"}))

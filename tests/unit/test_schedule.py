@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from orchestrator.model import CallStep, Scenario
-from orchestrator.runner import run_many, start_order
+from orchestrator.runner import run_many
+from orchestrator.schedule import start_order
 from tests.unit.test_drive import FakeAgent, FakeClock, FakeLab, FakeRun, scenario
 
 
