@@ -20,7 +20,7 @@ from dataclasses import replace
 from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
-from .causes import REGISTRY
+from .causes import BY_FAMILY
 from .causes.lb_idle_reset import PAIR_WINDOW
 from .context import BATCH_WINDOW, ONE_SIDED_MIN, Context
 from .facts import Connection, Facts, facts_of, stray_facts
@@ -234,9 +234,7 @@ def _classify_before(waiting: list[Facts], limit: float, ctx: Context, out: Expl
 def classify(f: Facts, ctx: Context) -> Explanation | None:
     """The first cause that proves its case, else the causes that fit, else `unknown`."""
     fits: list[Finding] = []
-    for cause in REGISTRY:
-        if f.family not in cause.FAMILIES:
-            continue
+    for cause in BY_FAMILY.get(f.family, ()):
         found = cause.check(f, ctx)
         if found is None:
             continue

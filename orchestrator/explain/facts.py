@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from ..capture import Packet
+from ..capture import FLAG_BITS, Packet
 from ..connections import SEQ_MOD, ConnectionTracker, seq_after
 from .result import endpoint
 
@@ -36,6 +36,20 @@ COPY_WINDOW = 0.005       # s: the same segment seen twice this close together i
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
 
 Addr = tuple[str, int]
+
+# what a packet's flags say, as bits of one look-up (built from Packet's properties: flags are read through them),
+# and from bit _STEP_SHIFT on, the sequence numbers its SYN and FIN take (0, 1 or 2)
+_SYN, _FIRST_SYN, _SYNACK, _ACK, _FIN, _RST, _BARE_ACK, _STEP_SHIFT = 1, 2, 4, 8, 16, 32, 64, 7
+
+
+def _kind(flags: str) -> int:
+    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
+    return ((_SYN if p.is_syn else 0) | (_FIRST_SYN if p.is_first_syn else 0) | (_SYNACK if p.is_synack else 0)
+            | (_ACK if p.has_ack else 0) | (_FIN if p.is_fin else 0) | (_RST if p.is_rst else 0)
+            | (_BARE_ACK if p.is_bare_ack else 0) | (p.is_syn + p.is_fin) << _STEP_SHIFT)
+
+
+_KIND = {flags: _kind(flags) for flags in FLAG_BITS}
 
 
 def seq_end(p: Packet) -> int:
@@ -72,15 +86,19 @@ class Connection:
             folder = CopyFolder()
             self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
             self.forwarded = folder.forwarded
+        kinds = _KIND
         for i, p in enumerate(self.pk):
-            if p.is_first_syn and self.client is None:
+            kind = kinds[p.flags]
+            if not kind & (_SYN | _RST):
+                continue
+            if kind & _FIRST_SYN and self.client is None:
                 self.client, self.server = (p.src, p.sport), (p.dst, p.dport)
                 self.client_isn = p.seq
-            elif p.is_synack and self.server_isn is None:
+            elif kind & _SYNACK and self.server_isn is None:
                 if self.client is None:
                     self.client, self.server = (p.dst, p.dport), (p.src, p.sport)
                 self.server_isn = p.seq
-            if p.is_rst and self.first_rst is None:
+            if kind & _RST and self.first_rst is None:
                 self.first_rst = p
                 self.rst_pos = i
 
@@ -202,8 +220,8 @@ def facts_of(conn: Connection) -> Facts:
     x: Addr = (rst.src, rst.sport)
     y: Addr = (rst.dst, rst.dport)
     before = conn.pk[:conn.rst_pos]
-    xs = [p for p in before if p.src == x[0] and p.sport == x[1]]
-    ys = [p for p in before if not (p.src == x[0] and p.sport == x[1])]
+    seen = _Before(before, x)
+    xs, ys = seen.xs, seen.ys
     x_role = None if conn.client is None else ("client" if x == conn.client else "server")
     handshake = False
     if conn.client_isn is not None and conn.server_isn is not None:
@@ -211,26 +229,23 @@ def facts_of(conn: Connection) -> Facts:
         # past its own (only a synchronized socket sends one; the ACK may be lost from the capture)
         x_isn, y_isn = ((conn.client_isn, conn.server_isn) if x == conn.client
                         else (conn.server_isn, conn.client_isn))
-        handshake = (any(not p.is_syn and p.has_ack for p in before
-                         if (p.src, p.sport) == conn.client)
+        client_acked = seen.x_acked if x == conn.client else seen.y_acked and y == conn.client
+        handshake = (client_acked
                      or (rst.has_ack and not seq_after(x_isn + 1, rst.seq)
                          and not seq_after(y_isn + 1, rst.ack) and rst.seq != x_isn))
     elif conn.client_isn is not None and not ys and x == conn.client:
         # one direction recorded: the client's ACK after its SYN shows the SYN/ACK came
-        handshake = any(not p.is_syn and p.has_ack for p in xs)
-    x_data = sum(p.length for p in xs)
+        handshake = seen.x_acked
     y_data_acked = y_unanswered = 0
-    first_ack = next((p.ack for p in xs if not p.is_syn and p.has_ack), None) if not ys else None
-    if handshake and first_ack is not None and rst.has_ack:
+    if handshake and not ys and seen.first_ack is not None and rst.has_ack:
         # Y's packets are not in the capture: X's acknowledgments say what it received
-        y_data_acked = (rst.ack - first_ack) & SEQ_MOD
-    last_x_data = max((p.time for p in xs if p.length), default=None)
+        y_data_acked = (rst.ack - seen.first_ack) & SEQ_MOD
+    last_x_data = seen.last_x_data
     for p in ys:
         if p.length and (not rst.has_ack or not seq_after(seq_end(p), rst.ack)):
             y_data_acked += p.length
             if last_x_data is None or p.time > last_x_data:
                 y_unanswered += p.length
-    x_fin = next((p for p in xs if p.is_fin), None)
     # Copies are folded onto their first sighting, so a kept outgoing packet is one the
     # capture host sent itself, and a forwarded one is kept as its incoming copy.
     if rst.index in conn.forwarded:
@@ -241,9 +256,9 @@ def facts_of(conn: Connection) -> Facts:
         origin = "in"
     else:
         origin = None
-    f = Facts(conn, rst, x, y, before, xs, ys, x_role, handshake, x_data, y_data_acked,
-              y_unanswered, x_fin, origin)
-    _family(f)
+    f = Facts(conn, rst, x, y, before, xs, ys, x_role, handshake, seen.x_data, y_data_acked,
+              y_unanswered, seen.x_fin, origin)
+    _family(f, seen)
     if f.family in ("no-socket", "abort"):
         f.retransmissions = _retransmissions(f)
         f.probes = _keepalive_probes(f)
@@ -260,19 +275,63 @@ def _half_open(conn: Connection) -> Facts:
                  0, 0, 0, None, None, family="half-open")
 
 
-def _family(f: Facts) -> None:
+class _Before:
+    """One pass over the packets before the RST: each side's, and what the family and the facts ask of them."""
+
+    __slots__ = ("first_ack", "last_x_data", "x_acked", "x_data", "x_fin", "x_first_syn", "x_syn", "xs", "y_acked",
+                 "y_first_syns", "y_synacks", "ys")
+
+    def __init__(self, before: list[Packet], x: Addr) -> None:
+        xs: list[Packet] = []
+        ys: list[Packet] = []
+        y_first_syns: list[Packet] = []
+        y_synacks: list[Packet] = []
+        x_data = 0
+        last_x_data: float | None = None           # the time of X's latest data segment
+        x_fin: Packet | None = None                # X's first FIN
+        first_ack: int | None = None               # the ack of X's first segment with ACK but no SYN
+        x_syn = x_first_syn = x_acked = y_acked = False    # acked: sent a segment with ACK but no SYN
+        kinds = _KIND
+        x_addr, x_port = x
+        for p in before:
+            kind = kinds[p.flags]
+            if p.sport == x_port and p.src == x_addr:
+                xs.append(p)
+                if p.length:
+                    x_data += p.length
+                    if last_x_data is None or p.time > last_x_data:
+                        last_x_data = p.time
+                if kind & _SYN:
+                    x_syn = True
+                    x_first_syn = x_first_syn or bool(kind & _FIRST_SYN)
+                elif kind & _ACK:
+                    x_acked = True
+                    if first_ack is None:
+                        first_ack = p.ack
+                if kind & _FIN and x_fin is None:
+                    x_fin = p
+            else:
+                ys.append(p)
+                if kind & _FIRST_SYN:
+                    y_first_syns.append(p)
+                elif kind & _SYNACK:
+                    y_synacks.append(p)
+                elif kind & _ACK:
+                    y_acked = True
+        self.xs, self.ys, self.y_first_syns, self.y_synacks = xs, ys, y_first_syns, y_synacks
+        self.x_data, self.last_x_data, self.x_fin, self.first_ack = x_data, last_x_data, x_fin, first_ack
+        self.x_syn, self.x_first_syn, self.x_acked, self.y_acked = x_syn, x_first_syn, x_acked, y_acked
+
+
+def _family(f: Facts, seen: _Before) -> None:
     """Which family of RST this is, from the RST and the packets before it."""
     rst = f.rst
-    y_syns = [p for p in f.ys if p.is_first_syn]
-    x_synacks = [p for p in f.xs if p.is_syn]
-    if y_syns and not x_synacks and rst.has_ack and any(rst.ack == (p.seq + 1) & SEQ_MOD
-                                                        for p in y_syns):
+    y_syns = seen.y_first_syns
+    if y_syns and not seen.x_syn and rst.has_ack and any(rst.ack == (p.seq + 1) & SEQ_MOD for p in y_syns):
         f.family = "refused"
         return
-    x_syn = [p for p in f.xs if p.is_first_syn]
-    y_synacks = [p for p in f.ys if p.is_synack]
-    x_acked_handshake = any(not p.is_syn and p.has_ack for p in f.xs)
-    if x_syn and y_synacks and not rst.has_ack and not x_acked_handshake:
+    y_synacks = seen.y_synacks
+    if seen.x_first_syn and y_synacks and not rst.has_ack and not seen.x_acked:
         f.family = "late-synack"
         f.answered = next((p for p in y_synacks if p.ack == rst.seq), y_synacks[-1])
         return
@@ -280,8 +339,7 @@ def _family(f: Facts) -> None:
         f.family = "lonely"
         return
     if not rst.has_ack:
-        answered = [p for p in f.ys if p.has_ack and p.ack == rst.seq]
-        f.answered = answered[-1] if answered else None
+        f.answered = next((p for p in reversed(f.ys) if p.has_ack and p.ack == rst.seq), None)
         f.family = "no-socket"
         return
     if f.conn.client is not None and not f.handshake:
@@ -293,13 +351,14 @@ def _family(f: Facts) -> None:
 def _retransmissions(f: Facts) -> list[Packet]:
     """X's transmissions of its first unacknowledged segment, when it sent it twice or more
     and Y never acknowledged it (before the RST)."""
+    kinds = _KIND
+    segs = [p for p in f.xs if not kinds[p.flags] & _SYN and (p.length or kinds[p.flags] & _FIN)]
+    if len(segs) < 2:
+        return []                           # no segment was sent twice
     una: int | None = None                  # the highest acknowledgment from Y
     for p in f.ys:
-        if p.has_ack and (una is None or seq_after(p.ack, una)):
+        if kinds[p.flags] & _ACK and (una is None or 0 < (p.ack - una) & SEQ_MOD < 0x80000000):
             una = p.ack
-    segs = [p for p in f.xs if (p.length or p.is_fin) and not p.is_syn]
-    if not segs:
-        return []
     if una is None:
         una = segs[-1].seq
     train = [p for p in segs if p.seq == una]
@@ -316,13 +375,16 @@ def _keepalive_probes(f: Facts) -> list[Packet]:
     last data, with no data from Y after the first one and a non-zero peer window."""
     snd_nxt: int | None = None
     probes: list[Packet] = []
+    kinds = _KIND
     for p in f.xs:
-        if snd_nxt is not None and p.is_bare_ack and p.length <= 1 and p.seq == (snd_nxt - 1) & SEQ_MOD:
+        kind = kinds[p.flags]
+        length = p.length
+        if snd_nxt is not None and kind & _BARE_ACK and length <= 1 and p.seq == (snd_nxt - 1) & SEQ_MOD:
             probes.append(p)
-        elif p.length or p.is_fin or p.is_syn:
+        elif length or kind & (_FIN | _SYN):
             probes = []
-        e = seq_end(p)
-        if snd_nxt is None or seq_after(e, snd_nxt):
+        e = (p.seq + length + (kind >> _STEP_SHIFT)) & SEQ_MOD          # seq_end(p)
+        if snd_nxt is None or 0 < (e - snd_nxt) & SEQ_MOD < 0x80000000:
             snd_nxt = e
     if not probes:
         return []

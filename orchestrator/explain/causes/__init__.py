@@ -60,3 +60,7 @@ REGISTRY: tuple[Cause, ...] = (
 )
 
 CAUSES: tuple[str, ...] = tuple(c.ID for c in REGISTRY if c is not silent_drop)
+
+# each wire family's causes, in REGISTRY's order: the only ones a reset of that family is checked against
+BY_FAMILY: dict[str, tuple[Cause, ...]] = {
+    family: tuple(c for c in REGISTRY if family in c.FAMILIES) for c in REGISTRY for family in c.FAMILIES}
