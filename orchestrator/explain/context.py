@@ -14,6 +14,7 @@ __all__ = ["BATCH_WINDOW", "BareReset", "Context", "Profile"]
 
 BATCH_WINDOW = 0.010      # s: resets of one listener this close together come from one close()
 ONE_SIDED_MIN = 10        # connections: fewer without any answer may all have been dropped
+_NO_PACKETS = Profile()   # the profile of an address that sent nothing (read, never counted into)
 
 
 class BareReset(NamedTuple):
@@ -111,7 +112,8 @@ class Context:
     def profile(self, addr: str, direction: str | None) -> Profile:
         """How `addr`'s non-RST packets look in this direction (empty if it sent none): only
         packets of connections seen both ways, and SYN/ACKs, which a host's own stack sends."""
-        return self.survey.profiles.get((addr, direction), Profile())
+        found = self.survey.profiles.get((addr, direction))
+        return _NO_PACKETS if found is None else found
 
     def shared_counter(self, rst: Packet) -> IdReset | None:
         """Another address's RST in the same chain of consecutive IP IDs as `rst`, when RSTs

@@ -60,8 +60,8 @@ def seq_end(p: Packet) -> int:
 class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
-    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "no_copies", "number", "pk", "raw", "rst_pos",
-                 "server", "server_isn")
+    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "no_copies", "number", "pk", "raw", "resets",
+                 "rst_pos", "server", "server_isn")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -69,6 +69,7 @@ class Connection:
         self.pk: list[Packet] = []
         self.forwarded: set[int] = set()     # indexes of kept packets seen in and then out
         self.rst_pos = -1
+        self.resets = 0                      # RSTs among pk (once prepared)
         self.client: Addr | None = None
         self.server: Addr | None = None
         self.client_isn: int | None = None
@@ -98,9 +99,11 @@ class Connection:
                 if self.client is None:
                     self.client, self.server = (p.dst, p.dport), (p.src, p.sport)
                 self.server_isn = p.seq
-            if kind & _RST and self.first_rst is None:
-                self.first_rst = p
-                self.rst_pos = i
+            if kind & _RST:
+                self.resets += 1
+                if self.first_rst is None:
+                    self.first_rst = p
+                    self.rst_pos = i
 
     @property
     def has_reset(self) -> bool:

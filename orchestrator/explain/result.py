@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from ..capture import Packet
@@ -83,24 +84,34 @@ class Explanation:
     def as_dict(self, t0: float = 0.0) -> dict[str, Any]:
         """A JSON-ready mapping; times in seconds relative to `t0`. An evidence entry's
         `packet` is the packet's position among the file's TCP packets (0-based)."""
-        out: dict[str, Any] = {
-            "client": self.client, "server": self.server, "endpoints": list(self.endpoints),
-            "cause": self.cause,
-            "candidates": [{"cause": c.cause, "why": c.why, "tell": c.tell} for c in self.candidates],
-            "rst_from": self.rst_from, "rst_side": self.rst_side,
-            "explanation": self.sentence,
-            "evidence": [{"packet": e.packet.index, "time": round(e.packet.time - t0, 6),
-                          "line": e.line, "why": e.why} for e in self.evidence],
-            "notes": list(self.notes),
-            "start": round(self.start - t0, 6),
-            "rst_time": None if self.rst_time is None else round(self.rst_time - t0, 6),
-            "packets": self.packets, "resets": self.resets,
-            "conn_state": self.conn_state, "history": self.history,
-            "forged": list(self.forged),
-        }
-        if self.path is not None:
-            out["path"] = self.path.as_dict()
+        out: dict[str, Any] = json.loads("{" + self.json_fields(t0) + "}")
         return out
+
+    def json_fields(self, t0: float = 0.0) -> str:
+        """`as_dict` as `json.dumps` writes it, without the braces (the members of a `--json` record): written
+        straight from the fields, not through a dict, since a big capture has a million of them."""
+        js, ts = encode_basestring_ascii, _text
+        candidates = ", ".join([f'{{"cause": {js(c.cause)}, "why": {js(c.why)}, "tell": {js(c.tell)}}}'
+                                for c in self.candidates])
+        evidence = ", ".join([f'{{"packet": {e.packet.index}, "time": {round(e.packet.time - t0, 6)!r}, '
+                              f'"line": {js(e.line)}, "why": {js(e.why)}}}' for e in self.evidence])
+        rst_time = "null" if self.rst_time is None else repr(round(self.rst_time - t0, 6))
+        text = (f'"client": {ts(self.client)}, "server": {ts(self.server)}, '
+                f'"endpoints": [{", ".join(map(js, self.endpoints))}], "cause": {js(self.cause)}, '
+                f'"candidates": [{candidates}], "rst_from": {ts(self.rst_from)}, "rst_side": {ts(self.rst_side)}, '
+                f'"explanation": {js(self.sentence)}, "evidence": [{evidence}], "notes": [{", ".join(map(js, self.notes))}], '
+                f'"start": {round(self.start - t0, 6)!r}, "rst_time": {rst_time}, '
+                f'"packets": {self.packets}, "resets": {self.resets}, '
+                f'"conn_state": {js(self.conn_state)}, "history": {js(self.history)}, '
+                f'"forged": [{", ".join(map(js, self.forged))}]')
+        if self.path is not None:
+            text += f', "path": {json.dumps(self.path.as_dict())}'
+        return text
+
+
+def _text(value: str | None) -> str:
+    """A string or None in JSON, as `json.dumps` writes it."""
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +176,7 @@ class CaptureExplanation:
         head, t0 = self._record_head(), self.t0
         for n, e in enumerate(self.explanations):
             if chosen is None or chosen(e):
-                yield _record(head, json.dumps(e.as_dict(t0)), n, incident_of[id(e)])
+                yield _record(head, e.json_fields(t0), n, incident_of[id(e)])
 
     def _gathered_lines(self, store: Explanations, chosen: Callable[[Explanation], bool] | None) -> Iterator[str]:
         """`json_lines` of a store: the incidents from what it gathered, each connection read back once."""
@@ -179,12 +190,12 @@ class CaptureExplanation:
         head, t0 = self._record_head(), self.t0
         for pos, n in enumerate(store.order):
             if chosen is None:
-                body = store.json_text(n, t0)
+                body = store.json_fields(n, t0)
             else:
                 e = store.arrival(n)
                 if not chosen(e):
                     continue
-                body = json.dumps(e.as_dict(t0))
+                body = e.json_fields(t0)
             yield _record(head, body, pos, texts[id(store.group_of(n))])
 
     def _record_head(self) -> str:
@@ -194,5 +205,5 @@ class CaptureExplanation:
 
 
 def _record(head: str, verdict: str, number: int, incident: str) -> str:
-    """A `--json` record: `head`, the fields of `verdict` (a JSON object), its id and its incident's record."""
-    return f'{head}{verdict[1:-1]}, "id": {number}, "incident": {incident}}}'
+    """A `--json` record: `head`, the verdict's members (`json_fields`), its id and its incident's record."""
+    return f'{head}{verdict}, "id": {number}, "incident": {incident}}}'

@@ -15,7 +15,6 @@ JSON text, which is then read back as it is, without decoding the verdict.
 """
 from __future__ import annotations
 
-import json
 import marshal
 import pickle
 import tempfile
@@ -115,7 +114,7 @@ class Explanations(_InOrder):
         self.spill_after = spill_after
         self.port_cap = port_cap
         self.segments = segments        # False: a spilled verdict's packets are dropped but an example's
-        self.json_t0 = json_t0          # set: a spilled verdict's `as_dict(json_t0)` is written beside it, as JSON
+        self.json_t0 = json_t0          # set: a spilled verdict's `json_fields(json_t0)` is written beside it
         self.verdicts = verdicts        # False (with json_t0): only that JSON is written, for `--json` alone
         assert verdicts or json_t0 is not None, "a spilled verdict must be kept somehow"
         self._objects: list[Explanation] | None = []     # arrival order, until spilled
@@ -167,7 +166,7 @@ class Explanations(_InOrder):
         data = _encode(e, self.segments) if self.verdicts else b""
         if self.json_t0 is not None:
             self._json_at.append(self._offsets[-1] + len(data))
-            data += json.dumps(e.as_dict(self.json_t0)).encode()
+            data += e.json_fields(self.json_t0).encode()
         self._file.write(data)
         self._offsets.append(self._offsets[-1] + len(data))
 
@@ -241,11 +240,11 @@ class Explanations(_InOrder):
         self._file.seek(lo)
         return _decode(self._file.read(hi - lo))
 
-    def json_text(self, n: int, t0: float) -> str:
-        """`json.dumps(self.arrival(n).as_dict(t0))`: read as it was written when the store was made for
-        that (`json_t0`) and the verdict spilled, so that it is not decoded."""
+    def json_fields(self, n: int, t0: float) -> str:
+        """`self.arrival(n).json_fields(t0)`: read as it was written when the store was made for that
+        (`json_t0`) and the verdict spilled, so that it is not decoded."""
         if self._file is None or t0 != self.json_t0:
-            return json.dumps(self.arrival(n).as_dict(t0))
+            return self.arrival(n).json_fields(t0)
         lo, hi = self._json_at[n], self._offsets[n + 1]
         self._file.seek(lo)
         return self._file.read(hi - lo).decode()

@@ -58,24 +58,23 @@ def secs(dt: float) -> str:
     return f"{dt * 1000:.1f} ms" if dt < 1 else f"{dt:.2f} s"
 
 
-def _packet_index(e: Evidence) -> int:
-    return e.packet.index
+def _packet_index(evidence: tuple[Packet, str]) -> int:
+    return evidence[0].index
 
 
 def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: list[Finding],
                 evidence: list[tuple[Packet | None, str]], notes: list[str]) -> Explanation:
     """Assemble the verdict for one connection."""
     conn = f.conn
-    chosen: list[Evidence] = []
-    taken: set[int] = set()        # id() of the packets chosen (a packet counts once, by identity)
-    t0 = ctx.t0
+    taken: dict[int, tuple[Packet, str]] = {}     # by id(): a packet counts once, by identity, with its first why
     for p, why in evidence:
         if p is not None and id(p) not in taken:
-            taken.add(id(p))
-            chosen.append(Evidence(p, format_packet(p, t0=t0), why))
-    ev = sorted(chosen, key=_packet_index)
-    if len(ev) > MAX_EVIDENCE:
-        ev = ev[:2] + ev[-(MAX_EVIDENCE - 2):]
+            taken[id(p)] = (p, why)
+    chosen = sorted(taken.values(), key=_packet_index)
+    if len(chosen) > MAX_EVIDENCE:
+        chosen = chosen[:2] + chosen[-(MAX_EVIDENCE - 2):]
+    t0 = ctx.t0
+    ev = [Evidence(p, format_packet(p, t0=t0), why) for p, why in chosen]
     client: str | None = None
     server: str | None = None
     if conn.client is not None and conn.server is not None:
@@ -86,7 +85,7 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         ends = (endpoint(first.src, first.sport), endpoint(first.dst, first.dport))
     is_reset = f.rst.is_rst
     state, history = zeek_conn(conn.pk)
-    resets = sum(1 for p in conn.pk if "R" in p.flags)
+    resets = conn.resets
     notes = list(notes)
     if is_reset and resets > 1:
         more = f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first"

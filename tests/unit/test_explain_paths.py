@@ -152,6 +152,21 @@ def test_firewall_reset_is_decided_with_the_servers_capture_alone() -> None:
     assert "not at server (it holds no packet of this connection)" in rst.verdict
 
 
+def test_a_verdict_is_written_as_json_dumps_writes_its_fields() -> None:
+    """`Explanation.json_fields` (a `--json` record's members, written without a dict) is what `json.dumps`
+    writes of the same mapping: its path across points, None, non-ASCII text, quotes and a backslash too."""
+    points, captures = _points("firewall-reset", ["client", "router", "server"])
+    _, results = _explain(points, captures)
+    e = results[0].explanations[0]
+    odd = replace(e, client=None, rst_side=None, rst_time=None, notes=("… \"quoted\" \\ \u00e9", "ü"),
+                  forged=("TTL 255 — \t",))
+    for verdict in (e, odd):
+        fields = verdict.json_fields(t0=captures[0].packets[0].time)
+        assert "{" + fields + "}" == json.dumps(json.loads("{" + fields + "}"))
+    assert e.path is not None and e.as_dict()["path"] == json.loads(json.dumps(e.path.as_dict()))
+    assert odd.as_dict()["notes"][0] == '… "quoted" \\ é' and odd.as_dict()["rst_time"] is None
+
+
 def test_firewall_reset_with_the_router_names_it() -> None:
     points, captures = _points("firewall-reset", ["client", "router", "server"])
     paths, results = _explain(points, captures)
