@@ -144,7 +144,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
 
 def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context, watch: bool = True) -> ExitStatus:
-    # what the first labs need comes first: they are created while the rest (runner, witness, display) loads
+    # what the first labs need comes first: they come up while the rest (runner, witness, display) loads
     from . import catalog
     from .lab import engine, images
     from .lab.engine_run import EngineRun
@@ -174,7 +174,7 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
     labs = EngineRun(client, image_set, topology, run_id)
     try:   # from the first lab made on, anything that ends the command removes the run's objects first
-        labs.prepare_early(start_order(scenarios, expected)[:starting_at_once(jobs)])
+        labs.start_early(start_order(scenarios, expected)[:starting_at_once(jobs)])
         from .lab.witness import open_witness
         from .runner import run_many
 

@@ -32,15 +32,18 @@ class EngineRun:
         self._early: dict[str, ScenarioLab] = {}
         self._early_pool: ThreadPoolExecutor | None = None
 
-    def prepare_early(self, scenarios: Sequence[Scenario]) -> None:
-        """Create (not start) these scenarios' networks and hosts now, in the background; `make` hands
-        each its lab so prepared. Their captures are created as the hosts start: they would come too late."""
+    def start_early(self, scenarios: Sequence[Scenario]) -> None:
+        """Bring these scenarios' labs up now, in the background, while the run sets up (engine info,
+        witness, display); `make` hands each its lab, which the runner enters once it is up.
+
+        Their hosts send nothing until the steps begin, so a capture starting earlier changes nothing.
+        """
         if not scenarios:
             return
         self._early_pool = ThreadPoolExecutor(max_workers=len(scenarios), thread_name_prefix="early")
         for scenario in scenarios:
             lab = self._early[scenario.id] = self.make(scenario)
-            lab.prepare_ahead(self._early_pool, captures=False)
+            lab.start_ahead(self._early_pool)
 
     def make(self, scenario: Scenario) -> ScenarioLab:
         early = self._early.pop(scenario.id, None)
@@ -53,7 +56,7 @@ class EngineRun:
         self._interrupted = True
 
     def finish(self) -> None:
-        if self._early_pool is not None:   # a preparation still going must not create anything after the sweep
+        if self._early_pool is not None:   # a lab still coming up must not create anything after the sweep
             self._early_pool.shutdown(wait=True)
         left = self.reaper.drain()
         if left or self._interrupted or self._early:   # normally nothing: one more sweep before giving up

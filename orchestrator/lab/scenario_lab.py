@@ -72,6 +72,7 @@ class ScenarioLab:
         self._earlier: dict[str, CaptureFile] = {}
         self.prepared = False
         self._preparing: Future[None] | None = None
+        self._starting: Future[None] | None = None
         self._stopped: set[str] = set()   # containers the lab itself stopped (captures, a restarting host)
 
     # -- life cycle ----------------------------------------------------------
@@ -86,25 +87,34 @@ class ScenarioLab:
     def __exit__(self, *exc: object) -> None:
         self.down()
 
-    def prepare(self, captures: bool = True) -> None:
+    def prepare(self) -> None:
         """The network and every container, created but not started: no namespace exists, nothing runs.
 
         A runner may do this ahead, while other scenarios wait on kernel timers; `up` then only starts.
-        Without `captures` the sidecars are left to `up`, which creates each while its host starts.
         """
         self._create_network()
         _all(self._create_host, [self.topology.host(name) for name in self.hosts])
-        if captures:
-            _all(self._create_sidecar, [h for h in self.hosts if h in self.capture_points])
+        _all(self._create_sidecar, [h for h in self.hosts if h in self.capture_points])
         self.prepared = True
 
-    def prepare_ahead(self, pool: Executor, captures: bool = True) -> None:
+    def prepare_ahead(self, pool: Executor) -> None:
         """`prepare` in the background; `up` waits for it (and raises what it raised). Once only."""
-        if self._preparing is None:
-            self._preparing = pool.submit(self.prepare, captures)
+        if self._preparing is None and self._starting is None:
+            self._preparing = pool.submit(self.prepare)
+
+    def start_ahead(self, pool: Executor) -> None:
+        """`up` in the background, before the runner enters the lab (entering waits for it). Once only."""
+        if self._preparing is None and self._starting is None:
+            self._starting = pool.submit(self._up)
 
     def up(self) -> None:
         """Every host at once, each with its sidecar as soon as the host runs (created first if need be)."""
+        if self._starting is not None:
+            self._starting.result()
+        else:
+            self._up()
+
+    def _up(self) -> None:
         if self._preparing is not None:
             self._preparing.result()
         if self.prepared:

@@ -1,5 +1,5 @@
-"""EngineRun.prepare_early: the first labs are created while the run sets up, handed out by `make`, and
-swept at `finish` when the run never took them (fake engine, no Docker)."""
+"""EngineRun.start_early: the first labs come up while the run sets up, are handed out by `make`, and
+are swept at `finish` when the run never took them (fake engine, no Docker)."""
 from __future__ import annotations
 
 import threading
@@ -16,7 +16,7 @@ from tests.unit.test_reaper import FakeClient
 
 
 class SlowLab:
-    """Stands for ScenarioLab: `prepare` makes the scenario's network on the fake engine once let go."""
+    """Stands for ScenarioLab: `up` makes the scenario's network on the fake engine once let go."""
 
     made: ClassVar[list[SlowLab]] = []
     let_go = threading.Event()
@@ -24,17 +24,17 @@ class SlowLab:
     def __init__(self, client: FakeClient, images: Any, topology: Any, run_id: str, scenario: Any,
                  reaper: Any = None) -> None:
         self.client, self.run_id, self.scenario = client, run_id, scenario.id
-        self.prepared = 0
-        self.captures: bool | None = None
+        self.up_times = 0
+        self.started_in: Executor | None = None
         SlowLab.made.append(self)
 
-    def prepare_ahead(self, pool: Executor, captures: bool = True) -> None:
-        self.captures = captures
-        pool.submit(self.prepare)
+    def start_ahead(self, pool: Executor) -> None:
+        self.started_in = pool
+        pool.submit(self.up)
 
-    def prepare(self) -> None:
+    def up(self) -> None:
         assert SlowLab.let_go.wait(5)
-        self.prepared += 1
+        self.up_times += 1
         self.client.api.add("network", f"{self.scenario}-lab", engine.labels(self.run_id, self.scenario))
 
 
@@ -53,10 +53,10 @@ def run() -> tuple[EngineRun, FakeClient, list[Any]]:
             catalog.builtin_scenarios(topology)[:3])
 
 
-def test_make_hands_out_the_lab_prepared_early_and_makes_the_others() -> None:
+def test_make_hands_out_the_lab_started_early_and_makes_the_others() -> None:
     labs, _, scenarios = run()
-    labs.prepare_early(scenarios[:2])
-    assert [lab.captures for lab in SlowLab.made] == [False, False], "captures are created as their hosts start"
+    labs.start_early(scenarios[:2])
+    assert all(lab.started_in is not None for lab in SlowLab.made)
     early = SlowLab.made[1]
     assert labs.make(scenarios[1]) is early
     assert labs.make(scenarios[1]) is not early, "handed out once"
@@ -65,11 +65,40 @@ def test_make_hands_out_the_lab_prepared_early_and_makes_the_others() -> None:
     labs.finish()
 
 
-def test_finish_waits_for_the_preparations_and_sweeps_labs_never_taken() -> None:
+def test_finish_waits_for_labs_coming_up_and_sweeps_those_never_taken() -> None:
     labs, client, scenarios = run()
-    labs.prepare_early(scenarios[:2])
+    labs.start_early(scenarios[:2])
     labs.remove_everything()    # interrupted before the run took them: nothing made yet to remove
-    SlowLab.let_go.set()        # the preparations go on and make their networks after that sweep
+    SlowLab.let_go.set()        # the labs go on coming up and make their networks after that sweep
     labs.finish()
-    assert all(lab.prepared == 1 for lab in SlowLab.made)
+    assert all(lab.up_times == 1 for lab in SlowLab.made)
     assert engine.lab_objects(client) == []  # type: ignore[arg-type]
+
+
+def test_entering_a_lab_started_ahead_waits_for_it_and_brings_up_nothing_more() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.errors import LabRuntimeError
+    from orchestrator.lab.scenario_lab import ScenarioLab
+
+    topology = catalog.load_topology()
+    for fails in (False, True):
+        lab = ScenarioLab(FakeClient(), ImageSet("b", "h"), topology, "run1",  # type: ignore[arg-type]
+                          catalog.builtin_scenarios(topology)[0])
+        came_up: list[str] = []
+
+        def up(fails: bool = fails, came_up: list[str] = came_up) -> None:
+            came_up.append("up")
+            if fails:
+                raise LabRuntimeError("cannot start host client: no")
+        lab._up = up  # type: ignore[method-assign]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            lab.start_ahead(pool)
+            lab.prepare_ahead(pool)   # the runner's Ahead finding it: nothing more
+            lab.start_ahead(pool)
+        if fails:
+            with pytest.raises(LabRuntimeError, match="no"):
+                lab.up()
+        else:
+            lab.up()
+        assert came_up == ["up"]
