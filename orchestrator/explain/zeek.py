@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..capture import Packet
+from ..capture import FLAG_BITS, Packet
 from ..connections import SEQ_MOD, seq_after
 
 __all__ = ["conn_state", "zeek_conn"]
@@ -70,112 +70,100 @@ def conn_state(orig: str, resp: str, orig_size: int, resp_size: int, history: st
     return "OTH"
 
 
+# what a packet's flags draw (built from Packet's properties: flags are read through them): the letter of its
+# SYN, FIN or RST ("" for none; `i` or `q` for two of them), whether it has two or more of them, SYN, FIN, RST, ACK
+_Shape = tuple[str, bool, bool, bool, bool, bool]
+
+
+def _shape(flags: str) -> _Shape:
+    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
+    syn, fin, rst, ack = p.is_syn, p.is_fin, p.is_rst, p.has_ack
+    several = syn + fin + rst > 1
+    single = ("h" if ack else "s") if syn else "f" if fin else "r" if rst else ""
+    return ("i" if fin and rst else "q") if several else single, several, syn, fin, rst, ack
+
+
+_SHAPES = {flags: _shape(flags) for flags in FLAG_BITS}
+
+
 def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
-    """(conn_state, history) of one connection's packets, in capture order."""
+    """(conn_state, history) of one connection's packets, in capture order: one pass, each packet's flags read
+    from one table look-up, its letters (as the module docstring says) and its sender's state transition
+    (the TCP analyzer's endpoint state machine) written out in the loop."""
     if not packets:
         return "OTH", ""
-    first_syn = next((p for p in packets if "S" in p.flags), None)
-    flipped = first_syn is not None and "." in first_syn.flags
+    shapes = _SHAPES
+    first_syn = next((p for p in packets if shapes[p.flags][2]), None)
+    flipped = first_syn is not None and shapes[first_syn.flags][5]
     if first_syn is None:
-        orig_addr = (packets[0].src, packets[0].sport)
+        o_src, o_sport = packets[0].src, packets[0].sport
     elif flipped:
-        orig_addr = (first_syn.dst, first_syn.dport)
+        o_src, o_sport = first_syn.dst, first_syn.dport
     else:
-        orig_addr = (first_syn.src, first_syn.sport)
+        o_src, o_sport = first_syn.src, first_syn.sport
     orig, resp = _Endpoint(), _Endpoint()
     history: list[str] = ["^"] if flipped else []
     add = history.append
-    o_src, o_sport = orig_addr
     for p in packets:
         is_orig = p.sport == o_sport and p.src == o_src
         me, peer = (orig, resp) if is_orig else (resp, orig)
-        flags = p.flags
+        code, several, syn, fin, rst, ack = shapes[p.flags]
         length = p.length
-        if length or "S" in flags or "F" in flags or "R" in flags or p.window == 0:
-            letters = _letters(p, me)
-            if letters:
-                for letter in letters:
-                    add(letter.upper() if is_orig else letter)
-        elif "." in flags and "a" not in me.once:     # a bare ACK: _letters' only letter for it
+        # the letters: two of SYN, FIN, RST once; one of them again only at a new sequence number; else
+        # data once, else an ACK once; then retransmitted payload and a zero window, logarithmically
+        if several:
+            if code not in me.once:
+                me.once.add(code)
+                add(code.upper() if is_orig else code)
+        elif code:
+            kind, at = ("s", p.seq) if syn else ("f", (p.seq + length) & SEQ_MOD) if fin else ("r", p.seq)
+            if me.last.get(kind) != at:
+                add(code.upper() if is_orig else code)
+            me.last[kind] = at
+        elif length:
+            if "d" not in me.once:
+                me.once.add("d")
+                add("D" if is_orig else "d")
+        elif ack and "a" not in me.once:
             me.once.add("a")
             add("A" if is_orig else "a")
-        _transition(p, me, peer, is_orig)
+        if length and not syn:
+            end = (p.seq + length) & SEQ_MOD
+            if me.max_end is None or seq_after(end, me.max_end):
+                me.max_end = end
+            elif _logarithmic(me, "t"):
+                add("T" if is_orig else "t")
+        if not (rst or syn) and p.window == 0 and _logarithmic(me, "w"):
+            add("W" if is_orig else "w")
+        # the state machine, for the sender
+        state = me.state
+        if rst:
+            me.state = RESET
+        elif state == RESET:
+            pass
+        elif fin:
+            me.state = CLOSED
+        elif syn:
+            if state == INACTIVE and not is_orig:
+                # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
+                # the originator only if it had sent its SYN; no ACK of the originator is waited for.
+                me.state = ESTABLISHED
+                if peer.state == SYN_SENT:
+                    peer.state = ESTABLISHED
+            elif state in (INACTIVE, PARTIAL):
+                me.state = SYN_ACK_SENT if ack else SYN_SENT
+        else:
+            if state == INACTIVE:
+                me.state = state = PARTIAL
+            if ack and state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
+                me.state = peer.state = ESTABLISHED
         me.size += length
     text = "".join(history)
     return conn_state(orig.state, resp.state, orig.size, resp.size, text), text
 
 
-def _letters(p: Packet, me: _Endpoint) -> list[str]:
-    """The history letters (lower case) this packet adds for its sender."""
-    out: list[str] = []
-    flags = p.flags
-    syn, fin, rst = "S" in flags, "F" in flags, "R" in flags
-    bits = syn + fin + rst
-    if bits > 1:
-        code = "i" if fin and rst else "q"
-        if code not in me.once:
-            me.once.add(code)
-            out.append(code)
-    elif bits == 1:
-        if syn:
-            code = "h" if "." in flags else "s"
-            seq = p.seq
-        elif fin:
-            code, seq = "f", (p.seq + p.length) & SEQ_MOD
-        else:
-            code, seq = "r", p.seq
-        kind = "s" if code in "sh" else code
-        if kind not in me.last or me.last[kind] != seq:
-            out.append(code)
-        me.last[kind] = seq
-    elif p.length:
-        if "d" not in me.once:
-            me.once.add("d")
-            out.append("d")
-    elif "." in flags and "a" not in me.once:
-        me.once.add("a")
-        out.append("a")
-    if p.length and not syn:
-        end = (p.seq + p.length) & SEQ_MOD
-        if me.max_end is not None and not seq_after(end, me.max_end):
-            out += _logarithmic(me, "t")
-        if me.max_end is None or seq_after(end, me.max_end):
-            me.max_end = end
-    if p.window == 0 and not rst and not syn:
-        out += _logarithmic(me, "w")
-    return out
-
-
-def _logarithmic(me: _Endpoint, code: str) -> list[str]:
-    """Record the 1st, 10th, 100th... event of a kind."""
+def _logarithmic(me: _Endpoint, code: str) -> bool:
+    """Count an event of a kind; true for the 1st, 10th, 100th... (those recorded)."""
     n = me.counts.get(code, 0) + 1
     me.counts[code] = n
-    return [code] if n == 1 or (n % 10 == 0 and str(n).rstrip("0") == "1") else []
-
-
-def _transition(p: Packet, me: _Endpoint, peer: _Endpoint, is_orig: bool) -> None:
-    """The TCP analyzer's endpoint state machine, for the packet's sender."""
-    flags = p.flags
-    if "R" in flags:
-        me.state = RESET
-        return
-    if me.state == RESET:
-        return
-    if "F" in flags:
-        me.state = CLOSED
-        return
-    if "S" in flags:
-        if me.state == INACTIVE and not is_orig:
-            # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
-            # the originator only if it had sent its SYN; no ACK of the originator is waited for.
-            me.state = ESTABLISHED
-            if peer.state == SYN_SENT:
-                peer.state = ESTABLISHED
-        elif me.state in (INACTIVE, PARTIAL):
-            me.state = SYN_ACK_SENT if "." in flags else SYN_SENT
-        return
-    if me.state == INACTIVE:
-        me.state = PARTIAL
-    if "." in flags and me.state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
-        me.state = ESTABLISHED
-        peer.state = ESTABLISHED
+    return n == 1 or (n % 10 == 0 and str(n).rstrip("0") == "1")
