@@ -53,7 +53,8 @@ Waiting for a kernel state (rstlab_wait.py; each takes timeout=10 and answers
   wait_blocked   {sock}                 a thread is in a syscall on the socket (recv, accept began)
   wait_conntrack {src, dst, sport, dport, state, gone=false}   /proc/net/nf_conntrack
   quiet          {within}               answered at once: {"timers": sockets whose timer sends within
-                                        `within` s, "processes": processes other than init and the agent}
+                                        `within` s, "processes": processes other than init and the agent,
+                                        "may_owe_ack": sockets that may still send a delayed ACK}
 
 One-shot writer (a C-like program for SIGPIPE scenarios):
 

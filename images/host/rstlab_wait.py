@@ -121,6 +121,25 @@ def due_timers(text: str, within: float, hz: int) -> list[dict]:
     return due
 
 
+# full sockets that may hold a delayed ACK (data or a FIN received, its ACK due within TCP_DELACK_MAX): the
+# kernel's delayed-ACK timer is not among /proc/net/tcp's timers, so only the time since the last packet tells
+MAY_OWE_ACK = ("ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING", "LAST_ACK")
+
+
+def may_owe_ack(text: str) -> list[dict]:
+    """The sockets of /proc/net/tcp in a state that can receive data or a FIN and acknowledge it later."""
+    owing = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        state = TCP_STATES.get(int(f[3], 16), f[3])
+        if state in MAY_OWE_ACK:
+            ends = [_addr(a) if len(a) == 13 else a for a in f[1:3]]
+            owing.append({"local": ends[0], "remote": ends[1], "state": state})
+    return owing
+
+
 def other_processes(me: int) -> list[str]:
     """Processes of this host other than its init (pid 1) and `me`, the agent (zombies left out)."""
     found = []
@@ -139,11 +158,13 @@ def other_processes(me: int) -> list[str]:
 
 def quiet(within: float) -> dict:
     """What could still put a segment on the wire within `within` seconds, with no step asking:
-    a socket timer due by then, or a process other than the agent (a program a step left running)."""
+    a socket timer due by then, or a process other than the agent (a program a step left running);
+    and the sockets that may owe a delayed ACK (`may_owe_ack`), which the caller waits out."""
     hz = os.sysconf("SC_CLK_TCK")
-    timers = [t for path in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(path)
-              for t in due_timers(_read(path), within, hz)]
-    return {"timers": timers, "processes": other_processes(os.getpid())}
+    tables = [_read(path) for path in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(path)]
+    return {"timers": [t for text in tables for t in due_timers(text, within, hz)],
+            "processes": other_processes(os.getpid()),
+            "may_owe_ack": [s for text in tables for s in may_owe_ack(text)]}
 
 
 def _poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str,

@@ -33,6 +33,9 @@ EXIT_LANDS_TIMEOUT = 3   # s: from a container's output ending to the engine mar
 # s: no capture point has taken a packet for this long, so none is still on its way to one (a
 # segment crosses the lab's bridge in microseconds; this allows for a receive deferred to ksoftirqd)
 CAPTURES_STILL = 0.05
+# s: Linux's TCP_DELACK_MAX. A host with a socket that may owe a delayed ACK (its timer is not in
+# /proc/net/tcp) can still send this long after the last segment it received
+DELAYED_ACK_MAX = 0.2
 
 
 T = TypeVar("T")
@@ -264,35 +267,40 @@ class ScenarioLab:
 
         Over sooner when nothing can still send and nothing sent is still on its way: no host has a
         socket timer that sends within `seconds` nor a process a step left running (each agent's
-        `quiet`), no capture took a packet for CAPTURES_STILL s, and every tcpdump, asked for its
-        counts, has written all the kernel handed it. Otherwise the whole time, as a sleep.
+        `quiet`), no capture took a packet for CAPTURES_STILL s (DELAYED_ACK_MAX s where a socket
+        may owe a delayed ACK), and every tcpdump, asked for its counts, has written all the kernel
+        handed it. Otherwise the whole time, as a sleep.
         """
         if seconds <= 0:
             return
         start = clock.monotonic()
-        if not (self._hosts_quiet(seconds) and self._captures_still(start, seconds, clock)
+        still = self._hosts_quiet(seconds)
+        if not (still is not None and self._captures_still(start, seconds, still, clock)
                 and self._captures_drained(start + seconds - clock.monotonic())):
             clock.sleep(max(0.0, start + seconds - clock.monotonic()))
 
-    def _hosts_quiet(self, within: float) -> bool:
-        """No host has anything that sends on its own within `within` s (a timer, a program left running)."""
+    def _hosts_quiet(self, within: float) -> float | None:
+        """None if a host has anything that sends on its own within `within` s (a timer, a program left
+        running); else how long the captures must stay still: long enough for a delayed ACK if one may be owed."""
         try:
             calls = {host: channel.send("quiet", {"within": within}) for host, channel in self.agents.items()}
             answers = [self.agents[host].result(call_id, READY_TIMEOUT) for host, call_id in calls.items()]
         except LabRuntimeError:   # an agent gone (a step ended its host): no telling, so the whole time
-            return False
-        return all(a["ok"] and not a["result"]["timers"] and not a["result"]["processes"] for a in answers)
+            return None
+        if not all(a["ok"] and not a["result"]["timers"] and not a["result"]["processes"] for a in answers):
+            return None
+        return DELAYED_ACK_MAX if any(a["result"]["may_owe_ack"] for a in answers) else CAPTURES_STILL
 
-    def _captures_still(self, start: float, within: float, clock: Clock) -> bool:
-        """Whether, before `start + within`, CAPTURES_STILL s pass with no capture taking a packet."""
+    def _captures_still(self, start: float, within: float, still: float, clock: Clock) -> bool:
+        """Whether, before `start + within`, `still` s pass with no capture taking a packet."""
         while True:
             still_from = max([start, *(stream.last_packet for stream in self.streams.values())])
             now = clock.monotonic()
-            if still_from + CAPTURES_STILL > start + within:
+            if still_from + still > start + within:
                 return False
-            if now >= still_from + CAPTURES_STILL:
+            if now >= still_from + still:
                 return True
-            clock.sleep(still_from + CAPTURES_STILL - now)
+            clock.sleep(still_from + still - now)
 
     def _captures_drained(self, within: float) -> bool:
         """Every tcpdump, asked for its counts (SIGUSR1), has written every packet it received."""

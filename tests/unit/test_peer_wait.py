@@ -254,6 +254,12 @@ def test_due_timers_are_the_sending_ones_due_within_the_window():
     assert rstlab_wait.due_timers(PROC_TCP, within=100.0, hz=100)[0]["state"] == "CLOSE_WAIT"
 
 
+def test_may_owe_ack_names_the_full_sockets_that_can_still_acknowledge():
+    # LISTEN and TIME_WAIT never delay an ACK; CLOSE_WAIT may (a FIN received is acknowledged late, pingpong)
+    assert rstlab_wait.may_owe_ack(PROC_TCP) == [
+        {"local": ["127.0.0.1", 8000], "remote": ["127.0.0.1", 41654], "state": "CLOSE_WAIT"}]
+
+
 def test_other_processes_leave_out_the_agent_init_and_zombies():
     running = subprocess.Popen(["sleep", "30"])
     zombie = subprocess.Popen(["true"])

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator import catalog
 from orchestrator.lab.images import ImageSet
-from orchestrator.lab.scenario_lab import CAPTURES_STILL, ScenarioLab
+from orchestrator.lab.scenario_lab import CAPTURES_STILL, DELAYED_ACK_MAX, ScenarioLab
 from orchestrator.model import Scenario
 from tests.unit.test_drive import FakeClock
 
@@ -18,8 +18,9 @@ SETTLE = 0.3
 class QuietAgent:
     """Answers `quiet` with the timers and processes it is given."""
 
-    def __init__(self, timers: list[Any] | None = None, processes: list[str] | None = None) -> None:
-        self.answer = {"timers": timers or [], "processes": processes or []}
+    def __init__(self, timers: list[Any] | None = None, processes: list[str] | None = None,
+                 may_owe_ack: list[Any] | None = None) -> None:
+        self.answer = {"timers": timers or [], "processes": processes or [], "may_owe_ack": may_owe_ack or []}
         self.asked: list[Mapping[str, Any]] = []
 
     def send(self, call: str, args: Mapping[str, Any]) -> int:
@@ -128,6 +129,17 @@ def test_a_packet_still_coming_is_waited_for(clock: Clock) -> None:
     late = Capture(clock, packets_in=(0.04,))
     took, _ = settled({"client": QuietAgent()}, {"client": late, "server": Capture(clock)}, clock)
     assert took == pytest.approx(0.04 + CAPTURES_STILL)
+
+
+def test_a_socket_that_may_owe_a_delayed_ack_is_given_its_time(clock: Clock) -> None:
+    """The delayed-ACK timer is not in /proc/net/tcp: an ESTABLISHED socket that received data just before
+    the steps ended may send its ACK up to TCP_DELACK_MAX later, so the captures must stay still that long."""
+    owing = QuietAgent(may_owe_ack=[{"state": "ESTABLISHED"}])
+    took, _ = settled({"client": QuietAgent(), "server": owing}, {"client": Capture(clock)}, clock)
+    assert took == pytest.approx(DELAYED_ACK_MAX)
+    late = Capture(clock, packets_in=(0.15,))    # the ACK came: stillness counts from it, past the settle
+    took, _ = settled({"server": QuietAgent(may_owe_ack=[{"state": "CLOSE_WAIT"}])}, {"server": late}, clock)
+    assert took == pytest.approx(SETTLE)
 
 
 def test_packets_until_the_end_leave_the_whole_time(clock: Clock) -> None:
