@@ -24,7 +24,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 POLL = 0.002   # a read of /proc/net/tcp in a lab namespace takes ~20 us: polling costs nothing
@@ -52,17 +52,22 @@ def _addr(text: str) -> list:
     return [socket.inet_ntoa(struct.pack("=I", int(ip, 16))), int(port, 16)]
 
 
-def parse_proc_tcp(text: str) -> list[dict]:
-    """The rows of /proc/net/tcp as dicts (state name, queues, RTO retransmissions, probes, inode)."""
-    rows = []
+def _rows(text: str) -> Iterator[tuple[list[str], dict]]:
+    """Each row of /proc/net/tcp (or tcp6) split into its fields, with its ends and state name."""
     for line in text.splitlines()[1:]:
         f = line.split()
         if len(f) < 10:
             continue
+        ends = [_addr(a) if len(a) == 13 else a for a in f[1:3]]   # IPv6 rows as the kernel prints them
+        yield f, {"local": ends[0], "remote": ends[1], "state": TCP_STATES.get(int(f[3], 16), f[3])}
+
+
+def parse_proc_tcp(text: str) -> list[dict]:
+    """The rows of /proc/net/tcp as dicts (state name, queues, RTO retransmissions, probes, inode)."""
+    rows = []
+    for f, row in _rows(text):
         tx, rx = (int(x, 16) for x in f[4].split(":"))
-        rows.append({"local": _addr(f[1]), "remote": _addr(f[2]),
-                     "state": TCP_STATES.get(int(f[3], 16), f[3]),
-                     "send_q": tx, "recv_q": rx, "retransmits": int(f[6], 16),
+        rows.append({**row, "send_q": tx, "recv_q": rx, "retransmits": int(f[6], 16),
                      "probes": int(f[8]), "inode": int(f[9])})
     return rows
 
@@ -108,16 +113,11 @@ def due_timers(text: str, within: float, hz: int) -> list[dict]:
     `tm->when` is in clock ticks (`hz` a second) until the timer fires, never below zero.
     """
     due = []
-    for line in text.splitlines()[1:]:
-        f = line.split()
-        if len(f) < 10:
-            continue
+    for f, row in _rows(text):
         kind, _, when = f[5].partition(":")
         seconds = int(when, 16) / hz
         if int(kind, 16) in SENDING_TIMERS and seconds <= within:
-            ends = [_addr(a) if len(a) == 13 else a for a in f[1:3]]   # IPv6 rows as the kernel prints them
-            due.append({"local": ends[0], "remote": ends[1], "state": TCP_STATES.get(int(f[3], 16), f[3]),
-                        "timer": SENDING_TIMERS[int(kind, 16)], "in": round(seconds, 3)})
+            due.append({**row, "timer": SENDING_TIMERS[int(kind, 16)], "in": round(seconds, 3)})
     return due
 
 
@@ -128,16 +128,7 @@ MAY_OWE_ACK = ("ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING",
 
 def may_owe_ack(text: str) -> list[dict]:
     """The sockets of /proc/net/tcp in a state that can receive data or a FIN and acknowledge it later."""
-    owing = []
-    for line in text.splitlines()[1:]:
-        f = line.split()
-        if len(f) < 10:
-            continue
-        state = TCP_STATES.get(int(f[3], 16), f[3])
-        if state in MAY_OWE_ACK:
-            ends = [_addr(a) if len(a) == 13 else a for a in f[1:3]]
-            owing.append({"local": ends[0], "remote": ends[1], "state": state})
-    return owing
+    return [row for _, row in _rows(text) if row["state"] in MAY_OWE_ACK]
 
 
 def other_processes(me: int) -> list[str]:
