@@ -183,7 +183,7 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
             if survey.opened_by_twin(conn):
                 ctx.opened.setdefault((p.src, p.sport), []).append(c)
         c.raw.append(p)
-        if conn not in open_resets and "R" in p.flags:
+        if conn not in open_resets and p.is_rst:
             open_resets[conn] = p.time
         if p.index == last_index[conn]:
             del buffers[conn]

@@ -433,10 +433,10 @@ def stray_facts(conn: Connection) -> Facts | None:
     raw = conn.raw
     first = raw[0]
     high: list[int | None] = [None, None]       # each direction's highest sequence end so far
+    kinds = _KIND
     for i, p in enumerate(raw):
-        n, flags = p.length, p.flags
-        syn, fin = "S" in flags, "F" in flags
-        if not (n or syn or fin):
+        n, step = p.length, kinds[p.flags] >> _STEP_SHIFT      # step: the sequence numbers its SYN and FIN take
+        if not (n or step):
             continue                             # pure ACKs: most of a capture, nothing to track
         side = 0 if p.src == first.src and p.sport == first.sport else 1
         h = high[side]
@@ -444,7 +444,7 @@ def stray_facts(conn: Connection) -> Facts | None:
             found = _stray(conn, i, (p.src, p.sport))
             if found is not None:
                 return found
-        end = (p.seq + n + syn + fin) & SEQ_MOD
+        end = (p.seq + n + step) & SEQ_MOD
         if h is None or 0 < (end - h) & SEQ_MOD < 0x80000000:
             high[side] = end
     return None
