@@ -93,20 +93,30 @@ class Explanation:
         js, ts = encode_basestring_ascii, _text
         candidates = ", ".join([f'{{"cause": {js(c.cause)}, "why": {js(c.why)}, "tell": {js(c.tell)}}}'
                                 for c in self.candidates])
-        evidence = ", ".join([f'{{"packet": {e.packet.index}, "time": {round(e.packet.time - t0, 6)!r}, '
+        evidence = ", ".join([f'{{"packet": {e.packet.index}, "time": {_seconds(e.packet.time - t0)}, '
                               f'"line": {js(e.line)}, "why": {js(e.why)}}}' for e in self.evidence])
-        rst_time = "null" if self.rst_time is None else repr(round(self.rst_time - t0, 6))
+        rst_time = "null" if self.rst_time is None else _seconds(self.rst_time - t0)
         text = (f'"client": {ts(self.client)}, "server": {ts(self.server)}, '
                 f'"endpoints": [{", ".join(map(js, self.endpoints))}], "cause": {js(self.cause)}, '
                 f'"candidates": [{candidates}], "rst_from": {ts(self.rst_from)}, "rst_side": {ts(self.rst_side)}, '
                 f'"explanation": {js(self.sentence)}, "evidence": [{evidence}], "notes": [{", ".join(map(js, self.notes))}], '
-                f'"start": {round(self.start - t0, 6)!r}, "rst_time": {rst_time}, '
+                f'"start": {_seconds(self.start - t0)}, "rst_time": {rst_time}, '
                 f'"packets": {self.packets}, "resets": {self.resets}, '
                 f'"conn_state": {js(self.conn_state)}, "history": {js(self.history)}, '
                 f'"forged": [{", ".join(map(js, self.forged))}]')
         if self.path is not None:
             text += f', "path": {json.dumps(self.path.as_dict())}'
         return text
+
+
+def _seconds(t: float) -> str:
+    """`repr(round(t, 6))`, as `json.dumps` writes a time rounded to the microsecond, by a road three times
+    faster where the two agree: for 1e-4 <= |t| < 1e9 both are fixed-point, and the six-decimal rounding is the
+    shortest text of its double (doubles there lie closer than 1e-6 apart)."""
+    if 1e-4 <= abs(t) < 1e9:
+        text = f"{t:.6f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    return repr(round(t, 6))
 
 
 def _text(value: str | None) -> str:
