@@ -20,7 +20,7 @@ from dataclasses import replace
 from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
-from .causes import BY_FAMILY
+from .causes import BY_FAMILY, CLAUSES
 from .causes.lb_idle_reset import PAIR_WINDOW
 from .context import BATCH_WINDOW, ONE_SIDED_MIN, Context
 from .facts import Connection, Facts, facts_of, stray_facts
@@ -252,7 +252,7 @@ def classify(f: Facts, ctx: Context) -> Explanation | None:
     if len(fits) == 1:            # every other cause of the family is ruled out
         only = fits[0]
         return explanation(f, ctx, only.cause, only.sentence, fits, evidence, notes)
-    sentence, more = ambiguous_sentence(f, fits)
+    sentence, more = ambiguous_sentence(f, fits, CLAUSES.get(f.family, ()))
     note = uncomparable(f, ctx)
     return explanation(f, ctx, AMBIGUOUS, sentence, fits, evidence, notes + more + ([note] if note else []))
 

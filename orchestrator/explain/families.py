@@ -60,18 +60,10 @@ def origin_note(f: Facts) -> str:
     return ""
 
 
-_NO_SOCKET_WAYS = (
-    ("data-after-close", "its application had closed the socket and the data came after"),
-    ("timewait-overflow", "it had freed its closed socket at once (its TIME_WAIT table full)"),
-    ("fin-wait2-timeout", "its closed socket's FIN_WAIT2 state had expired"),
-    ("peer-restart", "it restarted"),
-    ("retransmission-timeout", "it gave up on the connection earlier"),
-    ("firewall-reset", "a firewall on the way forged the RST"),
-)
-
-
-def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[str]]:
-    """The sentence (and notes) for a reset the packets cannot pin to one cause."""
+def ambiguous_sentence(f: Facts, candidates: list[Finding],
+                       clauses: tuple[tuple[str, str], ...]) -> tuple[str, list[str]]:
+    """The sentence (and notes) for a reset the packets cannot pin to one cause; `clauses` are the
+    family's (cause id, clause) of causes/ (CLAUSES), in their order."""
     x, y = f.x_text, f.y_text
     ids = [c.cause for c in candidates]
     notes: list[str] = []
@@ -86,7 +78,7 @@ def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[s
         notes += [note] if note else []
         if f.by_endpoint:
             notes.append(f.by_endpoint + ": no firewall forged it")
-        ways = [way for cause, way in _NO_SOCKET_WAYS if cause in ids] or ids
+        ways = [way for cause, way in clauses if cause in ids] or ids
         return (f"{x} answered {y}'s segment with a bare RST, as a host does for a connection it does "
                 f"not know or has closed: {', or '.join(ways)}; this capture alone cannot tell which."), notes
     if f.family == "abort":
@@ -94,19 +86,15 @@ def ambiguous_sentence(f: Facts, candidates: list[Finding]) -> tuple[str, list[s
             notes.append(f"only {x}'s packets of this connection are in the capture (one direction recorded): "
                          f"the {f.y_data_acked} bytes it received are read from its acknowledgments, and "
                          f"what {y} sent or whether it had closed cannot be seen")
-        return _abort_sentence(f, ids), notes + ([] if f.handshake else
-                                                 ["the capture starts mid-connection: earlier data is not in it"])
+        return _abort_sentence(f, ids, clauses), notes + ([] if f.handshake else
+                                                          ["the capture starts mid-connection: earlier data is not in it"])
     return (f"{x}'s RST fits {' or '.join(ids)}; the packets cannot tell which."), notes
 
 
-def _abort_sentence(f: Facts, ids: list[str]) -> str:
+def _abort_sentence(f: Facts, ids: list[str], clauses: tuple[tuple[str, str], ...]) -> str:
     """An abortive `R.` that several causes send alike."""
     x = f.x_text
-    more = ""
-    if "lb-idle-reset" in ids:
-        more += ", or a load balancer's or proxy's idle timeout closed it"
-    if "socket-destroy" in ids:
-        more += ", or its socket was destroyed from outside (`ss -K`; the application gets ECONNABORTED)"
+    more = "".join(f", or {clause}" for cause, clause in clauses if cause in ids)
     if server_never_sent(f):
         n = f.y_data_acked
         what = f"it received {n} bytes and never answered" if n else "no data ever flowed"

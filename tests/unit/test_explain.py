@@ -8,11 +8,15 @@ come from variants run with scenario files of their own.
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import cast
 
 import pytest
 
@@ -28,6 +32,8 @@ from orchestrator.explain import (
     explain_file,
     explain_packets,
 )
+from orchestrator.explain.causes import BY_FAMILY, CLAUSES, REGISTRY
+from orchestrator.explain.verdict import Cause
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
@@ -619,6 +625,33 @@ def test_bare_rst_for_a_forgotten_connection_is_ambiguous_from_the_client() -> N
     e = only(w.explain())
     assert e.cause == AMBIGUOUS
     assert causes(e) == ["peer-restart", "retransmission-timeout", "firewall-reset"]
+    assert ("it restarted, or it gave up on the connection earlier, or a firewall on the way forged the RST; "
+            in e.sentence)
+
+
+def _can_be_candidate(cause: Cause) -> bool:
+    """Whether the cause module builds a Finding not marked decided=True (a candidate when others fit)."""
+    calls = [n for n in ast.walk(ast.parse(inspect.getsource(cast(ModuleType, cause))))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Finding"]
+    return any(not any(k.arg == "decided" and isinstance(k.value, ast.Constant) and k.value.value is True
+                       for k in c.keywords) for c in calls)
+
+
+def test_every_possible_no_socket_candidate_has_its_clause_in_its_module() -> None:
+    # the no-socket ambiguous sentence names each candidate by its module's AMBIGUOUS_AS clause
+    listed = {cause for cause, _ in CLAUSES["no-socket"]}
+    candidates = {c.ID for c in BY_FAMILY["no-socket"] if _can_be_candidate(c)}
+    assert candidates >= {"data-after-close", "peer-restart", "firewall-reset"}    # the AST reading sees them
+    assert candidates - listed == set()
+
+
+def test_a_clause_is_for_one_of_its_causes_families_at_a_place_of_its_own() -> None:
+    for c in REGISTRY:
+        for family in getattr(c, "AMBIGUOUS_AS", {}):
+            assert family in c.FAMILIES, (c.ID, family)
+    for family, clauses in CLAUSES.items():
+        places = [getattr(c, "AMBIGUOUS_AS", {})[family][0] for c in REGISTRY if family in getattr(c, "AMBIGUOUS_AS", {})]
+        assert len(set(places)) == len(places) == len(clauses), family
 
 
 def test_peer_restart_when_a_new_connection_was_refused_meanwhile() -> None:

@@ -2,9 +2,16 @@
 
 Adding a cause: write its module here (its docstring says what it is, its
 wire signature, what tells it apart from its neighbours, references; then
-ID, FAMILIES, TELL, ZEEK and check()), and add one line to REGISTRY. The
-first cause whose check() proves its case wins; the others that fit are
-listed as candidates (by rank) when none does.
+ID, FAMILIES, TELL, ZEEK, AMBIGUOUS_AS where it applies, and check()), and
+add one line to REGISTRY. The first cause whose check() proves its case wins;
+the others that fit are listed as candidates (by rank) when none does.
+
+AMBIGUOUS_AS = {family: (place, clause)}: what the family's ambiguous
+sentence says for this cause when it is among the candidates (families.py
+words it). The no-socket sentence lists one clause per candidate ("it
+restarted"), the abort sentence adds one after its own (", or " + clause);
+the clauses of one family stand in the order of their places. A cause that
+can be a candidate of no-socket has one (a unit test checks).
 """
 from __future__ import annotations
 
@@ -64,3 +71,17 @@ CAUSES: tuple[str, ...] = tuple(c.ID for c in REGISTRY if c is not silent_drop)
 # each wire family's causes, in REGISTRY's order: the only ones a reset of that family is checked against
 BY_FAMILY: dict[str, tuple[Cause, ...]] = {
     family: tuple(c for c in REGISTRY if family in c.FAMILIES) for c in REGISTRY for family in c.FAMILIES}
+
+
+
+def _clauses() -> dict[str, tuple[tuple[str, str], ...]]:
+    placed: dict[str, list[tuple[int, str, str]]] = {}
+    for c in REGISTRY:
+        as_: dict[str, tuple[int, str]] = getattr(c, "AMBIGUOUS_AS", {})
+        for family, (place, clause) in as_.items():
+            placed.setdefault(family, []).append((place, c.ID, clause))
+    return {family: tuple((cause, clause) for _, cause, clause in sorted(p)) for family, p in placed.items()}
+
+
+# each family's clauses for its ambiguous sentence, as (cause id, clause), in the order of their places
+CLAUSES = _clauses()

@@ -43,6 +43,7 @@ FAMILIES = frozenset({"no-socket"})
 TELL = ("the closing side's application log: it closed before the peer stopped sending; "
         "nstat TcpExtTCPAbortOnData on the closing host")
 ZEEK = "RSTO or RSTR, history ShADaFdr (the FIN, then data, then the RST)"
+AMBIGUOUS_AS = {"no-socket": (10, "its application had closed the socket and the data came after")}
 
 
 def late_data(f: Facts, fin: Packet) -> list[Packet]:

@@ -30,6 +30,7 @@ FAMILIES = frozenset({"no-socket"})
 TELL = ("the closer's tcp_fin_timeout against the silence before the late data; on the peer, "
         "`ss -tan state close-wait` shows the connection its application never closed")
 ZEEK = "RSTO, history ShAFadr (the originator's FIN, silence, the responder's data, the RST)"
+AMBIGUOUS_AS = {"no-socket": (30, "its closed socket's FIN_WAIT2 state had expired")}
 MIN_FIN_TIMEOUT = 1.0     # s: the smallest tcp_fin_timeout
 DEFAULT_FIN_TIMEOUT = 60.0  # s: Linux's default; only a lowered one expires sooner
 

@@ -25,6 +25,7 @@ TELL = ("a capture on the host the RST claims to come from, with no trace of the
         "firewall stopped it), or a RST whose TTL differs from that host's other packets (a "
         "middlebox is a different number of hops away); the firewall's REJECT rule counters")
 ZEEK = "REJ with history Sr (a refused SYN), or RSTR with history ShADr (an established flow)"
+AMBIGUOUS_AS = {"no-socket": (60, "a firewall on the way forged the RST")}
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:

@@ -36,6 +36,7 @@ FAMILIES = frozenset({"abort"})
 TELL = ("whether a load balancer or proxy sits between the hosts and its idle timeout equals the quiet "
         "spell; a capture at the proxy shows it resetting the other leg at the same instant")
 ZEEK = "RSTR on the client's leg and RSTO on the server's, history ShADadR on each, no F"
+AMBIGUOUS_AS = {"abort": (10, "a load balancer's or proxy's idle timeout closed it")}
 
 IDLE_MIN = 1.0            # s: a quiet spell at least this long before the RST is an idle timer's
 PAIR_WINDOW = 1.0         # s: the two legs' RSTs of one idle timeout are this close together (two close()

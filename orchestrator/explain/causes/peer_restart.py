@@ -26,6 +26,7 @@ FAMILIES = frozenset({"no-socket"})
 TELL = ("the host's or service's restart time (uptime, logs), or a capture on that host showing the "
         "segment arriving and the RST leaving it")
 ZEEK = "RSTR, history ShADadr (the responder's RST without a FIN)"
+AMBIGUOUS_AS = {"no-socket": (40, "it restarted")}
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:

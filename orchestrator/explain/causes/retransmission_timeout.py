@@ -30,6 +30,7 @@ FAMILIES = frozenset({"no-socket"})
 TELL = ("a capture on the resetting host's side showing its unanswered retransmissions; "
         "nstat TcpExtTCPAbortOnTimeout on that host")
 ZEEK = "RSTO or RSTR, history ShADdtr (t: the retransmissions)"
+AMBIGUOUS_AS = {"no-socket": (50, "it gave up on the connection earlier")}
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:

@@ -33,6 +33,7 @@ TELL = ("ECONNABORTED in the resetting side's application (its own kernel aborte
         "service mesh); the kernel's tcp_send_reset tracepoint says TCP_STATE for this and for an "
         "SO_LINGER {1, 0} close alike")
 ZEEK = "RSTO or RSTR, history ShADadR without F (the same as an abortive close)"
+AMBIGUOUS_AS = {"abort": (20, "its socket was destroyed from outside (`ss -K`; the application gets ECONNABORTED)")}
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:

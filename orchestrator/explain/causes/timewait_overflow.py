@@ -39,6 +39,7 @@ FAMILIES = frozenset({"no-socket"})
 TELL = ("`nstat -az TcpExtTCPTimeWaitOverflow` and 'time wait bucket table overflow' in the closing host's "
         "kernel log; `ss -tan state time-wait | wc -l` against net.ipv4.tcp_max_tw_buckets")
 ZEEK = "RSTR or RSTO, history ShAFafr (the first FIN, the peer's FIN, the RST)"
+AMBIGUOUS_AS = {"no-socket": (20, "it had freed its closed socket at once (its TIME_WAIT table full)")}
 
 
 def check(f: Facts, ctx: Context) -> Finding | None:
