@@ -37,6 +37,19 @@ from .pcapfile import Frame, FrameReader
 
 __all__ = [
     "FLAG_BITS",
+    "FLAG_KIND",
+    "KIND_ACK",
+    "KIND_BARE_ACK",
+    "KIND_BARE_RST",
+    "KIND_CONN",
+    "KIND_FIN",
+    "KIND_FIRST_SYN",
+    "KIND_NOT_FIRST_SYN",
+    "KIND_NOT_SYN",
+    "KIND_RST",
+    "KIND_STEP_SHIFT",
+    "KIND_SYN",
+    "KIND_SYNACK",
     "Capture",
     "ConnectionLog",
     "Packet",
@@ -141,6 +154,38 @@ class Packet(NamedTuple):
     def is_bare_ack(self) -> bool:
         """Only ACK set (a pure acknowledgment, a keepalive or window probe)."""
         return self.flags == "."
+
+
+# --- what a packet's flags say, as bits of one int: one look-up a packet ---------
+# Built once from Packet's properties (flags are read through them) for every flags text. Bits 0-4 (KIND_CONN)
+# are those a connection gathers by OR-ing its packets' kinds; bits 5-7 are never set, left for a reader's
+# own per-connection bits beside them (survey's Survey.flags); from bit KIND_STEP_SHIFT on, the sequence
+# numbers the packet's SYN and FIN take (0, 1 or 2).
+KIND_RST = 1              # is_rst
+KIND_NOT_FIRST_SYN = 2    # not is_first_syn: anything but a client's opening SYN
+KIND_SYN = 4              # is_syn
+KIND_NOT_SYN = 8          # not is_syn
+KIND_FIRST_SYN = 16       # is_first_syn
+KIND_CONN = 0x1F
+KIND_SYNACK = 1 << 8      # is_synack
+KIND_ACK = 1 << 9         # has_ack
+KIND_FIN = 1 << 10        # is_fin
+KIND_BARE_ACK = 1 << 11   # is_bare_ack
+KIND_BARE_RST = 1 << 12   # is_rst with neither SYN nor ACK
+KIND_STEP_SHIFT = 13
+
+
+def _kind(flags: str) -> int:
+    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
+    return ((KIND_RST if p.is_rst else 0) | (0 if p.is_first_syn else KIND_NOT_FIRST_SYN)
+            | (KIND_SYN if p.is_syn else KIND_NOT_SYN) | (KIND_FIRST_SYN if p.is_first_syn else 0)
+            | (KIND_SYNACK if p.is_synack else 0) | (KIND_ACK if p.has_ack else 0) | (KIND_FIN if p.is_fin else 0)
+            | (KIND_BARE_ACK if p.is_bare_ack else 0)
+            | (KIND_BARE_RST if p.is_rst and not p.is_syn and not p.has_ack else 0)
+            | (p.is_syn + p.is_fin) << KIND_STEP_SHIFT)
+
+
+FLAG_KIND: Mapping[str, int] = {flags: _kind(flags) for flags in FLAG_BITS}
 
 
 @dataclass(frozen=True, slots=True)

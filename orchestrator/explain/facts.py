@@ -25,7 +25,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from ..capture import FLAG_BITS, Packet
+from ..capture import (
+    FLAG_KIND,
+    KIND_ACK,
+    KIND_BARE_ACK,
+    KIND_FIN,
+    KIND_FIRST_SYN,
+    KIND_RST,
+    KIND_STEP_SHIFT,
+    KIND_SYN,
+    KIND_SYNACK,
+    Packet,
+)
 from ..connections import SEQ_MOD, ConnectionTracker, seq_after
 from .result import endpoint
 
@@ -36,21 +47,6 @@ COPY_WINDOW = 0.005       # s: the same segment seen twice this close together i
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
 
 Addr = tuple[str, int]
-
-# what a packet's flags say, as bits of one look-up (built from Packet's properties: flags are read through them),
-# and from bit _STEP_SHIFT on, the sequence numbers its SYN and FIN take (0, 1 or 2)
-_SYN, _FIRST_SYN, _SYNACK, _ACK, _FIN, _RST, _BARE_ACK, _STEP_SHIFT = 1, 2, 4, 8, 16, 32, 64, 7
-
-
-def _kind(flags: str) -> int:
-    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
-    return ((_SYN if p.is_syn else 0) | (_FIRST_SYN if p.is_first_syn else 0) | (_SYNACK if p.is_synack else 0)
-            | (_ACK if p.has_ack else 0) | (_FIN if p.is_fin else 0) | (_RST if p.is_rst else 0)
-            | (_BARE_ACK if p.is_bare_ack else 0) | (p.is_syn + p.is_fin) << _STEP_SHIFT)
-
-
-_KIND = {flags: _kind(flags) for flags in FLAG_BITS}
-
 
 def seq_end(p: Packet) -> int:
     """The sequence number just past a segment (SYN and FIN count one)."""
@@ -87,19 +83,19 @@ class Connection:
             folder = CopyFolder()
             self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
             self.forwarded = folder.forwarded
-        kinds = _KIND
+        kinds = FLAG_KIND
         for i, p in enumerate(self.pk):
             kind = kinds[p.flags]
-            if not kind & (_SYN | _RST):
+            if not kind & (KIND_SYN | KIND_RST):
                 continue
-            if kind & _FIRST_SYN and self.client is None:
+            if kind & KIND_FIRST_SYN and self.client is None:
                 self.client, self.server = (p.src, p.sport), (p.dst, p.dport)
                 self.client_isn = p.seq
-            elif kind & _SYNACK and self.server_isn is None:
+            elif kind & KIND_SYNACK and self.server_isn is None:
                 if self.client is None:
                     self.client, self.server = (p.dst, p.dport), (p.src, p.sport)
                 self.server_isn = p.seq
-            if kind & _RST:
+            if kind & KIND_RST:
                 self.resets += 1
                 if self.first_rst is None:
                     self.first_rst = p
@@ -294,7 +290,7 @@ class _Before:
         x_fin: Packet | None = None                # X's first FIN
         first_ack: int | None = None               # the ack of X's first segment with ACK but no SYN
         x_syn = x_first_syn = x_acked = y_acked = False    # acked: sent a segment with ACK but no SYN
-        kinds = _KIND
+        kinds = FLAG_KIND
         x_addr, x_port = x
         for p in before:
             kind = kinds[p.flags]
@@ -304,22 +300,22 @@ class _Before:
                     x_data += p.length
                     if last_x_data is None or p.time > last_x_data:
                         last_x_data = p.time
-                if kind & _SYN:
+                if kind & KIND_SYN:
                     x_syn = True
-                    x_first_syn = x_first_syn or bool(kind & _FIRST_SYN)
-                elif kind & _ACK:
+                    x_first_syn = x_first_syn or bool(kind & KIND_FIRST_SYN)
+                elif kind & KIND_ACK:
                     x_acked = True
                     if first_ack is None:
                         first_ack = p.ack
-                if kind & _FIN and x_fin is None:
+                if kind & KIND_FIN and x_fin is None:
                     x_fin = p
             else:
                 ys.append(p)
-                if kind & _FIRST_SYN:
+                if kind & KIND_FIRST_SYN:
                     y_first_syns.append(p)
-                elif kind & _SYNACK:
+                elif kind & KIND_SYNACK:
                     y_synacks.append(p)
-                elif kind & _ACK:
+                elif kind & KIND_ACK:
                     y_acked = True
         self.xs, self.ys, self.y_first_syns, self.y_synacks = xs, ys, y_first_syns, y_synacks
         self.x_data, self.last_x_data, self.x_fin, self.first_ack = x_data, last_x_data, x_fin, first_ack
@@ -354,13 +350,13 @@ def _family(f: Facts, seen: _Before) -> None:
 def _retransmissions(f: Facts) -> list[Packet]:
     """X's transmissions of its first unacknowledged segment, when it sent it twice or more
     and Y never acknowledged it (before the RST)."""
-    kinds = _KIND
-    segs = [p for p in f.xs if not kinds[p.flags] & _SYN and (p.length or kinds[p.flags] & _FIN)]
+    kinds = FLAG_KIND
+    segs = [p for p in f.xs if not kinds[p.flags] & KIND_SYN and (p.length or kinds[p.flags] & KIND_FIN)]
     if len(segs) < 2:
         return []                           # no segment was sent twice
     una: int | None = None                  # the highest acknowledgment from Y
     for p in f.ys:
-        if kinds[p.flags] & _ACK and (una is None or 0 < (p.ack - una) & SEQ_MOD < 0x80000000):
+        if kinds[p.flags] & KIND_ACK and (una is None or 0 < (p.ack - una) & SEQ_MOD < 0x80000000):
             una = p.ack
     if una is None:
         una = segs[-1].seq
@@ -378,15 +374,15 @@ def _keepalive_probes(f: Facts) -> list[Packet]:
     last data, with no data from Y after the first one and a non-zero peer window."""
     snd_nxt: int | None = None
     probes: list[Packet] = []
-    kinds = _KIND
+    kinds = FLAG_KIND
     for p in f.xs:
         kind = kinds[p.flags]
         length = p.length
-        if snd_nxt is not None and kind & _BARE_ACK and length <= 1 and p.seq == (snd_nxt - 1) & SEQ_MOD:
+        if snd_nxt is not None and kind & KIND_BARE_ACK and length <= 1 and p.seq == (snd_nxt - 1) & SEQ_MOD:
             probes.append(p)
-        elif length or kind & (_FIN | _SYN):
+        elif length or kind & (KIND_FIN | KIND_SYN):
             probes = []
-        e = (p.seq + length + (kind >> _STEP_SHIFT)) & SEQ_MOD          # seq_end(p)
+        e = (p.seq + length + (kind >> KIND_STEP_SHIFT)) & SEQ_MOD          # seq_end(p)
         if snd_nxt is None or 0 < (e - snd_nxt) & SEQ_MOD < 0x80000000:
             snd_nxt = e
     if not probes:
@@ -433,9 +429,9 @@ def stray_facts(conn: Connection) -> Facts | None:
     raw = conn.raw
     first = raw[0]
     high: list[int | None] = [None, None]       # each direction's highest sequence end so far
-    kinds = _KIND
+    kinds = FLAG_KIND
     for i, p in enumerate(raw):
-        n, step = p.length, kinds[p.flags] >> _STEP_SHIFT      # step: the sequence numbers its SYN and FIN take
+        n, step = p.length, kinds[p.flags] >> KIND_STEP_SHIFT      # step: the sequence numbers its SYN and FIN take
         if not (n or step):
             continue                             # pure ACKs: most of a capture, nothing to track
         side = 0 if p.src == first.src and p.sport == first.sport else 1

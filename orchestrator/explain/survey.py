@@ -19,7 +19,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..capture import FLAG_BITS, Packet
+from ..capture import (
+    FLAG_KIND,
+    KIND_BARE_RST,
+    KIND_CONN,
+    KIND_FIRST_SYN,
+    KIND_NOT_FIRST_SYN,
+    KIND_NOT_SYN,
+    KIND_RST,
+    KIND_STEP_SHIFT,
+    KIND_SYN,
+    KIND_SYNACK,
+    Packet,
+)
 from ..encap import IcmpError
 from .facts import COPY_WINDOW, FORWARDED, KEPT, CopyFolder
 
@@ -31,33 +43,16 @@ ID_SHARED_CHAIN = 3       # a chain of at least this many RSTs from two or more 
 ID_CHAIN_MAX = 64         # a chain is followed back at most this many RSTs
 ID_REORDER = 2.0          # s: RSTs are taken in time order within this much of the latest time seen
 
-# bits of Survey.flags: a RST; a packet other than a first SYN; packets both ways; a SYN of any kind;
-# a data segment far above its side's sequence space (facts.stray_facts looks closer); opened by a twin end;
-# a packet without SYN; a first SYN (no ACK)
-_RST, _MORE_THAN_SYNS, _BOTH_WAYS, _SYN, _STRAY, _OPENED, _NOT_SYN, _FIRST_SYN = 1, 2, 4, 8, 16, 32, 64, 128
+# bits of Survey.flags, per connection: its packets' kinds OR-ed (capture.KIND_CONN: a RST; a packet other than a
+# first SYN; a SYN of any kind; a packet without SYN; a first SYN (no ACK)) and survey's own in the bits the
+# kinds leave free: packets both ways; a data segment far above its side's sequence space (facts.stray_facts
+# looks closer); opened by a twin end
+_RST, _MORE_THAN_SYNS, _SYN, _NOT_SYN, _FIRST_SYN = KIND_RST, KIND_NOT_FIRST_SYN, KIND_SYN, KIND_NOT_SYN, KIND_FIRST_SYN
+_BOTH_WAYS, _STRAY, _OPENED = 32, 64, 128         # bits 5-7: no kind sets them
 _HALF_OPEN_MASK = _MORE_THAN_SYNS | _NOT_SYN | _FIRST_SYN     # SYNs and SYN/ACKs, nothing else
 _SEQ_MOD, _NO_SEQ = 0xFFFFFFFF, -1
 _Look = tuple[str, str | None, int | None, bool | None]       # source, direction, TTL, DF
 _FOLDER_PRUNE = 4096      # the copy folder is pruned of old segments beyond this many (or twice what it kept)
-# more of what a packet's flags say, above the byte of Survey.flags bits in _KIND: a SYN/ACK; a RST with
-# neither SYN nor ACK; and from bit 10 on, the sequence numbers its SYN and FIN take (0, 1 or 2)
-_SYNACK, _BARE_RST, _STEP_SHIFT = 256, 512, 10
-
-
-def _kind(flags: str) -> int:
-    """The Survey.flags bits a packet with these flags sets, and the bits above them (see _SYNACK)."""
-    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
-    kind = (_RST if p.is_rst else 0) | ((_SYN if p.has_ack else _SYN | _FIRST_SYN) if p.is_syn else _NOT_SYN)
-    if not p.is_syn or p.has_ack:
-        kind |= _MORE_THAN_SYNS
-    if p.is_synack:
-        kind |= _SYNACK
-    if p.is_rst and not p.is_syn and not p.has_ack:
-        kind |= _BARE_RST
-    return kind | (p.is_syn + p.is_fin) << _STEP_SHIFT
-
-
-_KIND = {flags: _kind(flags) for flags in FLAG_BITS}     # per flags text: one look-up a packet
 
 
 @dataclass(slots=True)
@@ -184,7 +179,7 @@ class Survey:
         in local names: it runs for every packet)."""
         flags, last_index, last_time, first_sport = self.flags, self.last_index, self.last_time, self._first_sport
         first_src, high_of, looks, pendings = self._first_src, self._high, self._looks, self._pending
-        own, transit, folder, id_runs, kinds = self.own, self.transit, self._folder, self.id_runs, _KIND
+        own, transit, folder, id_runs, kinds = self.own, self.transit, self._folder, self.id_runs, FLAG_KIND
         n_packets, copies, prev_time, fold_limit = self.packets, self.copies, self._prev_time, self._fold_limit
         self._profiles = None
         try:
@@ -205,19 +200,19 @@ class Survey:
                         self.t0 = t
                 old = flags[conn]
                 kind = kinds[p.flags]
-                bits = old | (kind & 0xFF)
+                bits = old | (kind & KIND_CONN)
                 rst = kind & _RST
                 if rst:
                     if p.ip_id:
                         id_runs.add(t, conn, p.index, p.ip_id, src)
-                    if kind & _BARE_RST and not old & _SYN:
+                    if kind & KIND_BARE_RST and not old & _SYN:
                         self._bare_unopened.append((conn, src, sport))
                 side = sport != first_sport[conn] or (conn in first_src and src != first_src[conn])
                 if side and not bits & _BOTH_WAYS:
                     bits |= _BOTH_WAYS
                     self._flush(conn)
                 n = p.length
-                step = kind >> _STEP_SHIFT
+                step = kind >> KIND_STEP_SHIFT
                 if n or step:                             # as facts.stray_facts walks a connection
                     high = high_of[side]
                     h = high[conn]
@@ -238,7 +233,7 @@ class Survey:
                 direction = p.direction
                 if not rst:
                     key = (src, direction, p.ttl, p.df)
-                    if bits & _BOTH_WAYS or kind & _SYNACK:
+                    if bits & _BOTH_WAYS or kind & KIND_SYNACK:
                         looks[key] = looks.get(key, 0) + 1
                     else:     # one way so far: it counts if an answer comes (a scanner's SYNs do not)
                         pending = pendings.get(conn)

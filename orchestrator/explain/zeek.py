@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..capture import FLAG_BITS, Packet
+from ..capture import FLAG_KIND, KIND_ACK, KIND_FIN, KIND_RST, KIND_SYN, Packet
 from ..connections import SEQ_MOD, seq_after
 
 __all__ = ["conn_state", "zeek_conn"]
@@ -70,20 +70,19 @@ def conn_state(orig: str, resp: str, orig_size: int, resp_size: int, history: st
     return "OTH"
 
 
-# what a packet's flags draw (built from Packet's properties: flags are read through them): the letter of its
-# SYN, FIN or RST ("" for none; `i` or `q` for two of them), whether it has two or more of them, SYN, FIN, RST, ACK
+# what a packet's flags draw (from capture.FLAG_KIND, built from Packet's properties): the letter of its SYN, FIN
+# or RST ("" for none; `i` or `q` for two of them), whether it has two or more of them, SYN, FIN, RST, ACK
 _Shape = tuple[str, bool, bool, bool, bool, bool]
 
 
-def _shape(flags: str) -> _Shape:
-    p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
-    syn, fin, rst, ack = p.is_syn, p.is_fin, p.is_rst, p.has_ack
+def _shape(kind: int) -> _Shape:
+    syn, fin, rst, ack = bool(kind & KIND_SYN), bool(kind & KIND_FIN), bool(kind & KIND_RST), bool(kind & KIND_ACK)
     several = syn + fin + rst > 1
     single = ("h" if ack else "s") if syn else "f" if fin else "r" if rst else ""
     return ("i" if fin and rst else "q") if several else single, several, syn, fin, rst, ack
 
 
-_SHAPES = {flags: _shape(flags) for flags in FLAG_BITS}
+_SHAPES = {flags: _shape(kind) for flags, kind in FLAG_KIND.items()}
 
 
 def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:

@@ -17,6 +17,8 @@ import pytest
 
 from orchestrator import capture as capture_mod
 from orchestrator.capture import (
+    FLAG_BITS,
+    FLAG_KIND,
     Capture,
     Packet,
     format_packet,
@@ -626,3 +628,32 @@ def _flags_text(bits: int) -> str:
     order = [(0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U"),
              (0x40, "E"), (0x80, "W")]
     return "".join(c for bit, c in order if bits & bit) or "none"
+
+
+def test_flag_kind_agrees_with_packet_properties() -> None:
+    """Every bit of every FLAG_KIND entry says what Packet's property says of the same flags text (the one
+    table survey, facts and zeek read a packet's flags from); bits 5-7 stay free for survey's own."""
+    assert set(FLAG_KIND) == set(FLAG_BITS)
+    for flags, kind in FLAG_KIND.items():
+        p = Packet(0, 0.0, "", "", 0, 0, flags, 0, 0, 0, 0, None, None, None, None)
+        said = {
+            capture_mod.KIND_RST: p.is_rst,
+            capture_mod.KIND_NOT_FIRST_SYN: not p.is_first_syn,
+            capture_mod.KIND_SYN: p.is_syn,
+            capture_mod.KIND_NOT_SYN: not p.is_syn,
+            capture_mod.KIND_FIRST_SYN: p.is_first_syn,
+            capture_mod.KIND_SYNACK: p.is_synack,
+            capture_mod.KIND_ACK: p.has_ack,
+            capture_mod.KIND_FIN: p.is_fin,
+            capture_mod.KIND_BARE_ACK: p.is_bare_ack,
+            capture_mod.KIND_BARE_RST: p.is_rst and not p.is_syn and not p.has_ack,
+        }
+        for bit, expected in said.items():
+            assert bool(kind & bit) == expected, (flags, bit)
+        assert kind >> capture_mod.KIND_STEP_SHIFT == p.is_syn + p.is_fin, flags
+        named = 0
+        for bit in said:
+            assert bit & (bit - 1) == 0 and not bit & named, bit        # distinct single bits
+            named |= bit
+        assert not kind & ((1 << capture_mod.KIND_STEP_SHIFT) - 1) & ~named, flags      # no bit left unnamed
+        assert not kind & 0xE0 and capture_mod.KIND_CONN & 0xE0 == 0, flags       # survey's own bits stay free
