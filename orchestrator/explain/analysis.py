@@ -76,7 +76,7 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
     if progress is not None:
         progress(total, total)
     return CaptureExplanation(name, survey.packets, reader.other, reader.truncated, survey.connections,
-                              survey.t0 or 0.0, explanations, tuple(capture_notes(survey)))
+                              survey.t0 or 0.0, survey.end_time(), explanations, tuple(capture_notes(survey)))
 
 
 def explain_capture(capture: Capture, local_addresses: Iterable[str] = (),
@@ -91,7 +91,7 @@ def explain_capture(capture: Capture, local_addresses: Iterable[str] = (),
     survey = _survey(capture.packets, capture.icmp)
     explanations = _second_pass(survey, frozenset(local_addresses), _numbered(capture.packets), paths)
     return CaptureExplanation(capture.path, len(capture.packets), capture.other, capture.truncated,
-                              survey.connections, survey.t0 or 0.0, tuple(explanations),
+                              survey.connections, survey.t0 or 0.0, survey.end_time(), tuple(explanations),
                               tuple(capture_notes(survey)))
 
 

@@ -134,6 +134,7 @@ class CaptureExplanation:
     truncated: bool                   # the file ended mid-record: read up to the cut
     connections: int                  # TCP connections in the file
     t0: float                         # time of the first packet (0.0 if none)
+    end: float                        # time of the last TCP packet (t0 if none): the capture's own span
     explanations: Sequence[Explanation]   # a tuple, or (a file's) `store.Explanations`, read back in order
     notes: tuple[str, ...] = ()       # what kind of capture it is: one-sided, duplicates, time order
 

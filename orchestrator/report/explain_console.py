@@ -178,13 +178,14 @@ def summary_block(console: Console, r: CaptureExplanation) -> Block:
 
 
 def _span(r: CaptureExplanation) -> str:
-    """`hosts A, B; server ports 1–65389 (1991); 0.000–5.052 s` of the explained connections."""
+    """`hosts A, B; server ports 1–65389 (1991); 0.000–5.052 s of 21.300 s captured`: the explained
+    connections, from the first one's start to the last RST, and the capture's own length."""
     seen = overview(r.explanations)
     hosts, ports = sorted(seen.hosts), sorted(seen.server_ports)
     first, last = seen.first - r.t0, seen.last - r.t0
     named = ", ".join(hosts) if len(hosts) <= 4 else f"{len(hosts)} hosts"
     port_text = f"port {ports[0]}" if len(ports) == 1 else f"ports {ports[0]}–{ports[-1]} ({len(ports)})"
-    return f"{named}; {port_text}; {first:.3f}–{last:.3f} s"
+    return f"{named}; {port_text}; {first:.3f}–{last:.3f} s of {r.end - r.t0:.3f} s captured"
 
 
 def by_cause(results: Sequence[CaptureExplanation]) -> list[tuple[str, int]]:

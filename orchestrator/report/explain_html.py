@@ -63,7 +63,8 @@ def _summary(r: CaptureExplanation) -> str:
         first, last = seen.first - r.t0, seen.last - r.t0
         parts.append(f"<p>Hosts: {escape(', '.join(hosts[:12]))}{' …' if len(hosts) > 12 else ''} "
                      f"({len(hosts)}); server ports {ports[0]}–{ports[-1]} ({len(ports)} distinct); "
-                     f"from {first:.3f} s to {last:.3f} s after the first packet.</p>")
+                     f"from {first:.3f} s to {last:.3f} s after the first packet, of {r.end - r.t0:.3f} s "
+                     "captured.</p>")
         parts.append(_table(["cause", "connections"], [[c, n] for c, n in by_cause([r])], numeric=(1,)))
     notes = list(r.notes) + (["the file is truncated: explained up to the cut"] if r.truncated else [])
     if notes:

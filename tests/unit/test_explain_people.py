@@ -44,6 +44,17 @@ def test_the_scan_is_named_in_the_first_lines_and_takes_60_lines_or_fewer() -> N
     assert "a port scan against a host that filters" in head
 
 
+def test_the_summary_gives_the_captures_own_length_beside_the_resets_span(tmp_path: Path) -> None:
+    """w25: one RST a minute for 24 h, all of one connection whose first RST is its first packet: the
+    resets' span alone read "0.000–0.000 s"; the capture's length says how long it was watched."""
+    status, out, _ = explain(str(WILD / "w25.pcap"), width=200)
+    assert status == 0 and "port 80; 0.000–0.000 s of 86341.074 s captured; by cause: unknown 1" in out
+    page = explain_file(WILD / "w25.pcap")
+    assert page.end - page.t0 == pytest.approx(86341.074, abs=1e-3)
+    assert explain("--html", str(tmp_path / "w25.html"), str(WILD / "w25.pcap"))[0] == 0
+    assert "after the first packet, of 86341.074 s captured." in (tmp_path / "w25.html").read_text()
+
+
 @pytest.mark.parametrize("width", [80, 200])
 @pytest.mark.parametrize("name", WILD_FILES)
 def test_every_wild_capture_fits_a_terminal_by_default(name: str, width: int) -> None:
@@ -83,7 +94,8 @@ def many_incidents(n: int = 300) -> CaptureExplanation:
         w.send("c", "S")
         w.send("s", "R.", ack=w.isn["c"] + 1)
     explanations = explain_packets(packets)
-    return CaptureExplanation("many.pcap", len(packets), 0, False, n, packets[0].time, tuple(explanations))
+    return CaptureExplanation("many.pcap", len(packets), 0, False, n, packets[0].time, packets[-1].time,
+                              tuple(explanations))
 
 
 def test_a_capture_of_hundreds_of_incidents_stays_within_the_budget() -> None:
