@@ -54,7 +54,18 @@ def run_all(out: Path, *extra: str) -> tuple[float, dict]:
     summary = json.loads((out / "summary.json").read_text())
     summary["status"] = status
     summary["max_rss_mib"] = rss
+    print_failures(out, summary)
     return seconds, summary
+
+
+def print_failures(out: Path, summary: dict) -> None:
+    """A figure from a run that did not pass says which scenario and why (its failing checks)."""
+    for s in summary["scenarios"]:
+        if s["verdict"] != "passed":
+            result = out / s["id"] / "result.json"
+            checks = [c for c in json.loads(result.read_text())["checks"] if not c["passed"]] if result.exists() else []
+            print(f"  {out.name}: {s['id']} {s['verdict']}: {s['error'] or ''}" + "".join(
+                f"\n    {c['kind']} {c['subject']}: expected {c['expected']}; observed {c['observed']}" for c in checks))
 
 
 def single_commands(out: Path, runs: int) -> None:
