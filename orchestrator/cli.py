@@ -162,12 +162,13 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
                         "python -m orchestrator clean")
     run_id = engine.new_run_id()
     with ExitStack() as building:
-        shown: list[Callable[[str], None]] = []
+        display: Callable[[str], None] | None = None
 
         def build_progress(message: str) -> None:   # the build display opens with its first message
-            if not shown:
-                shown.append(building.enter_context(ctx.report.building()))
-            shown[0](message)
+            nonlocal display
+            if display is None:
+                display = building.enter_context(ctx.report.building())
+            display(message)
         image_set = images.ensure_images(client, IMAGES_DIR, run_id, build_progress)
         scenarios, built = _build_sources(client, scenarios, run_id, build_progress)
     jobs = jobs or default_jobs()

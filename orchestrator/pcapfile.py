@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from .errors import CaptureError
 
-__all__ = ["CHUNK", "Frame", "FrameReader"]
+__all__ = ["CHUNK", "Frame", "FrameReader", "pcap_byte_order"]
 
 # --- file formats -------------------------------------------------------------
 
@@ -24,6 +24,12 @@ _PCAP_MAGIC = {  # first 4 bytes -> (byte order, fraction divisor)
     b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+def pcap_byte_order(head: bytes) -> str | None:
+    """The struct byte order ("<" or ">") of a classic pcap file by its first 4 bytes; None if not one."""
+    found = _PCAP_MAGIC.get(head[:4])
+    return None if found is None else found[0]
 _PCAPNG_BOM = 0x1A2B3C4D
 _BT_IDB, _BT_OPB, _BT_SPB, _BT_EPB = 1, 2, 3, 6
 _MAX_RECORD = 0x4000000  # 64 MiB: a larger record length means a corrupt file

@@ -13,6 +13,7 @@ import struct
 import time
 from typing import Any
 
+from ..pcapfile import pcap_byte_order
 from .attach import AttachedStream
 from .protocol import CaptureFile
 
@@ -83,7 +84,7 @@ class CaptureStream(AttachedStream):
             if len(unread) < 24:
                 self._unread = unread
                 return
-            self._byte_order = "<" if unread[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+            self._byte_order = pcap_byte_order(unread) or ">"
             unread = unread[24:]
         at = 0
         while len(unread) - at >= 16:
@@ -98,14 +99,13 @@ class CaptureStream(AttachedStream):
         self._wait(lambda: True if "listening on" in self.stderr else None, timeout, "to start listening")
 
     def reports(self) -> int:
-        """How many times tcpdump has printed its counts so far."""
+        """How many times tcpdump has printed its counts so far (the condition is reentrant: callable in a wait)."""
         with self._cond:
             return self.stderr.count("dropped by kernel")
 
     def wait_report(self, timeout: float, after: int = 0) -> None:
         """Until tcpdump printed its counts (at SIGUSR1, and as it exits) more than `after` times."""
-        self._wait(lambda: True if self.stderr.count("dropped by kernel") > after else None, timeout,
-                   "to report its counts")
+        self._wait(lambda: True if self.reports() > after else None, timeout, "to report its counts")
 
     def drained(self) -> bool:
         """By its last report, tcpdump has written every packet the kernel handed it since it was ready."""
@@ -123,7 +123,7 @@ class CaptureStream(AttachedStream):
         def complete() -> bool | None:
             if self._closed:
                 return True
-            if reports is None or self.stderr.count("dropped by kernel") <= reports:
+            if reports is None or self.reports() <= reports:
                 return None
             captured = re.findall(r"(\d+) packets? captured", self.stderr)
             return True if captured and self._records == int(captured[-1]) else None

@@ -115,6 +115,20 @@ def test_finish_is_done_at_the_closing_counts_once_every_record_they_count_came(
     assert not stream.closed, "done without waiting for tcpdump's exit"
 
 
+def test_records_are_counted_in_the_byte_order_the_pcap_header_gives(engine: FakeEngine) -> None:
+    """A big-endian, nanosecond pcap (as tcpdump writes on such a host): read little-endian, its
+    record lengths would be wrong and the count would never reach the closing counts."""
+    stream = CaptureStream(engine, "cid", "client")
+    engine.container.sendall(frame(2, READY.encode()))
+    stream.wait_report(2)
+    before = stream.reports()
+    header = struct.pack(">IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 8192, 276)
+    wire = header + b"".join(struct.pack(">IIII", 1, 2, 40 + n, 40 + n) + bytes(40 + n) for n in range(5))
+    engine.container.sendall(frame(1, wire) + frame(2, END.encode()))
+    assert stream.finish(2, before) == CaptureFile("client", wire, 5, 5, 0)
+    assert not stream.closed
+
+
 def test_counts_printed_before_the_sigint_do_not_end_the_capture(engine: FakeEngine) -> None:
     stream = CaptureStream(engine, "cid", "client")
     engine.container.sendall(frame(1, LE_HEADER) + frame(2, READY.encode()))
