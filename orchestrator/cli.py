@@ -208,7 +208,10 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
         labs.remove_everything()
         raise
     finally:
+        from .lab.witness import forget_run
+
         labs.finish()   # nothing of the run is left when the command ends
+        forget_run(run_id)   # its tracing instance too, even one an interrupt caught before it was adopted
     if any(r.error for r in results):
         return ExitStatus.ENVIRONMENT
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.EXPECTATION_FAILED

@@ -280,6 +280,15 @@ def sweep_for_engine(client: docker.DockerClient, root: Path = TRACEFS) -> list[
     return sweep_instances(lambda run_id: bool(engine.lab_objects(client, f"{engine.RUN}={run_id}")), root)
 
 
+def forget_run(run_id: str, root: Path = TRACEFS) -> None:
+    """The run's tracing instance gone, by its name, whatever moment an interrupt hit its making or adoption
+    (busy: the next run's sweep takes it)."""
+    try:
+        TraceInstance(run_id, root).remove()
+    except OSError:
+        pass
+
+
 def open_witness(client: docker.DockerClient, run_id: str, info: Mapping[str, object],
                  watch: bool = True) -> RunWitness:
     """The witness of a new run on this engine (`info`: its `docker info`): instances left by killed runs

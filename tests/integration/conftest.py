@@ -60,3 +60,15 @@ def catalogue_run(image_set: images.ImageSet, tmp_path_factory: pytest.TempPathF
     buffer = io.StringIO()
     status = main(["all", "--out", str(out)], console=Console(file=buffer, width=160))
     return status, out, buffer.getvalue()
+
+
+@pytest.fixture()
+def kernel_witness() -> None:
+    """The kernel witness can be used here; else skipped (a failure where CI is set)."""
+    from orchestrator.lab import witness as tracefs
+
+    why = tracefs.unavailable({"KernelVersion": os.uname().release})
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the witness must work: {why}")
+        pytest.skip(why)

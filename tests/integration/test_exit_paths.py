@@ -71,6 +71,35 @@ def test_interrupted_run_leaves_nothing(docker_client: docker.DockerClient, imag
     assert not instance_of(run_id).exists(), "the run's tracing instance is removed on the way out"
 
 
+def test_an_interrupt_the_moment_the_tracing_instance_is_made_leaves_it_not(
+        docker_client: docker.DockerClient, image_set: ImageSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        kernel_witness: None) -> None:
+    """Ctrl-C landing after the instance exists but before the run holds it (CI saw it once, at delay 0)."""
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.cli import main
+
+    made: list[str] = []
+    real = tracefs.open_witness
+
+    def interrupted(client: docker.DockerClient, run_id: str, info: dict[str, object],
+                    watch: bool = True) -> tracefs.RunWitness:
+        real(client, run_id, info, watch)
+        made.append(run_id)
+        assert instance_of(run_id).is_dir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracefs, "open_witness", interrupted)
+    err = io.StringIO()
+    status = main(["run", "closed-port", "--out", str(tmp_path)], console=Console(file=io.StringIO()),
+                  err=Console(file=err), client=docker_client)
+    assert status == 130 and "interrupted" in err.getvalue()
+    assert made and objects_of(docker_client, made[0]) == []
+    assert not instance_of(made[0]).exists(), "the run's tracing instance is removed by its name"
+
+
 def test_hard_kill_is_noticed_and_cleaned(docker_client: docker.DockerClient, image_set: ImageSet,
                                           tmp_path: Path) -> None:
     proc, run_id = start_all(tmp_path)

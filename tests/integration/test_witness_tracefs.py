@@ -17,15 +17,6 @@ from orchestrator.lab import witness as tracefs
 from orchestrator.witness import SEND, parse_trace
 
 
-@pytest.fixture()
-def kernel_witness() -> None:
-    why = tracefs.unavailable({"KernelVersion": os.uname().release})
-    if why is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so the witness must work: {why}")
-        pytest.skip(why)
-
-
 def _refused_on_loopback() -> int:
     """A SYN to a closed loopback port: the kernel answers NO_SOCKET. Returns the client's port."""
     with socket.socket() as s:
