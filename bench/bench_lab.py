@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--witness", action="store_true",
                         help="only the kernel witness's cost: warm all and all --no-witness, alternated")
     args = parser.parse_args()
+    from bench_engine import reference_loop  # (bench/ is on the path: this script's folder)
+
+    print(f"python reference loop:          {reference_loop():6.2f} CPU-s (fixed work: how fast this machine is)")
     if args.witness:
         witness_cost(args.repeat)
         return
