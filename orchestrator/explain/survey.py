@@ -158,7 +158,7 @@ class Survey:
         self._first_sport = array("H")        # per connection: source port of its first packet
         self._first_src: dict[int, str] = {}  # the first packet's source, where sport == dport
         self._high = (array("q"), array("q"))  # per connection and side: highest sequence end so far
-        self._bare_unopened: list[tuple[int, str, int]] = []   # bare RSTs before any SYN: conn, sender
+        self._bare_unopened: set[tuple[int, str, int]] = set()   # bare RSTs before any SYN: conn, sender (once)
         # per connection seen one way so far: (look, count), or {look: count} once it has two looks
         self._pending: dict[int, tuple[_Look, int] | dict[_Look, int]] = {}
         self._folder = CopyFolder()            # one for all connections, keyed by connection
@@ -206,7 +206,7 @@ class Survey:
                     if p.ip_id:
                         id_runs.add(t, conn, p.index, p.ip_id, src)
                     if kind & KIND_BARE_RST and not old & _SYN:
-                        self._bare_unopened.append((conn, src, sport))
+                        self._bare_unopened.add((conn, src, sport))
                 side = sport != first_sport[conn] or (conn in first_src and src != first_src[conn])
                 if side and not bits & _BOTH_WAYS:
                     bits |= _BOTH_WAYS

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from orchestrator.capture import Packet
 from orchestrator.explain.survey import Survey
@@ -19,11 +19,12 @@ def _resets(n: int) -> Iterator[tuple[int, Packet]]:
                            None, None, None, None, ttl=64, ip_id=(0x100 + k) & 0xFFFF or 1, df=False, frame=k + 1)
 
 
-def _peak(n: int) -> int:
+def _peak(n: int, packets: Callable[[int], Iterator[tuple[int, Packet]]] | None = None) -> int:
+    """Peak memory of a survey taking `n` packets (`_resets` unless told)."""
     survey = Survey()
     tracemalloc.start()
     try:
-        survey.take(_resets(n))
+        survey.take((packets or _resets)(n))
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -41,3 +42,22 @@ def test_one_senders_run_of_ip_ids_is_no_shared_counter() -> None:
     survey.take(_resets(3_000))
     survey.id_runs.drain()
     assert survey.id_runs.found == {}
+
+
+def _bare(n: int) -> Iterator[tuple[int, Packet]]:
+    """`n` bare RSTs (no ACK, IP ID 0) over CONNS connections never seen opened: a flood of resets."""
+    for k in range(n):
+        conn = k % CONNS
+        yield conn, Packet(k, 1000.0 + k / 1000, "10.0.0.70", "10.0.0.10", 80, 40000 + conn, "R", 5, 0, 0, 0,
+                           None, None, None, None, ttl=64, ip_id=0, df=True, frame=k + 1)
+
+
+def test_bare_resets_on_connections_never_opened_are_kept_once_per_sender() -> None:
+    """The ends a twin connection is looked for from are a set: a flood of them on one 4-tuple costs its
+    survey nothing more per RST (1,333 RSTs on one 4-tuple are one incident)."""
+    small, large = 5_000, 25_000
+    per_rst = (_peak(large, _bare) - _peak(small, _bare)) / (large - small)
+    assert per_rst < 5, f"{per_rst:.0f} bytes of peak memory per bare RST"
+    survey = Survey()
+    survey.take(_bare(small))
+    assert survey.twin_ends() == {("10.0.0.70", 80)}
