@@ -82,9 +82,10 @@ def run(tool: str, args: Sequence[str], mounts: Sequence[Path],
     except LabError as exc:
         unavailable(f"{tool} is not installed and its container cannot be had: {exc.line()}")
         raise
-    volumes = {str(m.resolve()): {"bind": str(m.resolve()), "mode": "rw"} for m in mounts}
+    # each folder at the path the arguments name it by and at its real one (../shared may be a symbolic link)
+    binds = sorted({f"{m.resolve()}:{target}:rw" for m in mounts for target in (m.absolute(), m.resolve())})
     container = client.containers.create(
-        image, [TOOLS[tool][0], *args], volumes=volumes, network_mode="none", user=f"{os.getuid()}:{os.getgid()}",
+        image, [TOOLS[tool][0], *args], volumes=binds, network_mode="none", user=f"{os.getuid()}:{os.getgid()}",
         environment={"HOME": "/tmp"}, shm_size="256m", labels=engine.labels("tests", role="oracle"))
     try:
         container.start()
@@ -98,6 +99,6 @@ def run(tool: str, args: Sequence[str], mounts: Sequence[Path],
 
 def tshark(args: Sequence[str], *files: Path) -> str:
     """tshark's standard output for `args` (files it reads are mounted); a failure shows its stderr."""
-    proc = run("tshark", args, sorted({f.resolve().parent for f in files}))
+    proc = run("tshark", args, sorted({f.absolute().parent for f in files}))
     assert proc.returncode == 0, f"tshark {' '.join(args)}: {proc.stderr.strip()[-500:]}"
     return proc.stdout
