@@ -10,7 +10,7 @@ from .context import Context
 from .facts import Facts
 from .origin import later_forged
 from .result import Candidate, Evidence, Explanation, endpoint
-from .zeek import zeek_conn
+from .zeek import zeek_conn, zeek_ends
 
 __all__ = ["MAX_EVIDENCE", "Cause", "Finding", "explanation", "secs"]
 
@@ -80,9 +80,9 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
     if conn.client is not None and conn.server is not None:
         client, server = endpoint(*conn.client), endpoint(*conn.server)
         ends = (client, server)
-    else:
-        first = conn.pk[0]
-        ends = (endpoint(first.src, first.sport), endpoint(first.dst, first.dport))
+    else:                                       # no SYN, no SYN/ACK: the ends Zeek's conn.log gives it
+        orig, resp, _ = zeek_ends(conn.pk[0])
+        ends = (endpoint(*orig), endpoint(*resp))
     is_reset = f.rst.is_rst
     state, history = zeek_conn(conn.pk)
     resets = conn.resets

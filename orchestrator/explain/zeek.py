@@ -10,8 +10,17 @@ history letters) and the TCP analyzer's endpoint states and update_history:
   data, else `a` when it carries an ACK; `d` and `a` are recorded once;
 * `t` (retransmitted payload) and `w` (zero window) are recorded when first
   seen, again at 10, again at 100...;
-* upper case for the originator. The originator is the SYN's sender; a
-  connection seen first through the responder's SYN/ACK is flipped (`^`).
+* upper case for the originator; `^` when Zeek flipped the connection (`zeek_ends`).
+
+The originator is what the connection's first packet says (`zeek_ends`,
+TCPAnalyzer::WantConnection in src/packet_analysis/protocol/tcp/TCP.cc): a
+pure SYN's sender; for a partial connection (first packet not a SYN, or a
+SYN/ACK) its sender too, unless Zeek flips it by the ports: when the source
+port is a likely server port and the destination port is not, or when both
+are and the first packet is not a SYN/ACK and the source port is the lower.
+A flipped connection's history starts with `^`. Later, a SYN/ACK originator
+whose peer then sends a SYN is flipped there (UpdateInactiveState's SYN/SYN-ACK
+reversal: `^` after that SYN's letter).
 
 Endpoint states: INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL (began without a
 SYN), ESTABLISHED, CLOSED (sent FIN), RESET (sent RST).
@@ -23,7 +32,21 @@ from collections.abc import Sequence
 from ..capture import FLAG_KIND, KIND_ACK, KIND_FIN, KIND_RST, KIND_SYN, Packet
 from ..connections import SEQ_MOD, seq_after
 
-__all__ = ["conn_state", "zeek_conn"]
+__all__ = ["LIKELY_SERVER_PORTS", "conn_state", "zeek_conn", "zeek_ends"]
+
+Addr = tuple[str, int]
+
+# Zeek's `likely_server_ports` for TCP, as its default scripts fill it: each base/protocols/*/main.zeek
+# `redef likely_server_ports += { ports }` with the ports it registers its analyzer for. This is the
+# subset read from those scripts (zeek/zeek): dce-rpc 135; dnp3 20000; dns 53; finger 79; ftp 21, 2811;
+# http 80, 81, 631, 1080, 3128, 8000, 8080, 8888; imap 143; irc 6666-6669; krb 88; ldap 389, 3268;
+# modbus 502; pop3 110; rdp 3389; smb 139, 445; smtp 25, 587; socks 1080; ssh 22; ssl 443, 563, 585,
+# 614, 636, 989, 990, 992, 993, 995, 5223; xmpp 5222, 5269. Analyzers not read (mysql declares 1434 and
+# 3306 without adding them; spicy-based ones, site policy) are left out.
+LIKELY_SERVER_PORTS = frozenset({
+    21, 22, 25, 53, 79, 80, 81, 88, 110, 135, 139, 143, 389, 443, 445, 502, 563, 585, 587, 614, 631, 636,
+    989, 990, 992, 993, 995, 1080, 2811, 3128, 3268, 3389, 5222, 5223, 5269, 6666, 6667, 6668, 6669,
+    8000, 8080, 8888, 20000})
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = (
     "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
@@ -85,6 +108,18 @@ def _shape(kind: int) -> _Shape:
 _SHAPES = {flags: _shape(kind) for flags, kind in FLAG_KIND.items()}
 
 
+def zeek_ends(first: Packet) -> tuple[Addr, Addr, bool]:
+    """(originator, responder, flipped) as Zeek makes them from a connection's first packet
+    (TCPAnalyzer::WantConnection, the module docstring's rule)."""
+    src, dst = (first.src, first.sport), (first.dst, first.dport)
+    syn, ack = _SHAPES[first.flags][2], _SHAPES[first.flags][5]
+    if (syn and not ack) or first.sport not in LIKELY_SERVER_PORTS:
+        return src, dst, False
+    if first.dport in LIKELY_SERVER_PORTS and (syn or first.sport >= first.dport):
+        return src, dst, False
+    return dst, src, True
+
+
 def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     """(conn_state, history) of one connection's packets, in capture order: one pass, each packet's flags read
     from one table look-up, its letters (as the module docstring says) and its sender's state transition
@@ -92,14 +127,7 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     if not packets:
         return "OTH", ""
     shapes = _SHAPES
-    first_syn = next((p for p in packets if shapes[p.flags][2]), None)
-    flipped = first_syn is not None and shapes[first_syn.flags][5]
-    if first_syn is None:
-        o_src, o_sport = packets[0].src, packets[0].sport
-    elif flipped:
-        o_src, o_sport = first_syn.dst, first_syn.dport
-    else:
-        o_src, o_sport = first_syn.src, first_syn.sport
+    (o_src, o_sport), _, flipped = zeek_ends(packets[0])
     orig, resp = _Endpoint(), _Endpoint()
     history: list[str] = ["^"] if flipped else []
     add = history.append
@@ -146,14 +174,24 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
             if state == INACTIVE and not is_orig:
                 # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
                 # the originator only if it had sent its SYN; no ACK of the originator is waited for.
+                # A SYN without ACK answering the originator's SYN/ACK reverses the roles (`^`).
                 me.state = ESTABLISHED
                 if peer.state == SYN_SENT:
                     peer.state = ESTABLISHED
-            elif state in (INACTIVE, PARTIAL):
+                elif peer.state == SYN_ACK_SENT and not ack:
+                    peer.state = ESTABLISHED
+                    o_src, o_sport = p.src, p.sport
+                    orig, resp = resp, orig
+                    add("^")
+            elif state == INACTIVE:
                 me.state = SYN_ACK_SENT if ack else SYN_SENT
+            elif state == PARTIAL and not ack and peer.state == INACTIVE:   # UpdateEstablishedState
+                me.state = SYN_SENT
         else:
-            if state == INACTIVE:
-                me.state = state = PARTIAL
+            # UpdateInactiveState: the responder's bare ACK of a SYN leaves it inactive (it may ACK before
+            # its SYN/ACK); an ACK after the peer's SYN/ACK establishes (its SYN was missed)
+            if state == INACTIVE and (is_orig or length or peer.state != SYN_SENT):
+                me.state = state = ESTABLISHED if ack and peer.state == ESTABLISHED else PARTIAL
             if ack and state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
                 me.state = peer.state = ESTABLISHED
         me.size += length

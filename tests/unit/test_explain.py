@@ -31,12 +31,15 @@ from orchestrator.explain import (
     explain_capture,
     explain_file,
     explain_packets,
+    incidents,
 )
 from orchestrator.explain.causes import BY_FAMILY, CLAUSES, REGISTRY
 from orchestrator.explain.verdict import Cause
+from orchestrator.explain.zeek import zeek_conn
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
+WILD_W18 = ROOT.parent / "shared" / "pcaps" / "wild" / "w18.pcap"
 C, S = ("10.0.0.10", 40000), ("10.0.0.70", 80)
 
 
@@ -1036,6 +1039,101 @@ def test_zeek_responder_seen_first_is_flipped() -> None:
     w.send("s", "S.", ack=1_000_001)       # the SYN/ACK without its SYN: ^, originator = its receiver
     w.send("s", "R", seq=4_294_967_001)
     assert zeek(w) == ("RSTRH", "^hr")     # originator never active: RSTRH
+
+
+# Zeek's ends for a connection whose opening the capture lacks (TCPAnalyzer::WantConnection): the first
+# packet's sender originates unless its source port is a likely server port and its destination port is not,
+# or both are, the packet is no SYN/ACK and the source port is the lower. A flipped history starts with `^`.
+
+
+def test_zeek_midstream_from_the_server_port_is_flipped_to_the_client() -> None:
+    w = Wire()                              # c 10.0.0.10:40000, s 10.0.0.70:80; the capture starts mid-connection
+    w.send("s", "P.", 100)                  # 80 likely, 40000 not: flipped, the originator is c; d
+    w.send("c", ".")                        # A: the originator goes PARTIAL
+    w.send("c", "R.")                       # R
+    e = only(w.explain())
+    # the responder PARTIAL (inactive), the originator RESET, no S in the history: OTH
+    assert (e.conn_state, e.history) == ("OTH", "^dAR")
+    assert e.endpoints == ("10.0.0.10:40000", "10.0.0.70:80") and e.client is None
+
+
+def test_zeek_midstream_from_the_client_port_keeps_its_sender() -> None:
+    w = Wire()
+    w.send("c", "P.", 100)                  # 40000 is no likely server port: not flipped; D
+    w.send("s", ".")                        # a
+    w.send("s", "R.")                       # r: the responder RESET, the originator PARTIAL: RSTRH
+    e = only(w.explain())
+    assert (e.conn_state, e.history) == ("RSTRH", "Dar")
+    assert e.endpoints == ("10.0.0.10:40000", "10.0.0.70:80")
+
+
+def test_zeek_midstream_with_both_ports_likely_flips_to_the_higher_port() -> None:
+    c, s = ("10.0.0.10", 8080), ("10.0.0.70", 443)
+    w = Wire(c=c, s=s)
+    w.send("s", "P.", 100)                  # 443 -> 8080, both likely, no SYN/ACK, 443 < 8080: flipped
+    w.send("c", "R.")
+    e = only(w.explain())
+    assert (e.conn_state, e.history) == ("OTH", "^dR")
+    assert e.endpoints == ("10.0.0.10:8080", "10.0.0.70:443")
+    w = Wire(c=c, s=s)
+    w.send("c", "P.", 100)                  # 8080 -> 443: the source port is the higher, not flipped
+    w.send("s", "R.")
+    e = only(w.explain())
+    assert (e.conn_state, e.history) == ("RSTRH", "Dr")
+    assert e.endpoints == ("10.0.0.10:8080", "10.0.0.70:443")
+
+
+def test_zeek_synack_first_from_a_likely_port_is_flipped_and_the_ack_establishes() -> None:
+    w = Wire()
+    w.send("s", "S.", ack=1_000_001)        # 80 -> 40000: flipped; h, the responder ESTABLISHED
+    w.send("c", ".")                        # A: an ACK after the peer's SYN/ACK establishes the originator
+    w.send("c", "P.", 100)                  # D
+    w.send("s", "R.")                       # r: the responder RESET, the originator ESTABLISHED: RSTR
+    assert zeek_conn(w.packets) == ("RSTR", "^hADr")
+
+
+def test_zeek_synack_first_with_both_ports_likely_is_not_flipped() -> None:
+    w = Wire(c=("10.0.0.10", 8080), s=("10.0.0.70", 443))
+    w.send("s", "S.", ack=1_000_001)        # both likely, but a SYN/ACK: not flipped; H, SYN_ACK_SENT
+    w.send("c", "R", seq=1_000_001)         # r: the responder RESET, the originator SYN_ACK_SENT: REJ
+    assert zeek_conn(w.packets) == ("REJ", "Hr")
+
+
+def test_zeek_synack_first_from_an_unlikely_port_is_not_flipped() -> None:
+    w = Wire(s=("10.0.0.70", 9000))
+    w.send("s", "S.", ack=1_000_001)        # 9000 is no likely server port: not flipped; H
+    w.send("c", "R", seq=1_000_001)
+    assert zeek_conn(w.packets) == ("REJ", "Hr")
+
+
+def test_zeek_synack_then_its_syn_reverses_the_roles() -> None:
+    w = Wire(s=("10.0.0.70", 9000))
+    w.send("s", "S.", ack=1_000_001)        # H: the originator is s, SYN_ACK_SENT
+    w.send("c", "S", seq=1_000_000)         # s, then the SYN/SYN-ACK reversal: ^, both ESTABLISHED
+    w.send("c", ".")                        # A: c now originates
+    w.send("c", "R.")                       # R: the originator RESET, the responder ESTABLISHED: RSTO
+    assert zeek_conn(w.packets) == ("RSTO", "Hs^AR")
+
+
+def test_zeek_responders_bare_ack_of_a_syn_leaves_it_inactive() -> None:
+    w = Wire()
+    w.send("c", "S")                        # S
+    w.send("s", ".", ack=12345)             # a: acked before any SYN/ACK (a challenge ACK): still INACTIVE
+    assert zeek_conn(w.packets) == ("S0", "Sa")
+
+
+def test_zeek_w18_connections_are_the_clients() -> None:
+    """w18's first two connections start with the web server's FIN (75.126.*:80 > 192.168.2.16:1576/1577)."""
+    found = explain_file(str(WILD_W18)).explanations
+    assert [(e.endpoints, e.history) for e in found[:2]] == [
+        (("192.168.2.16:1576", "75.126.130.163:80"), "^fARr"),
+        (("192.168.2.16:1577", "75.126.203.78:80"), "^fAFar"),
+    ]
+    # f: the server CLOSED; A: the client PARTIAL; R: the client RESET; r: the server RESET. Both RESET with
+    # sizes 0: REJ, by main.zeek's rule (no SYN needed: `os == TCP_RESET && both sizes 0`)
+    assert found[0].conn_state == "REJ"
+    lines = [(i.client, i.server, i.ports()) for i in incidents(found)]
+    assert lines[:2] == [("192.168.2.16", "75.126.130.163", (80, 80)), ("192.168.2.16", "75.126.203.78", (80, 80))]
 
 
 def test_zeek_on_the_catalogue_captures() -> None:
