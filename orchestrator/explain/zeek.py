@@ -53,10 +53,11 @@ INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = (
 
 
 class _Endpoint:
-    __slots__ = ("counts", "last", "max_end", "once", "size", "state")
+    __slots__ = ("closed_before_reset", "counts", "last", "max_end", "once", "size", "state")
 
     def __init__(self) -> None:
         self.state = INACTIVE
+        self.closed_before_reset = False            # RESET entered from CLOSED (Zeek's prev_state)
         self.size = 0                               # payload bytes sent
         self.once: set[str] = set()                 # letters recorded once (first sighting)
         self.last: dict[str, int] = {}              # S/H, F, R -> last sequence number
@@ -165,11 +166,15 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
         # the state machine, for the sender
         state = me.state
         if rst:
-            me.state = RESET
+            if state != CLOSED or peer.state != CLOSED:     # UpdateClosedState: a RST after both FINs changes nothing
+                me.state = RESET
+                me.closed_before_reset = state == CLOSED
         elif state == RESET:
             pass
         elif fin:
             me.state = CLOSED
+            if state in (PARTIAL, ESTABLISHED) and peer.state == RESET and peer.closed_before_reset:
+                peer.state = CLOSED             # UpdateEstablishedState: the peer's FIN then RST was a close
         elif syn:
             if state == INACTIVE and not is_orig:
                 # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,

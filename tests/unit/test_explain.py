@@ -1136,6 +1136,28 @@ def test_zeek_w18_connections_are_the_clients() -> None:
     assert lines[:2] == [("192.168.2.16", "75.126.130.163", (80, 80)), ("192.168.2.16", "75.126.203.78", (80, 80))]
 
 
+def test_zeek_rst_after_both_fins_leaves_the_connection_closed() -> None:
+    w = Wire().handshake()                 # S h A
+    w.send("c", "F.")                      # F: the originator CLOSED
+    w.send("s", "F.")                      # f: the responder CLOSED
+    w.send("c", ".")                       # A already recorded
+    w.send("s", "R.")                      # r: UpdateClosedState, the peer CLOSED too: the state stays CLOSED
+    assert zeek_conn(w.packets) == ("SF", "ShAFfr")
+
+
+def test_zeek_fin_then_rst_answered_by_a_fin_is_a_close() -> None:
+    w = Wire().handshake()
+    w.send("c", "F.")                      # F: the originator CLOSED
+    w.send("c", "R.")                      # R: RESET (its peer still ESTABLISHED), entered from CLOSED
+    w.send("s", "F.")                      # f: UpdateEstablishedState turns the peer's FIN then RST back to CLOSED
+    assert zeek_conn(w.packets) == ("SF", "ShAFRf")
+
+
+def test_zeek_w18_server_rst_after_both_fins_is_sf() -> None:
+    """w18's second connection: ^ f A F a r; the server's RST comes after both FINs: SF, as Zeek has it."""
+    assert explain_file(str(WILD_W18)).explanations[1].conn_state == "SF"
+
+
 def test_zeek_on_the_catalogue_captures() -> None:
     expected = {
         "closed-port_client": [("REJ", "Sr")],
