@@ -20,6 +20,7 @@ from dataclasses import replace
 from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
+from .carry_on import parts
 from .causes import BY_FAMILY, CLAUSES
 from .causes.lb_idle_reset import PAIR_WINDOW
 from .context import BATCH_WINDOW, ONE_SIDED_MIN, Context
@@ -188,10 +189,11 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
         if p.index == last_index[conn]:
             del buffers[conn]
             open_resets.pop(conn, None)
-            f = facts_of(c) if survey.explained(conn) else stray_facts(c)
-            if f is not None:
-                ctx.note_reset(f)
-                waiting.append(f)
+            found = [facts_of(part) for part in parts(c)] if survey.explained(conn) else [stray_facts(c)]
+            for f in found:
+                if f is not None:
+                    ctx.note_reset(f)
+                    waiting.append(f)
         countdown -= 1
         if not countdown and in_order:
             countdown = CHECK_EVERY

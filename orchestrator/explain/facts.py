@@ -56,8 +56,8 @@ def seq_end(p: Packet) -> int:
 class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
-    __slots__ = ("client", "client_isn", "first_rst", "forwarded", "no_copies", "number", "pk", "raw", "resets",
-                 "rst_pos", "server", "server_isn")
+    __slots__ = ("carried_on", "client", "client_isn", "earlier", "first_rst", "forwarded", "no_copies", "number",
+                 "pk", "raw", "resets", "rst_pos", "server", "server_isn", "whole")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -72,6 +72,10 @@ class Connection:
         self.server_isn: int | None = None
         self.first_rst: Packet | None = None
         self.no_copies = False               # set when the survey folded no copy in a forward-running file
+        self.carried_on: tuple[Packet, Packet] | None = None   # a part it went on past: the ACK that shows it,
+        #                                                        the next part's first RST (carry_on.py)
+        self.earlier: Packet | None = None   # a later part: the first RST of the part before it
+        self.whole: list[Packet] | None = None   # a part: the whole connection's packets (one Zeek conn.log row)
 
     def prepare(self) -> None:
         """Fold copies, find the roles and the first RST (only for connections of interest)."""
@@ -83,6 +87,24 @@ class Connection:
             folder = CopyFolder()
             self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
             self.forwarded = folder.forwarded
+        self._roles()
+
+    def part(self, start: int, end: int, earlier: Packet | None = None) -> Connection:
+        """The prepared packets pk[start:end] as a connection of their own (one reset incident,
+        `carry_on.parts`): the roles and ISNs they do not show are this connection's."""
+        part = Connection(self.pk[start:end], self.number)
+        part.pk, part.forwarded, part.earlier, part.whole = part.raw, self.forwarded, earlier, self.pk
+        part._roles()
+        if part.client is None:
+            part.client, part.server = self.client, self.server
+        if part.client_isn is None:
+            part.client_isn = self.client_isn
+        if part.server_isn is None:
+            part.server_isn = self.server_isn
+        return part
+
+    def _roles(self) -> None:
+        """The client and server, their ISNs, the first RST and how many there are, from pk."""
         kinds = FLAG_KIND
         for i, p in enumerate(self.pk):
             kind = kinds[p.flags]

@@ -59,7 +59,8 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """The verdict for one connection."""
+    """The verdict for one connection, or for one reset incident of a connection that carried on past
+    its first RST (`carry_on.py`: then start, packets, resets and segments are that part's)."""
 
     cause: str                        # a cause id, AMBIGUOUS, UNKNOWN or SILENT_DROP
     sentence: str                     # one sentence a developer understands

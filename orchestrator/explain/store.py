@@ -267,7 +267,8 @@ class Members(_InOrder):
 def _sorted(start: array[float], conn: array[int]) -> array[int]:
     """Arrival numbers in order of (start, connection number). Connections are numbered in order of
     their first packet, so where time runs forward that is the order of their numbers: placed by
-    number (a few bytes each), checked, and sorted only if time went backwards."""
+    number (a few bytes each), checked, and sorted only if time went backwards or a connection has
+    more than one verdict (`carry_on`: its later part starts later)."""
     if not conn:
         return array("q")
     slot = array("q", [-1]) * (max(conn) + 1)
@@ -275,7 +276,7 @@ def _sorted(start: array[float], conn: array[int]) -> array[int]:
         slot[c] = n
     order = array("q", (n for n in slot if n >= 0))
     del slot
-    if all(start[a] <= start[b] for a, b in pairwise(order)):
+    if len(order) == len(conn) and all(start[a] <= start[b] for a, b in pairwise(order)):
         return order
     by_number = sorted(range(len(conn)), key=conn.__getitem__)
     by_number.sort(key=start.__getitem__)          # stable: ties stay in number order

@@ -84,7 +84,7 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         orig, resp, _ = zeek_ends(conn.pk[0])
         ends = (endpoint(*orig), endpoint(*resp))
     is_reset = f.rst.is_rst
-    state, history = zeek_conn(conn.pk)
+    state, history = zeek_conn(conn.pk if conn.whole is None else conn.whole)   # the connection's conn.log row
     resets = conn.resets
     notes = list(notes)
     if is_reset and resets > 1:
@@ -97,6 +97,13 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         else:
             notes.append(more)        # forged on the path, or crafted by the sender: other notes say which
         notes += forged
+    if conn.carried_on is not None:
+        ack, later = conn.carried_on
+        notes.append(f"the connection carried on past this RST ({endpoint(ack.src, ack.sport)} acknowledged a later "
+                     f"segment at {ack.time - t0:.6f}): its RST at {later.time - t0:.6f} has a verdict of its own")
+    if conn.earlier is not None:
+        notes.append(f"the connection had carried on past an earlier RST, at {conn.earlier.time - t0:.6f}, which "
+                     "has a verdict of its own")
     return Explanation(
         cause=cause, sentence=sentence, client=client, server=server, endpoints=ends,
         rst_from=endpoint(*f.x) if is_reset else None,
