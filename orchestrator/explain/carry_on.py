@@ -41,7 +41,7 @@ from ..capture import Packet
 from ..connections import seq_after
 from .facts import Addr, Connection, seq_end
 
-__all__ = ["parts"]
+__all__ = ["parts", "why_not_taken"]
 
 
 def parts(conn: Connection) -> list[Connection]:
@@ -62,6 +62,32 @@ def parts(conn: Connection) -> list[Connection]:
         start, earlier = at, part.first_rst
     out.append(conn.part(start, len(conn.pk), earlier))
     return out
+
+
+def why_not_taken(pk: list[Packet], at: int) -> str | None:
+    """Why the RST at `pk[at]`, which the connection carried on past, did not take, where its numbers
+    show it: its receiver was in SYN-SENT (its SYN sent, no SYN/ACK of the RST's sender before), where
+    a RST counts only with an ACK of that SYN (RFC 9293 §3.10.7.3). None where the packets do not say."""
+    rst = pk[at]
+    syn: Packet | None = None
+    for p in pk[:at]:
+        if (p.src, p.sport) == (rst.dst, rst.dport) and p.is_first_syn:
+            syn = p
+        elif (p.src, p.sport) == (rst.src, rst.sport) and (p.is_synack or not p.is_rst):
+            return None                # the RST's sender had answered: its receiver had left SYN-SENT
+    if syn is None:
+        return None
+    expected = (syn.seq + 1) & 0xFFFFFFFF
+    if not rst.has_ack:
+        ack = "it acknowledges nothing (no ACK flag)"
+    elif rst.ack == expected:
+        return None                    # acceptable: it should have taken
+    elif rst.ack == syn.seq:
+        ack = "its ack is the SYN's own sequence number, not the next"
+    else:
+        ack = f"its ack is {(rst.ack - expected) & 0xFFFFFFFF} bytes past the SYN's next sequence number"
+    return (f"{rst.dst}:{rst.dport} was in SYN-SENT, where a RST counts only if it acknowledges the SYN "
+            f"(RFC 9293 §3.10.7.3), and {ack}: it dropped the RST, and its application saw nothing of it")
 
 
 def _look(p: Packet) -> tuple[str, int, str, int | None]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..capture import Packet, format_packet
+from .carry_on import why_not_taken
 from .context import Context
 from .facts import Facts
 from .origin import later_forged
@@ -101,6 +102,9 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         ack, later = conn.carried_on
         notes.append(f"the connection carried on past this RST ({endpoint(ack.src, ack.sport)} acknowledged a later "
                      f"segment at {ack.time - t0:.6f}): its RST at {later.time - t0:.6f} has a verdict of its own")
+        dropped = why_not_taken(conn.pk, conn.rst_pos)
+        if dropped is not None:
+            notes.append(dropped)
     if conn.earlier is not None:
         notes.append(f"the connection had carried on past an earlier RST, at {conn.earlier.time - t0:.6f}, which "
                      "has a verdict of its own")

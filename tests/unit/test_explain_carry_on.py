@@ -150,3 +150,41 @@ def test_a_later_verdict_takes_its_place_among_other_connections_by_its_start() 
     found = w.explain()
     assert [e.endpoints[0] for e in found] == ["10.0.0.10:40000", "10.0.0.10:40001", "10.0.0.10:40000"]
     assert [e.start for e in found] == sorted(e.start for e in found)
+
+
+def test_w17_says_why_the_forged_rst_did_not_take() -> None:
+    """The client was in SYN-SENT and the RST's ack is its SYN's own sequence number: RFC 9293 drops it."""
+    first, _ = explain_capture(read_capture(WILD / "w17.pcap")).explanations
+    why = [n for n in first.notes if "SYN-SENT" in n]
+    assert why == ["1.2.0.2:2527 was in SYN-SENT, where a RST counts only if it acknowledges the SYN (RFC 9293 "
+                   "§3.10.7.3), and its ack is the SYN's own sequence number, not the next: it dropped the RST, "
+                   "and its application saw nothing of it"], first.notes
+
+
+@pytest.mark.parametrize("flags, ack, says", [
+    ("R", None, "it acknowledges nothing (no ACK flag)"),
+    ("R.", 1_000_000, "its ack is the SYN's own sequence number, not the next"),
+    ("R.", 1_000_011, "its ack is 10 bytes past the SYN's next sequence number"),
+    ("R.", 1_000_001, None),      # acknowledges the SYN: acceptable, nothing to say
+])
+def test_why_a_rst_in_syn_sent_did_not_take(flags: str, ack: int | None, says: str | None) -> None:
+    from orchestrator.explain.carry_on import why_not_taken
+
+    w = Wire()
+    w.send("c", "S")
+    rst = w.send("s", flags, seq=0, ack=ack)
+    why = why_not_taken(w.packets, rst.index)
+    assert (why is None) if says is None else (why is not None and says in why and "SYN-SENT" in why), why
+
+
+def test_no_syn_sent_reason_once_the_rst_sender_had_answered() -> None:
+    """A RST after the server's own SYN/ACK finds its receiver past SYN-SENT: no such reason is given."""
+    from orchestrator.explain.carry_on import why_not_taken
+
+    w = _established()
+    _forged_rst(w)
+    assert why_not_taken(w.packets, len(w.packets) - 1) is None
+    w2 = Wire()
+    w2.send("c", "P.", 10)      # no SYN in the capture
+    w2.send("s", "R")
+    assert why_not_taken(w2.packets, 1) is None
