@@ -19,6 +19,7 @@ An example of what an instance records is in tests/unit/data/witness_example.txt
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import platform
@@ -40,6 +41,7 @@ LAB_RANGE = ipaddress.IPv4Network("10.213.0.0/16")
 MIN_KERNEL = (6, 10)      # tcp_send_reset's reason field (enum sk_rst_reason) arrived in 6.10
 SWEEP_GRACE = 120.0       # s: a younger instance may belong to a run that has made no object yet
 BUFFER_KB = 256           # per CPU; a run's events are a few hundred lines at most
+BUSY_WAIT = 2.0           # s: how long a setting the kernel refuses while `trace` is being read is retried
 EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "sock/inet_sock_set_state")
 
 
@@ -130,7 +132,7 @@ class TraceInstance:
         self.path.mkdir()
         try:
             (self.path / "trace_clock").write_text("mono")
-            (self.path / "buffer_size_kb").write_text(str(BUFFER_KB))
+            _write_when_free(self.path / "buffer_size_kb", str(BUFFER_KB))
             pause = self.path / "options" / "pause-on-trace"
             if pause.exists():
                 pause.write_text("0")   # reading `trace` must not stop the recording of other scenarios
@@ -156,6 +158,20 @@ class TraceInstance:
             self.path.rmdir()
         except FileNotFoundError:
             pass
+
+
+def _write_when_free(path: Path, text: str, wait: float = BUSY_WAIT, pause: float = 0.01) -> None:
+    """Write a tracefs setting the kernel refuses (EBUSY) while anyone has the instance's `trace` open:
+    another run's sweep reads it to find who made the instance, for a moment. Retried until `wait` runs out."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            path.write_text(text)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
 
 
 OWNER_TAG = "rstlab-witness"

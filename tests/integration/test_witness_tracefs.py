@@ -122,3 +122,37 @@ def test_a_witnessed_run_gives_each_rst_its_reason(image_set: object, tmp_path: 
     assert main(["show", "unread-data-close", "--out", str(tmp_path)], console=Console(file=show, width=200)) == 0
     assert "RST+ACK from server · kernel: TCP_ABORT_ON_CLOSE (TCP_CLOSE)" in show.getvalue()
     assert "kernel witness off" not in buffer.getvalue()
+
+
+def test_an_instance_is_made_while_another_run_reads_its_trace(kernel_witness: None,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel refuses buffer_size_kb (EBUSY) while `trace` is open, as another run's sweep or a test
+    looking for the owner has it for a moment: the setting waits for the reader instead of the run going
+    unwitnessed (seen in CI: 'the run's tracing instance never named its owner')."""
+    import threading
+    from pathlib import Path
+
+    instance = tracefs.TraceInstance(f"busy{os.getpid()}")
+    real = Path.write_text
+    held: list[threading.Timer] = []
+
+    def write_text(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        if self == instance.path / "trace_clock":          # the first setting: a reader opens `trace` now
+            reader = (instance.path / "trace").open()
+            held.append(threading.Timer(0.3, reader.close))
+            held[-1].start()
+        return real(self, data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    try:
+        start = time.monotonic()
+        instance.start()
+        assert held and time.monotonic() - start >= 0.25, "buffer_size_kb waited for the reader"
+        assert int((instance.path / "buffer_size_kb").read_text()) >= tracefs.BUFFER_KB   # (rounded up to pages)
+        assert tracefs.owner_alive(instance.path) is True
+    finally:
+        monkeypatch.undo()
+        for reader in held:
+            reader.join()
+        instance.remove()
+    assert not instance.path.exists()
