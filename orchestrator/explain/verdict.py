@@ -98,7 +98,8 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         else:
             notes.append(more)        # forged on the path, or crafted by the sender: other notes say which
         notes += forged
-    if conn.carried_on is not None:
+    if conn.carried_on is not None:   # what every cause's sentence says the RST did, it did not do here
+        sentence += " Here, though, the connection went on past this RST (see the notes)."
         ack, later = conn.carried_on
         notes.append(f"the connection carried on past this RST ({endpoint(ack.src, ack.sport)} acknowledged a later "
                      f"segment at {ack.time - t0:.6f}): its RST at {later.time - t0:.6f} has a verdict of its own")

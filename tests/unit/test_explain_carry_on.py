@@ -192,5 +192,6 @@ def test_no_syn_sent_reason_once_the_rst_sender_had_answered() -> None:
 
 def test_a_forged_rst_the_connection_went_on_past_does_not_claim_the_application_saw_it() -> None:
     first, _ = explain_capture(read_capture(WILD / "w17.pcap")).explanations
-    assert first.sentence.endswith("The application would see ECONNREFUSED or ECONNRESET as if the peer had sent "
-                                   "it, but the connection went on past this RST (see the notes)."), first.sentence
+    assert first.sentence.endswith("The application sees ECONNREFUSED or ECONNRESET as if the peer had sent "
+                                   "it. Here, though, the connection went on past this RST (see the notes)."), \
+        first.sentence

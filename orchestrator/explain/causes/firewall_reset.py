@@ -67,8 +67,6 @@ def _forged(f: Facts) -> Finding:
         found.add(target, "the segment the firewall stopped")
         what = f"reset the connection with {x} in its name"
     found.add(f.rst, "the forged RST: " + f.forged[0])
-    outcome = ("The application would see ECONNREFUSED or ECONNRESET as if the peer had sent it, but the "
-               "connection went on past this RST (see the notes)." if f.conn.carried_on is not None else
-               "The application sees ECONNREFUSED or ECONNRESET as if the peer had sent it.")
-    found.sentence = f"A firewall or router between the hosts {what}: {why}. {outcome}"
+    found.sentence = (f"A firewall or router between the hosts {what}: {why}. The application sees "
+                      "ECONNREFUSED or ECONNRESET as if the peer had sent it.")
     return found
