@@ -80,6 +80,7 @@ class Explanation:
     history: str = ""                 # Zeek's history string ("ShADadR", ...)
     forged: tuple[str, ...] = field(default=())  # IP-level evidence that the RST was forged
     path: RstPath | None = None       # the first RST followed across capture points (several files)
+    outlived: bool = False            # the connection went on past this RST (a later part has its own verdict)
     segments: tuple[Packet, ...] = field(default=(), repr=False, compare=False)  # the connection's packets
 
     def as_dict(self, t0: float = 0.0) -> dict[str, Any]:
@@ -143,7 +144,8 @@ class CaptureExplanation:
     def failed(self) -> int:
         """Connections reset (a RST) or failed (a SYN never answered); not those explained without either
         (an out-of-window segment that drew an ACK and kept the connection: conntrack-invalid-liberal; a
-        handshake the client never completed: half-open). A file's store counted them as they came."""
+        handshake the client never completed: half-open), nor a RST the connection went on past (its later
+        reset is counted). A file's store counted them as they came."""
         from .store import overview
 
         return overview(self.explanations).failed
@@ -155,8 +157,10 @@ class CaptureExplanation:
 
         seen = overview(self.explanations)
         half_open = seen.causes.get(HALF_OPEN, 0)
-        others = len(self.explanations) - seen.failed - half_open
+        others = len(self.explanations) - seen.failed - half_open - seen.outlived
         return f"{number(seen.failed)} reset or failed" + (
+            f", {number(seen.outlived)} RST{'s' if seen.outlived != 1 else ''} a connection went on past"
+            if seen.outlived else "") + (
             f", {number(half_open)} answered SYN/ACK and never completed" if half_open else "") + (
             f", {number(others)} with an out-of-window segment and no reset" if others else "")
 

@@ -312,6 +312,7 @@ class Overview:
 
     causes: dict[str, int] = field(default_factory=dict)
     failed: int = 0                               # reset (a RST) or failed (a SYN never answered)
+    outlived: int = 0                             # RSTs a connection went on past (`carry_on`): not failures
     hosts: set[str] = field(default_factory=set)
     server_ports: set[int] = field(default_factory=set)
     first: float = float("inf")                   # earliest start
@@ -319,7 +320,9 @@ class Overview:
 
     def add(self, e: Explanation) -> None:
         self.causes[e.cause] = self.causes.get(e.cause, 0) + 1
-        if e.resets or e.cause == SILENT_DROP:
+        if e.outlived:
+            self.outlived += 1
+        elif e.resets or e.cause == SILENT_DROP:
             self.failed += 1
         self.hosts.add(host_of(e.endpoints[0]))
         self.hosts.add(host_of(e.endpoints[1]))

@@ -117,7 +117,8 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
         packets=len(conn.pk), resets=resets,
-        conn_state=state, history=history, forged=tuple(f.forged), segments=tuple(conn.pk))
+        conn_state=state, history=history, forged=tuple(f.forged), outlived=conn.carried_on is not None,
+        segments=tuple(conn.pk))
 
 
 def answer_segments(pk: list[Packet], first: int) -> bool:

@@ -195,3 +195,20 @@ def test_a_forged_rst_the_connection_went_on_past_does_not_claim_the_application
     assert first.sentence.endswith("The application sees ECONNREFUSED or ECONNRESET as if the peer had sent "
                                    "it. Here, though, the connection went on past this RST (see the notes)."), \
         first.sentence
+
+
+def test_w17_counts_one_connection_reset_and_the_rst_it_went_on_past_apart() -> None:
+    """w17's headline counted verdicts: "1 connection, 2 reset or failed". The forged RST did not end the
+    connection, so it is counted as a RST the connection went on past, in the file and spilled alike."""
+    for result in (explain_capture(read_capture(WILD / "w17.pcap")), explain_file(WILD / "w17.pcap", spill_after=0)):
+        first, later = result.explanations
+        assert first.outlived and not later.outlived
+        assert result.failed == 1
+        assert result.counts_text() == "1 reset or failed, 1 RST a connection went on past"
+
+
+def test_a_connection_reset_without_carrying_on_counts_as_reset_only() -> None:
+    w = _established()
+    w.send("s", "R.", ttl=63, dt=0.2)
+    (e,) = w.explain()
+    assert not e.outlived
