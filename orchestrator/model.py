@@ -22,7 +22,7 @@ AGENT_CALLS = frozenset({
     "shutdown", "close", "shell", "exec", "sleep",
     "wait_socket", "wait_counter", "wait_blocked", "wait_conntrack",
 })
-RUNNER_CALLS = frozenset({"counters", "put_file", "quiet", "sockets"})
+RUNNER_CALLS = frozenset({"counters", "put_file", "quiet", "reset", "sockets"})
 STEP_KEYS = frozenset({"host", "call", "background", "label", "note"})
 FLAG_PATTERN = re.compile(r"^(none|\*|[FSRPUEW]*\.?)$")
 DEFAULT_SETTLE = 0.3

@@ -42,6 +42,9 @@ Calls and args (defaults after "="); "sock" names a socket in the agent's table:
   shell       {cmd, timeout=30}         /bin/sh -c -> {"rc", "signal", "stdout", "stderr"}
   exec        {argv, default_sigpipe=false, timeout=30} -> same as shell
   counters    {}                        Tcp* and TcpExt* counters, named as nstat does
+  reset       {phase}                   between scenarios (rstlab_pristine.py): "abort" closes every socket
+                                        (RST, no FIN) -> {"aborted", "busy"}; "check" empties the caches a
+                                        fresh host lacks, puts back iptables -> {"pristine", "why"}
   sockets     {}                        the table: {name: {"fd", "local", "peer"}}
   put_file    {path, data, mode=0o755}  write a file (base64 data) -> {"path", "bytes"}
 
@@ -184,6 +187,22 @@ class Table:
     def snapshot(self) -> dict[str, socket.socket]:
         with self._lock:
             return dict(self._socks)
+
+    def close_all(self, abort: bool = False) -> int:
+        """Close every socket and forget every name (between scenarios: rstlab_pristine); with `abort`,
+        an open connection ends with a RST (SO_LINGER {1, 0}). How many were still open."""
+        with self._lock:
+            still = [s for s in self._keep if s.fileno() >= 0]
+            for sock in still:
+                if abort:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _linger([1, 0]))
+                    except OSError:
+                        pass
+                sock.close()
+            self._socks.clear()
+            self._keep.clear()
+            return len(still)
 
 
 TABLE = Table()
@@ -466,6 +485,21 @@ def call_quiet(clock: Clock, *, within: float) -> dict:
     return rstlab_wait.quiet(float(within))
 
 
+BASELINE: dict | None = None   # this host as it started (rstlab_pristine.baseline), when asked for
+
+
+def call_reset(clock: Clock, *, phase: str) -> dict:
+    """Between two scenarios on this host: "abort" its sockets, then "check" that it is as it was at
+    start (after putting back what can be), or say why not (rstlab_pristine)."""
+    import rstlab_pristine
+    import rstlab_wait
+    if phase == "abort":
+        return rstlab_pristine.abort(TABLE)
+    if phase != "check":
+        raise BadCommand("phase must be abort or check")
+    return rstlab_pristine.reset(BASELINE, rstlab_wait.other_processes(os.getpid()))
+
+
 CALLS: dict[str, Callable[..., Any]] = {
     "socket": call_socket,
     "setsockopt": call_setsockopt,
@@ -483,6 +517,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "counters": call_counters,
     "sockets": call_sockets,
     "quiet": call_quiet,
+    "reset": call_reset,
     "put_file": call_put_file,
     "wait_socket": call_wait_socket,
     "wait_counter": call_wait_counter,
@@ -649,7 +684,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(host: str) -> int:
+    global BASELINE
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    if os.environ.get("RSTLAB_BASELINE") == "1":   # this host may be reused: remember it as it starts
+        import rstlab_pristine
+        try:
+            BASELINE = rstlab_pristine.baseline()
+        except (OSError, ValueError, IndexError, KeyError) as exc:   # then it is never reused
+            print(f"no baseline: {exc}", file=sys.stderr)
     Agent(host).run()
     return 0
 
