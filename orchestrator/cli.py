@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--no-witness", dest="witness", action="store_false",
                        help="do not record the kernel's reason for each RST (tracefs); reason checks are then "
                             "not witnessed")
+        r.add_argument("--fresh", action="store_true",
+                       help="new hosts for every scenario (by default a finished scenario's hosts, reset and "
+                            "found pristine, take the next scenario of the same shape)")
     n = sub.add_parser("new", help="write a commented starting scenario file that runs and passes")
     n.add_argument("name", metavar="NAME", help="the file to write (NAME.yaml unless it ends in .yaml)")
     b = sub.add_parser("build", help="build the lab's images (offline if no registry answers)")
@@ -143,13 +146,14 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     return ExitStatus.OK
 
 
-def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context, watch: bool = True) -> ExitStatus:
+def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context, watch: bool = True,
+         fresh: bool = False) -> ExitStatus:
     # what the first labs need comes first: they come up while the rest (runner, witness, display) loads
     from . import catalog
     from .lab import engine, images
     from .lab.engine_run import EngineRun
     from .report import results_folder
-    from .schedule import default_jobs, start_order, starting_at_once
+    from .schedule import Lanes, default_jobs, start_order, starting_at_once
 
     topology = catalog.load_topology()
     scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
@@ -173,9 +177,11 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
         scenarios, built = _build_sources(client, scenarios, run_id, build_progress)
     jobs = jobs or default_jobs()
     expected = results_folder.expected_durations([s.id for s in scenarios], out, REFERENCE_RUN)
-    labs = EngineRun(client, image_set, topology, run_id)
+    labs = EngineRun(client, image_set, topology, run_id, scenarios, reuse=not fresh)
     try:   # from the first lab made on, anything that ends the command removes the run's objects first
-        labs.start_early(start_order(scenarios, expected)[:starting_at_once(jobs)])
+        order = start_order(scenarios, expected)
+        lanes = Lanes(order, reuse=not fresh)   # (a scenario that will run on another's hosts gets none early)
+        labs.start_early([s for s in order if lanes.starts_fresh(s)][:starting_at_once(jobs)])
         from .lab.witness import open_witness
         from .runner import run_many
 
@@ -200,7 +206,8 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
                         results_folder.write_scenario(out, event.result, run_id)
                     show(event)
 
-                results = run_many(labs, scenarios, jobs, progress, witness=witness, expected=expected, finish=False)
+                results = run_many(labs, scenarios, jobs, progress, witness=witness, expected=expected, finish=False,
+                                   reuse=not fresh)
         # the witness closed and the run's pages written while the last removals go on
         results_folder.write_run(out, results, run_id, kernel)
         report.summary(results, str(out))
@@ -226,11 +233,11 @@ def _build_sources(client: docker.DockerClient, scenarios: list[Scenario], run_i
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> ExitStatus:
-    return _run(args.scenarios, args.out, args.jobs, ctx, args.witness)
+    return _run(args.scenarios, args.out, args.jobs, ctx, args.witness, args.fresh)
 
 
 def cmd_all(args: argparse.Namespace, ctx: Context) -> ExitStatus:
-    return _run(None, args.out, args.jobs, ctx, args.witness)
+    return _run(None, args.out, args.jobs, ctx, args.witness, args.fresh)
 
 
 def cmd_new(args: argparse.Namespace, ctx: Context) -> ExitStatus:

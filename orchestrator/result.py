@@ -106,6 +106,9 @@ class ScenarioResult:
     kernel: str = ""
     kernel_events: list[KernelEvent] | None = None    # the kernel witness's events of the scenario (None: not watched)
     unwitnessed: str | None = None                    # why the kernel was not watched
+    ran_after: tuple[str, ...] = ()                   # scenarios that ran on these hosts before (lab reuse)
+    hosts_kept: bool | None = None                    # the hosts went on to the next scenario (None: could not)
+    not_kept: dict[str, str] = field(default_factory=dict)   # host -> why it was not pristine afterwards
     rst_witness: dict[str, dict[int, RstWitness]] = field(default_factory=dict)   # point -> packet index -> word
 
     @property

@@ -19,7 +19,7 @@ from .errors import LabRuntimeError
 from .lab.protocol import Clock, Lab, LabRun, SystemClock, Witness
 from .model import Scenario, Step
 from .result import ScenarioResult
-from .schedule import start_order, starting_at_once
+from .schedule import Lanes, start_order, starting_at_once
 from .verify import check_capture_integrity, check_scenario
 from .witness import reasons_by_host, witness_packets
 
@@ -71,6 +71,7 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
         on_progress(Progress(scenario, name, clock.monotonic(), index, step))
 
     say("creating")
+    result.ran_after = lab.history
     try:
         with lab:
             try:
@@ -105,6 +106,7 @@ def run_scenario(lab: Lab, scenario: Scenario, clock: Clock | None = None, on_pr
             except LabRuntimeError as exc:
                 raise (lab.fault() or exc) from None
         phase("teardown")
+        result.hosts_kept, result.not_kept = lab.kept, dict(lab.not_kept)
         names = result.names
         for host, capture in captures.items():
             # A frame the bridge flooded to this host (its MAC is another's, e.g. while a
@@ -145,8 +147,11 @@ class Ahead:
     worker then only has to start them.
     """
 
-    def __init__(self, make: Callable[[Scenario], Lab], scenarios: Sequence[Scenario], limit: int) -> None:
+    def __init__(self, make: Callable[[Scenario], Lab], scenarios: Sequence[Scenario], limit: int,
+                 eligible: Callable[[Scenario], bool] = lambda s: True) -> None:
+        """Only `eligible` scenarios get a lab made ahead (not one a lane's lab will take: Lanes)."""
         self._make = make
+        self._eligible = eligible
         self._waiting = list(scenarios)
         self._limit = limit
         self._lock = threading.Lock()
@@ -161,7 +166,7 @@ class Ahead:
 
     def steps_began(self) -> None:
         with self._lock:
-            upcoming = [s for s in self._waiting if s.id not in self._ready]
+            upcoming = [s for s in self._waiting if s.id not in self._ready and self._eligible(s)]
             if not upcoming or len(self._ready) >= self._limit:
                 return
             lab = self._ready[upcoming[0].id] = self._make(upcoming[0])
@@ -176,7 +181,7 @@ class Ahead:
 def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress: OnProgress = _ignore,
              clock: Clock | None = None, witness: Witness | None = None,
              expected: Mapping[str, float] | None = None, starting: int | None = None,
-             finish: bool = True) -> list[ScenarioResult]:
+             finish: bool = True, reuse: bool = True) -> list[ScenarioResult]:
     """Run scenarios `jobs` at a time, at most `starting` of them bringing their labs up at once
     (default: the CPU count); results in the order given.
 
@@ -195,7 +200,8 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
     results: dict[str, ScenarioResult] = {}
     lock = threading.Lock()
     started = start_order(scenarios, expected) if expected is not None else list(scenarios)
-    ahead = Ahead(labs.make, started, max(1, jobs))
+    lanes = Lanes(started, reuse)
+    ahead = Ahead(labs.make, started, max(1, jobs), lanes.starts_fresh)
     for s in scenarios:
         on_progress(Progress(s, "waiting", clock.monotonic()))
 
@@ -226,8 +232,16 @@ def run_many(labs: LabRun, scenarios: Sequence[Scenario], jobs: int, on_progress
             if not interrupted.is_set():   # a scenario ended by the interrupt's removal has nothing to say
                 on_progress(Progress(scenario, "done", clock.monotonic(), result=result))
 
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
-    futures: list[Future[None]] = [pool.submit(one, s) for s in started]
+    def worker() -> None:
+        """Scenarios one after another, as the lanes hand them out (the next of a shape on the same hosts)."""
+        scenario = lanes.next()
+        while scenario is not None and not interrupted.is_set():
+            one(scenario)
+            scenario = lanes.next(scenario)
+
+    workers = max(1, min(jobs, len(started)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scenario")
+    futures: list[Future[None]] = [pool.submit(worker) for _ in range(workers)]
     try:
         for future in futures:
             future.result()

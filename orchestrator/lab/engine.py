@@ -23,6 +23,7 @@ from ..errors import EngineUnavailable, LabError, LabRuntimeError
 RUN = "rstlab.run"
 SCENARIO = "rstlab.scenario"
 ROLE = "rstlab.role"
+LAB = "rstlab.lab"   # one lab's network and hosts, which a run may hand from one scenario to the next
 SESSION = "rstlab.session"
 SESSION_ENV = "RSTLAB_SESSION"   # when set, every object also carries it as rstlab.session (tests find theirs)
 

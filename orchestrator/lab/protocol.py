@@ -48,7 +48,23 @@ class Agent(Protocol):
 
 
 class Lab(Protocol):
-    """One scenario's hosts, captures and network, up inside `with`, gone after it."""
+    """One scenario's hosts, captures and network, up inside `with`, gone after it (or, reset and
+    pristine, handed to the run's next scenario of the same shape)."""
+
+    @property
+    def history(self) -> tuple[str, ...]:
+        """The scenarios that ran on these hosts before this one."""
+        ...
+
+    @property
+    def kept(self) -> bool | None:
+        """After the scenario: whether its hosts were reset and handed on to the next (None: never could be)."""
+        ...
+
+    @property
+    def not_kept(self) -> Mapping[str, str]:
+        """After the scenario: why a host was not pristine, by host."""
+        ...
 
     def __enter__(self) -> Lab: ...
 

@@ -2,12 +2,16 @@
 
 `ScenarioLab` is a context manager: whatever happens inside, every container
 and the network it made are removed by label on the way out (at once, or by a
-`Reaper` in the background while the next scenario starts).
+`Reaper` in the background while the next scenario starts). A run that may
+reuse the lab (`keep`) instead has its hosts reset after a scenario that ended
+well: if every one is pristine, only the sidecars go, and the network and hosts
+wait for the next scenario of the same shape (`handed_to`; lab/reuse.py).
 """
 from __future__ import annotations
 
 import ipaddress
 import random
+import uuid
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Callable, Mapping, TypeVar
 
@@ -36,6 +40,7 @@ CAPTURES_STILL = 0.05
 # s: Linux's TCP_DELACK_MAX. A host with a socket that may owe a delayed ACK (its timer is not in
 # /proc/net/tcp) can still send this long after the last segment it received
 DELAYED_ACK_MAX = 0.2
+RESET_TIMEOUT = 15.0   # s: a host's reset between scenarios (a few commands in its namespace)
 
 
 T = TypeVar("T")
@@ -53,10 +58,14 @@ class ScenarioLab:
     """The containers and network of one scenario run, torn down by label on exit."""
 
     def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology, run_id: str,
-                 scenario: Scenario, reaper: engine.Reaper | None = None) -> None:
+                 scenario: Scenario, reaper: engine.Reaper | None = None,
+                 keep: Callable[[ScenarioLab], bool] | None = None) -> None:
+        """With `keep`, the hosts take a baseline as they start, and after a scenario that ended well the
+        lab is reset and offered to `keep` (which says whether it took it) instead of being removed."""
         self.client = client
         self.api = client.api
         self.images = images
+        self._full_topology = topology
         self.template = topology.for_hosts(scenario.hosts)   # no route through a host the scenario leaves out
         self.topology = self.template
         self.run_id = run_id
@@ -66,7 +75,15 @@ class ScenarioLab:
         self.sysctls: Mapping[str, Mapping[str, str]] = scenario.sysctls
         self.reaper = reaper
         self.prefix = f"rstlab-{run_id}-{scenario.id}"
-        self.labels = engine.labels(run_id, scenario.id)
+        self.lab_id = uuid.uuid4().hex[:12]
+        self.labels = {**engine.labels(run_id, scenario.id), engine.LAB: self.lab_id}
+        self._keep = keep
+        self.history: tuple[str, ...] = ()   # the scenarios that ran on these hosts before this one
+        self.adopted = False                 # network and hosts are a finished scenario's (handed_to)
+        self._completed = False              # every capture stopped as the scenario ended
+        self._restarted = False              # a host was restarted: never reused
+        self.not_kept: dict[str, str] = {}   # why a host was not pristine after the scenario, if it was not
+        self.kept: bool | None = None if keep is None else False   # handed on to the next scenario (None: never)
         self.network: Network | None = None
         self.containers: dict[str, str] = {}
         self.sidecars: dict[str, str] = {}
@@ -88,15 +105,27 @@ class ScenarioLab:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.down()
+        self.down(recycle=not exc or exc[0] is None)
+
+    def handed_to(self, scenario: Scenario) -> ScenarioLab:
+        """This lab's network and hosts (reset, pristine) for `scenario`, of the same shape; new sidecars."""
+        lab = ScenarioLab(self.client, self.images, self._full_topology, self.run_id, scenario, self.reaper,
+                          self._keep)
+        lab.lab_id, lab.labels = self.lab_id, {**lab.labels, engine.LAB: self.lab_id}
+        lab.network, lab.topology = self.network, self.topology
+        lab.containers, lab.agents = self.containers, self.agents
+        lab.history = (*self.history, self.scenario)
+        lab.adopted = True
+        return lab
 
     def prepare(self) -> None:
         """The network and every container, created but not started: no namespace exists, nothing runs.
 
         A runner may do this ahead, while other scenarios wait on kernel timers; `up` then only starts.
         """
-        self._create_network()
-        _all(self._create_host, [self.topology.host(name) for name in self.hosts])
+        if not self.adopted:
+            self._create_network()
+            _all(self._create_host, [self.topology.host(name) for name in self.hosts])
         _all(self._create_sidecar, [h for h in self.hosts if h in self.capture_points])
         self.prepared = True
 
@@ -120,18 +149,50 @@ class ScenarioLab:
     def _up(self) -> None:
         if self._preparing is not None:
             self._preparing.result()
-        if self.prepared:
+        if self.adopted:   # the hosts run and their agents are ready: only the captures are new
+            _all(self._capture, [h for h in self.hosts if h in self.capture_points])
+        elif self.prepared:
             _all(self._boot, list(self.hosts))
         else:
             self._create_network()
             _all(self._bring_up, [self.topology.host(name) for name in self.hosts])
 
-    def down(self) -> None:
-        """Remove every container and the network of this scenario run, by label (by the reaper if there is one)."""
-        if self.reaper is not None:
-            self.reaper.submit(self._remove)
+    def down(self, recycle: bool = False) -> None:
+        """Remove every container and the network of this lab, by label (by the reaper if there is one).
+
+        With `recycle` (the scenario ended well), a lab the run may reuse is reset and kept instead, if it can be.
+        """
+        if recycle and self._keep is not None and self._completed and not self._restarted and self._reset_and_keep():
+            self._submit(self._remove_captures)
         else:
-            self._remove()
+            self._submit(self._remove)
+
+    def _submit(self, removal: Callable[[], list[engine.LabObject]]) -> None:
+        if self.reaper is not None:
+            self.reaper.submit(removal)
+        else:
+            removal()
+
+    def _reset_and_keep(self) -> bool:
+        """Every host reset (here: the run's next scenario of this shape may be waiting for it): first each
+        one's sockets aborted, on all at once, so that a peer's end is gone too; then each checked and put
+        back as it started. Whether all are pristine and the run kept the lab (`kept`, `not_kept`)."""
+        try:
+            for phase in ("abort", "check"):
+                calls = {host: channel.send("reset", {"phase": phase}) for host, channel in self.agents.items()}
+                answers = {host: self.agents[host].result(call_id, RESET_TIMEOUT) for host, call_id in calls.items()}
+        except LabRuntimeError as exc:
+            self.not_kept = {"lab": exc.line()}
+            return False
+        self.not_kept = {host: "; ".join(a["result"]["why"]) if a["ok"] else str(a["error"])
+                         for host, a in answers.items() if not (a["ok"] and a["result"]["pristine"])}
+        self.kept = not self.not_kept and self._keep is not None and self._keep(self)
+        return self.kept
+
+    def _remove_captures(self) -> list[engine.LabObject]:
+        """This scenario's sidecars (the lab itself was kept for the next scenario)."""
+        return engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.LAB}={self.lab_id}",
+                                        f"{engine.SCENARIO}={self.scenario}", f"{engine.ROLE}=capture")
 
     def _remove(self) -> list[engine.LabObject]:
         """Containers and network first, our ends of their streams after.
@@ -142,8 +203,7 @@ class ScenarioLab:
         network can then never be removed. Removing a running container kills
         it within the one engine operation.
         """
-        left = engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}",
-                                        f"{engine.SCENARIO}={self.scenario}")
+        left = engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.LAB}={self.lab_id}")
         for channel in [*self.agents.values(), *self.streams.values()]:
             channel.close()
         return left
@@ -165,12 +225,21 @@ class ScenarioLab:
             creating.result()
         sidecar = self.sidecars.get(host)
         if sidecar is not None:
-            with engine_call(f"cannot attach to the capture of {host}"):
-                self.streams[host] = CaptureStream(self.api, sidecar, host)
-            self._start(host, sidecar, "the capture of")
+            self._start_capture(host, sidecar)
         self.agents[host].wait_ready(READY_TIMEOUT)
         if sidecar is not None:
             self._wait_listening(host)
+
+    def _capture(self, host: str) -> None:
+        """A new capture on a running host (a lab handed to its next scenario)."""
+        sidecar = self.sidecars.get(host) or self._create_sidecar(host)
+        self._start_capture(host, sidecar)
+        self._wait_listening(host)
+
+    def _start_capture(self, host: str, sidecar: str) -> None:
+        with engine_call(f"cannot attach to the capture of {host}"):
+            self.streams[host] = CaptureStream(self.api, sidecar, host)
+        self._start(host, sidecar, "the capture of")
 
     def _start(self, host: str, cid: str, what: str) -> None:
         with engine_call(f"cannot start {what} {host}"):
@@ -223,11 +292,13 @@ class ScenarioLab:
             {network: api.create_endpoint_config(ipv4_address=spec.address, aliases=[spec.name])})  # type: ignore[arg-type]
         env = dict(spec.environment)
         env["RSTLAB_HOST"] = spec.name
+        if self._keep is not None:
+            env["RSTLAB_BASELINE"] = "1"   # the agent remembers the host as it starts, to reset it to that
         with engine_call(f"cannot create host {spec.name}"):
             created = api.create_container(
                 self.images.host, name=f"{self.prefix}-{spec.name}", hostname=spec.name,
                 environment=env, stdin_open=True, host_config=host_config, networking_config=networking,
-                labels=engine.labels(self.run_id, self.scenario, spec.role))
+                labels={**engine.labels(self.run_id, self.scenario, spec.role), engine.LAB: self.lab_id})
             self.containers[spec.name] = created["Id"]
             self.agents[spec.name] = AgentChannel(api, created["Id"], spec.name)
 
@@ -243,7 +314,7 @@ class ScenarioLab:
             created = api.create_container(
                 self.images.base, name=f"{self.prefix}-capture-{host}", entrypoint=["tcpdump"],
                 command=TCPDUMP_ARGS, host_config=host_config,
-                labels=engine.labels(self.run_id, self.scenario, "capture"))
+                labels={**engine.labels(self.run_id, self.scenario, "capture"), engine.LAB: self.lab_id})
         self.sidecars[host] = str(created["Id"])
         return self.sidecars[host]
 
@@ -332,6 +403,7 @@ class ScenarioLab:
             done = self.streams.pop(host).finish(CAPTURE_STOP_TIMEOUT, reports[host])
             files[host] = join(self._earlier.pop(host, None), done)
             del self.sidecars[host]
+        self._completed = hosts is None
         return files
 
     def _interrupt_capture(self, host: str) -> None:
@@ -347,6 +419,7 @@ class ScenarioLab:
         Its capture is stopped first (the sidecar lives in the old namespace) and
         a new one started after; the parts are joined in the host's pcap.
         """
+        self._restarted = True
         if host in self.sidecars:
             old = self.sidecars[host]
             self._earlier[host] = self.stop_captures((host,))[host]
@@ -399,7 +472,7 @@ class ScenarioLab:
             except docker.errors.NotFound:
                 return LabRuntimeError(f"{self.scenario}: the lab network was removed from outside")
             listed = self.api.containers(all=True, filters={"label": [f"{engine.RUN}={self.run_id}",
-                                                                      f"{engine.SCENARIO}={self.scenario}"]})
+                                                                      f"{engine.LAB}={self.lab_id}"]})
         found = {c["Id"]: c for c in listed}
         attached = set((network.get("Containers") or {}).keys())
         roles = [(cid, f"host {host}") for host, cid in self.containers.items()]

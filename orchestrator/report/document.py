@@ -59,6 +59,16 @@ class CaptureRecord(TypedDict):
     file: str
 
 
+class LabRecord(TypedDict):
+    """Lab reuse (issue 19): the scenarios that ran on these hosts before this one in the run ([]: new
+    hosts); whether they were reset and handed to the next scenario (None: no other scenario of the run
+    has this shape, or the run said --fresh); and why a host was not pristine afterwards."""
+
+    ran_after: list[str]
+    kept: bool | None
+    not_kept: dict[str, str]
+
+
 class KernelRecord(TypedDict):
     """What the kernel witness recorded for a scenario (tcp:tcp_send_reset and friends)."""
 
@@ -96,6 +106,7 @@ class ResultDocument(TypedDict):
     counters: dict[str, dict[str, int]]
     captures: dict[str, CaptureRecord]
     kernel_witness: KernelRecord
+    lab: LabRecord   # the scenarios that ran on its hosts before; whether they went on to the next
 
 
 class SummaryEntry(TypedDict):
@@ -208,6 +219,7 @@ def result_document(result: ScenarioResult, run_id: str) -> ResultDocument:
                      for h, d in result.counters.items()},
         "captures": {h: {**stats, "file": f"{h}.pcap"} for h, stats in result.capture_stats.items()},
         "kernel_witness": kernel_record(result),
+        "lab": {"ran_after": list(result.ran_after), "kept": result.hosts_kept, "not_kept": result.not_kept},
     }
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import pytest
@@ -64,6 +65,10 @@ class FakeAgent:
 
 class FakeLab:
     """Hosts with kernel counters (a restart zeroes them), agents that answer at once or after `takes` s."""
+
+    history: tuple[str, ...] = ()
+    kept: bool | None = None
+    not_kept: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, clock: FakeClock, hosts: tuple[str, ...] = ("client", "server")) -> None:
         self.clock = clock

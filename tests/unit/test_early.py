@@ -22,7 +22,7 @@ class SlowLab:
     let_go = threading.Event()
 
     def __init__(self, client: FakeClient, images: Any, topology: Any, run_id: str, scenario: Any,
-                 reaper: Any = None) -> None:
+                 reaper: Any = None, keep: Any = None) -> None:
         self.client, self.run_id, self.scenario = client, run_id, scenario.id
         self.up_times = 0
         self.started_in: Executor | None = None

@@ -69,7 +69,86 @@ def test_many_scenarios_wait_on_their_steps_while_at_most_starting_labs_start() 
             return SlowStartLab(self.clock)
 
     labs = SlowStartRun(FakeClock(), broken=set())
-    results = run_many(labs, named("a", "b", "c", "d"), 4, starting=2)
+    results = run_many(labs, named("a", "b", "c", "d"), 4, starting=2, reuse=False)
     assert [r.verdict for r in results] == ["passed"] * 4, [r.error for r in results]
     assert starting[1] == 2
 
+
+
+def shaped(name: str, hosts: tuple[str, ...], sysctls: dict[str, dict[str, str]] | None = None) -> Scenario:
+    base = named(name)[0]
+    return Scenario(**{**base.__dict__, "hosts": hosts, "sysctls": sysctls or {}})
+
+
+def test_a_shape_is_the_hosts_and_their_sysctls_and_only_recurring_shapes_can_reuse() -> None:
+    from orchestrator.schedule import recurring, shape_of
+
+    a = shaped("a", ("client", "server"))
+    b = shaped("b", ("server", "client"))
+    c = shaped("c", ("client", "server"), {"client": {"net.ipv4.tcp_fin_timeout": "2"}})
+    d = shaped("d", ("client", "router", "server"))
+    assert shape_of(a) == shape_of(b) != shape_of(c)
+    assert recurring([a, b, c, d]) == {shape_of(a)}
+
+
+def test_lanes_hand_a_worker_the_next_scenario_of_its_shape_and_open_no_more_lanes_than_allowed() -> None:
+    from orchestrator.schedule import Lanes
+
+    cs = [shaped(f"cs{n}", ("client", "server")) for n in range(5)]        # 2 lanes of about 3
+    lone = shaped("lone", ("client", "winhost"))
+    lanes = Lanes([*cs, lone], per_lane=3)
+    first, second, third = lanes.next(), lanes.next(), lanes.next()
+    assert [s.id for s in (first, second, third)] == ["cs0", "cs1", "lone"]   # the third would be a third lane
+    assert lanes.next() is None                        # a free worker: nothing it may start on new hosts
+    assert lanes.next(first).id == "cs2"               # cs0's worker goes on, on cs0's hosts
+    assert lanes.next(second).id == "cs3"
+    assert lanes.next(third) is None                   # the lone scenario's worker has no lane to go on
+    assert lanes.next(cs[2]).id == "cs4"
+    assert lanes.next(cs[4]) is None and lanes.next(cs[3]) is None
+
+
+def test_without_reuse_every_scenario_starts_on_new_hosts_at_once() -> None:
+    from orchestrator.schedule import Lanes
+
+    cs = [shaped(f"cs{n}", ("client", "server")) for n in range(4)]
+    lanes = Lanes(cs, reuse=False)
+    assert [lanes.next().id for _ in range(4)] == ["cs0", "cs1", "cs2", "cs3"]   # type: ignore[union-attr]
+    assert all(lanes.starts_fresh(s) for s in cs)
+
+
+def test_only_a_scenario_that_opens_a_lane_may_have_its_lab_made_ahead() -> None:
+    from orchestrator.schedule import Lanes
+
+    cs = [shaped(f"cs{n}", ("client", "server")) for n in range(6)]        # 2 lanes
+    lanes = Lanes(cs, per_lane=3)
+    assert [lanes.starts_fresh(s) for s in cs] == [True, True, False, False, False, False]
+    lanes.next()
+    assert [lanes.starts_fresh(s) for s in cs[1:]] == [True, False, False, False, False]
+
+
+def test_a_run_runs_one_lanes_scenarios_one_after_another() -> None:
+    """Three scenarios of one shape make one lane: never two at once, even with four workers."""
+    lock = threading.Lock()
+    inside = [0, 0]                           # now, most at once
+
+    class CountingLab(FakeLab):
+        def __enter__(self) -> CountingLab:
+            with lock:
+                inside[0] += 1
+                inside[1] = max(inside)
+            time.sleep(0.02)
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            with lock:
+                inside[0] -= 1
+
+    class CountingRun(FakeRun):
+        def make(self, s: Scenario) -> FakeLab:
+            self.made.append(s.id)
+            return CountingLab(self.clock)
+
+    labs = CountingRun(FakeClock(), broken=set())
+    results = run_many(labs, named("a", "b", "c"), 4)
+    assert [r.verdict for r in results] == ["passed"] * 3 and labs.made == ["a", "b", "c"]
+    assert inside[1] == 1
