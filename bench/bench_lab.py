@@ -110,12 +110,18 @@ def main() -> None:
     parser.add_argument("--no-serial", action="store_true", help="skip the `all --jobs 1` runs (the per-scenario split)")
     parser.add_argument("--witness", action="store_true",
                         help="only the kernel witness's cost: warm all and all --no-witness, alternated")
+    parser.add_argument("--reuse", action="store_true",
+                        help="only what reusing hosts saves: warm all and all --fresh, alternated, with the "
+                             "machine's busy CPU-s and how many scenarios ran on reused hosts")
     args = parser.parse_args()
     from bench_engine import reference_loop  # (bench/ is on the path: this script's folder)
 
     print(f"python reference loop:          {reference_loop():6.2f} CPU-s (fixed work: how fast this machine is)")
     if args.witness:
         witness_cost(args.repeat)
+        return
+    if args.reuse:
+        reuse_gain(args.repeat)
         return
     with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
         out = Path(tmp)
@@ -143,6 +149,33 @@ def main() -> None:
     sizes = subprocess.run(["docker", "images", "--filter", "label=rstlab.run", "--format",
                             "{{.Repository}}:{{.Tag}} {{.Size}}"], capture_output=True, text=True).stdout
     print("images:\n" + "".join(f"  {line}\n" for line in sizes.splitlines() if not line.endswith(":latest")))
+
+
+def busy_cpu() -> float:
+    """CPU-s the whole machine has been busy (user, nice, system, irq, softirq) since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
+
+
+def reuse_gain(repeat: int) -> None:
+    """Warm `all` (finished scenarios' hosts reset and reused) and `all --fresh`, alternated."""
+    with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
+        out = Path(tmp)
+        runs: dict[str, list[tuple[float, float, int]]] = {"reuse": [], "fresh": []}
+        for i in range(repeat):
+            order = [("reuse", ()), ("fresh", ("--fresh",))]
+            for kind, extra in order if i % 2 == 0 else order[::-1]:
+                before = busy_cpu()
+                seconds, summary = run_all(out / f"{kind}{i}", *extra)
+                busy = busy_cpu() - before
+                reused = sum(1 for doc in (out / f"{kind}{i}").glob("*/result.json")
+                             if json.loads(doc.read_text())["lab"]["ran_after"])
+                runs[kind].append((seconds, busy, reused))
+                print(f"  run {i + 1} {kind:5}: {seconds:6.1f} s  {busy:5.1f} busy CPU-s  {reused:2} scenarios on "
+                      f"reused hosts  {summary['passed']}/{summary['total']} passed", flush=True)
+        for kind, got in runs.items():
+            print(f"warm all, {kind:5}:               {statistics.median(r[0] for r in got):6.1f} s   "
+                  f"{statistics.median(r[1] for r in got):5.1f} busy CPU-s (medians)")
 
 
 def witness_cost(repeat: int) -> None:
