@@ -52,7 +52,8 @@ Waiting for a kernel state (rstlab_wait.py; each takes timeout=10 and answers
 {"waited": s, ...}, or ok=false with what was last seen):
   wait_socket    {sock=null, local_port, remote_port, state, recv_q, send_q, retransmits,
                   probes, count=1, gone=false}   rows of /proc/net/tcp; numbers are minimums
-  wait_counter   {counter, value}       a counter of this namespace reaches value
+  wait_counter   {counter, value}       a counter of this namespace reaches value (counted from the
+                                        host's last reset, on a new host from zero)
   wait_blocked   {sock}                 a thread is in a syscall on the socket (recv, accept began)
   wait_conntrack {src, dst, sport, dport, state, gone=false}   /proc/net/nf_conntrack
   quiet          {within}               answered at once: {"timers": sockets whose timer sends within
@@ -463,8 +464,15 @@ def call_wait_socket(clock: Clock, *, sock: str | None = None, local_port: int |
         timeout=timeout), clock)
 
 
+ZERO: dict[str, int] = {}   # the counters when this host was last reset (a new host counts from zero)
+
+
+def _counters_since_reset(clock: Clock) -> dict[str, int]:
+    return {k: v - ZERO.get(k, 0) for k, v in call_counters(clock).items()}
+
+
 def call_wait_counter(clock: Clock, *, counter: str, value: int, timeout: float = 10.0) -> Any:
-    return _waiting(lambda w, c: w.wait_counter(c, lambda: call_counters(c), counter=counter,
+    return _waiting(lambda w, c: w.wait_counter(c, lambda: _counters_since_reset(c), counter=counter,
                                                 value=value, timeout=timeout), clock)
 
 
@@ -497,7 +505,11 @@ def call_reset(clock: Clock, *, phase: str) -> dict:
         return rstlab_pristine.abort(TABLE)
     if phase != "check":
         raise BadCommand("phase must be abort or check")
-    return rstlab_pristine.reset(BASELINE, rstlab_wait.other_processes(os.getpid()))
+    done = rstlab_pristine.reset(BASELINE, rstlab_wait.other_processes(os.getpid()))
+    if done["pristine"]:   # the next scenario's wait_counter counts from here, as on a new host from zero
+        ZERO.clear()
+        ZERO.update(call_counters(clock))
+    return done
 
 
 CALLS: dict[str, Callable[..., Any]] = {

@@ -12,7 +12,7 @@ the first one did can show in the second (issue 19):
               connection with a RST, so that no FIN leaves a TIME_WAIT behind.
   reset(...)  then: empties the caches a fresh namespace starts without
               (neighbours, TCP metrics, conntrack), removes the files the
-              scenario left, puts back iptables as they were, and says whether the
+              scenario left, puts back the packet filter as it was, and says whether the
               host is pristine, or why not.
 
 A host is pristine when no socket is left but the engine's (not one in TIME_WAIT), no
@@ -68,9 +68,28 @@ def normal_iptables(text: str) -> list[str]:
     return out + table
 
 
+IPTABLES_TABLES = {"filter", "nat", "mangle", "raw", "security"}   # iptables-nft's, which iptables-save shows
+
+
+def normal_nft(text: str) -> list[str]:
+    """`nft list ruleset` without its counters' numbers, and without iptables' own tables (compared as
+    iptables-save shows them: nft shows the base chains iptables-restore makes, which change nothing)."""
+    out: list[str] = []
+    keep = True
+    for line in text.splitlines():
+        if line.startswith("table "):
+            words = line.split()
+            keep = not (len(words) > 2 and words[1] == "ip" and words[2] in IPTABLES_TABLES)
+        if keep and line.strip():
+            out.append(re.sub(r"counter packets \d+ bytes \d+", "counter", line.rstrip()))
+    return out
+
+
 def configuration(saved: str | None = None) -> dict[str, list[str]]:
-    """What a step with NET_ADMIN could change in this namespace, as text to compare (`saved`: iptables-save's)."""
+    """What a step with NET_ADMIN could change in this namespace, as text to compare (`saved`: iptables-save's).
+    nft's view holds what iptables-save does not show: tables a step made with `nft` itself."""
     return {"iptables": normal_iptables(_run(["iptables-save"]) if saved is None else saved),
+            "nft": normal_nft(_run(["nft", "list", "ruleset"])),
             "ip": [line.rstrip() for line in _run(["ip", "-o", "-4", "-batch", "-"], IP_SHOW).splitlines()],
             "tc": [line.rstrip() for line in _run(["tc", "qdisc", "show"]).splitlines()]}
 
@@ -82,6 +101,21 @@ def files(roots: Iterable[str] = TMPFS) -> list[str]:
         for folder, dirs, names in os.walk(root):
             found += [os.path.join(folder, n) for n in dirs + names]
     return sorted(found)
+
+
+# conntrack's per-namespace statistics that count trouble: no flush resets them, and a scenario may read
+# them (`conntrack -S`: invalid), so a host where any moved is not handed on
+CONNTRACK_TROUBLE = ("invalid", "insert_failed", "drop", "early_drop", "icmp_error")
+
+
+def conntrack_trouble(path: str = "/proc/net/stat/nf_conntrack") -> dict[str, int]:
+    """CONNTRACK_TROUBLE summed over the CPUs ({} where conntrack is not loaded)."""
+    try:
+        with open(path) as f:
+            header, *rows = [line.split() for line in f if line.strip()]
+    except (OSError, ValueError):
+        return {}
+    return {name: sum(int(row[i], 16) for row in rows) for i, name in enumerate(header) if name in CONNTRACK_TROUBLE}
 
 
 def icmp_out() -> int:
@@ -96,7 +130,7 @@ def baseline() -> dict[str, Any]:
     saved = _run(["iptables-save"])
     config = configuration(saved)
     return {"configuration": config, "iptables": saved, "files": files(), "icmp_out": icmp_out(),
-            "sockets": other_sockets(_tcp_tables())}
+            "sockets": other_sockets(_tcp_tables()), "conntrack": conntrack_trouble()}
 
 
 def differences(before: dict[str, list[str]], now: dict[str, list[str]]) -> list[str]:
@@ -151,18 +185,11 @@ def abort(table: Any) -> dict[str, Any]:
     return {"aborted": table.close_all(abort=True), "busy": 0}
 
 
-def restore_iptables(saved: str, now: str) -> None:
-    """iptables as they were at start: each table from its saved text, a table made since emptied."""
-    tables = {m.group(1): m.group(0) for m in re.finditer(r"(?ms)^\*(\w+)$.*?^COMMIT$", saved)}
-    text = []
-    for name in re.findall(r"(?m)^\*(\w+)$", now):
-        if name in tables:
-            text.append(tables[name])
-        else:   # no rule and no chain of its own, every built-in chain accepting
-            chains = re.findall(rf"(?ms)^\*{name}$(.*?)^COMMIT$", now)[0]
-            builtin = [c for c in re.findall(r"(?m)^:(\S+) (\S+)", chains) if c[1] != "-"]
-            text.append("\n".join([f"*{name}", *(f":{c} ACCEPT [0:0]" for c, _ in builtin), "COMMIT"]))
-    _run(["iptables-restore"], "\n".join(text) + "\n")
+def restore_rules(saved: str) -> None:
+    """The packet filter as it was at start: every table emptied, nft's own ones (a step may add one with
+    `nft`) and iptables' alike, then iptables' put back from what iptables-save said at start."""
+    _run(["nft", "flush", "ruleset"])
+    _run(["iptables-restore"], saved)
 
 
 def reset(start: dict[str, Any] | None, processes: list[str]) -> dict[str, Any]:
@@ -177,6 +204,11 @@ def reset(start: dict[str, Any] | None, processes: list[str]) -> dict[str, Any]:
         why.append(f"a program is still running: {processes[0]}")
     if icmp_out() != start["icmp_out"]:
         why.append("it sent ICMP (the kernel's per-peer rate limit would remember)")
+    trouble = {k: v - start["conntrack"].get(k, 0) for k, v in conntrack_trouble().items()
+               if v != start["conntrack"].get(k, 0)}
+    if trouble:
+        why.append("conntrack counted " + ", ".join(f"{v} {k}" for k, v in trouble.items())
+                   + " (its statistics cannot be reset, and a scenario may read them)")
     left = [row for row in other_sockets(_tcp_tables()) if row not in start["sockets"]]
     if left:
         why.append(f"socket(s) the kernel still holds: {', '.join(left[:3])}")
@@ -191,8 +223,9 @@ def reset(start: dict[str, Any] | None, processes: list[str]) -> dict[str, Any]:
         elif os.path.lexists(path):
             os.remove(path)
     now = configuration()
-    if now["iptables"] != start["configuration"]["iptables"]:   # a step's rules: put back what was there
-        restore_iptables(start["iptables"], _run(["iptables-save"]))
+    rules = ("iptables", "nft")
+    if any(now[part] != start["configuration"][part] for part in rules):   # a step's rules: put back what was
+        restore_rules(start["iptables"])
         now = configuration()
     why = differences(start["configuration"], now)
     gone = sorted(kept - set(files()))

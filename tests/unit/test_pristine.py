@@ -61,13 +61,19 @@ def test_iptables_compare_without_counters_comments_or_an_empty_accepting_table(
     assert pristine.normal_iptables(EMPTY_FILTER.replace("FORWARD ACCEPT", "FORWARD DROP") + DOCKER_DNS) != base
 
 
-def test_iptables_are_put_back_table_by_table_and_a_table_made_since_is_emptied(pristine: Any) -> None:
-    pristine.restore_iptables(DOCKER_DNS, A_RULE + DOCKER_DNS.replace("COMMIT", "-A INPUT -j DROP\nCOMMIT"))
-    (argv, text), = pristine.ran
-    assert argv == ["iptables-restore"]
-    assert text.startswith("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n")
-    assert "MINE" not in text and "10.213.0.70" not in text and "-A INPUT -j DROP" not in text
-    assert "--to-destination 127.0.0.11:35481" in text     # the engine's own DNS rules, as they were
+def test_the_packet_filter_is_emptied_and_iptables_put_back_as_they_were(pristine: Any) -> None:
+    pristine.restore_rules(DOCKER_DNS)
+    assert pristine.ran == [(["nft", "flush", "ruleset"], ""), (["iptables-restore"], DOCKER_DNS)]
+
+
+def test_nft_tables_a_step_made_compare_without_their_counters(pristine: Any) -> None:
+    before = "table ip fingerprint {\n\tchain in {\n\t\tip ttl 64 counter packets 0 bytes 0 comment \"rst-ttl64\"\n\t}\n}\n"
+    after = before.replace("packets 0 bytes 0", "packets 4 bytes 160")
+    assert pristine.normal_nft(before) == pristine.normal_nft(after)
+    assert "ip ttl 64 counter comment \"rst-ttl64\"" in pristine.normal_nft(after)[2]
+    assert pristine.normal_nft("") != pristine.normal_nft(before)
+    iptables_own = "table ip nat {\n\tchain PREROUTING {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n}\n"
+    assert pristine.normal_nft(iptables_own + before) == pristine.normal_nft(before)   # iptables-save's to compare
 
 
 def test_differences_name_the_first_line_that_changed_in_each_part(pristine: Any) -> None:
