@@ -152,6 +152,8 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
     from . import catalog
     from .lab import engine, images
     from .lab.engine_run import EngineRun
+    from .lab.pool import DEFAULT_POOL, POOL_ENV
+    from .lab.pool import PREFIX as POOL_PREFIX
     from .report import results_folder
     from .schedule import Lanes, default_jobs, start_order, starting_at_once
 
@@ -159,7 +161,9 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
     scenarios = catalog.resolve(list(names), topology) if names else catalog.builtin_scenarios(topology)
     results_folder.prepare_output(out)
     client = ctx.engine()
-    leftovers = sorted({o.run_id for o in engine.lab_objects(client)})
+    objects = engine.lab_objects(client)
+    warm = {o.lab for o in objects if o.kind == "container" and o.name.startswith(POOL_PREFIX)}
+    leftovers = sorted({o.run_id for o in objects if not o.lab or o.lab not in warm})   # not the warm labs
     if leftovers:
         ctx.report.note(f"[yellow]note:[/yellow] objects of other runs are on the engine (runs "
                         f"{', '.join(leftovers)}): if no other run is going on, remove them with "
@@ -217,8 +221,11 @@ def _run(names: Sequence[str] | None, out: Path, jobs: int | None, ctx: Context,
     finally:
         from .lab.witness import forget_run
 
-        labs.finish()   # nothing of the run is left when the command ends
+        labs.finish()   # nothing of the run is left when the command ends, but the labs it left warm
         forget_run(run_id)   # its tracing instance too, even one an interrupt caught before it was adopted
+        if labs.parked:
+            ctx.report.note(f"{len(labs.parked)} lab(s) left warm for the next run, their hosts reset "
+                            f"(at most ${POOL_ENV}, default {DEFAULT_POOL}; python -m orchestrator clean removes them)")
     if any(r.error for r in results):
         return ExitStatus.ENVIRONMENT
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.EXPECTATION_FAILED

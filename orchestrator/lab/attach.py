@@ -90,6 +90,14 @@ class AttachedStream:
                     raise LabRuntimeError(f"{self.host}: {self.what} took more than {timeout:g} s {what}")
                 self._cond.wait(left)
 
+    def detach(self) -> None:
+        """Let go of the container without ending its stdin (no half-close: a container created with
+        StdinOnce off keeps reading it, and the next client to attach writes to it)."""
+        try:
+            self._raw.close()
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self._raw.shutdown(socket.SHUT_RDWR)

@@ -24,6 +24,7 @@ RUN = "rstlab.run"
 SCENARIO = "rstlab.scenario"
 ROLE = "rstlab.role"
 LAB = "rstlab.lab"   # one lab's network and hosts, which a run may hand from one scenario to the next
+SHAPE = "rstlab.shape"   # a reusable lab's shape (lab/pool.py: a parked lab is matched to a scenario by it)
 SESSION = "rstlab.session"
 SESSION_ENV = "RSTLAB_SESSION"   # when set, every object also carries it as rstlab.session (tests find theirs)
 
@@ -113,6 +114,7 @@ class LabObject:
     name: str
     run_id: str
     network: str = ""   # a container's network; "" for one that shares another's namespace (a capture)
+    lab: str = ""       # its lab (rstlab.lab), if any
 
 
 def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]:
@@ -124,14 +126,15 @@ def lab_objects(client: docker.DockerClient, *selectors: str) -> list[LabObject]
     filters = {"label": [RUN, *selectors]}
     with engine_call("cannot list the lab's objects"):
         found = [LabObject("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"].get(RUN, ""),
-                           _network_of(c))
+                           network_of(c), c["Labels"].get(LAB, ""))
                  for c in client.api.containers(all=True, filters=filters)]
-        found += [LabObject("network", n["Id"], n["Name"], (n.get("Labels") or {}).get(RUN, ""))
+        found += [LabObject("network", n["Id"], n["Name"], (n.get("Labels") or {}).get(RUN, ""), "",
+                            (n.get("Labels") or {}).get(LAB, ""))
                   for n in client.api.networks(filters=filters)]
     return found
 
 
-def _network_of(container: dict[str, Any]) -> str:
+def network_of(container: dict[str, Any]) -> str:
     """The network a listed container is attached to ("" when it shares another's namespace)."""
     mode = str((container.get("HostConfig") or {}).get("NetworkMode", ""))
     if mode.startswith("container:"):

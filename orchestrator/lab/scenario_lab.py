@@ -23,7 +23,7 @@ from docker.models.networks import Network
 from ..errors import LabRuntimeError
 from ..model import Scenario
 from ..topology import HostSpec, Topology
-from . import engine
+from . import engine, pool
 from .agent import AgentChannel
 from .engine import engine_call
 from .images import ImageSet
@@ -59,9 +59,10 @@ class ScenarioLab:
 
     def __init__(self, client: docker.DockerClient, images: ImageSet, topology: Topology, run_id: str,
                  scenario: Scenario, reaper: engine.Reaper | None = None,
-                 keep: Callable[[ScenarioLab], bool] | None = None) -> None:
+                 keep: Callable[[ScenarioLab], bool] | None = None, shape: str = "") -> None:
         """With `keep`, the hosts take a baseline as they start, and after a scenario that ended well the
-        lab is reset and offered to `keep` (which says whether it took it) instead of being removed."""
+        lab is reset and offered to `keep` (which says whether it took it) instead of being removed;
+        `shape` (pool.shape_label) labels such a lab's hosts, for a later run to find it parked."""
         self.client = client
         self.api = client.api
         self.images = images
@@ -78,6 +79,7 @@ class ScenarioLab:
         self.lab_id = uuid.uuid4().hex[:12]
         self.labels = {**engine.labels(run_id, scenario.id), engine.LAB: self.lab_id}
         self._keep = keep
+        self.shape = shape
         self.history: tuple[str, ...] = ()   # the scenarios that ran on these hosts before this one
         self.adopted = False                 # network and hosts are a finished scenario's (handed_to)
         self._completed = False              # every capture stopped as the scenario ended
@@ -110,7 +112,7 @@ class ScenarioLab:
     def handed_to(self, scenario: Scenario) -> ScenarioLab:
         """This lab's network and hosts (reset, pristine) for `scenario`, of the same shape; new sidecars."""
         lab = ScenarioLab(self.client, self.images, self._full_topology, self.run_id, scenario, self.reaper,
-                          self._keep)
+                          self._keep, self.shape)
         lab.lab_id, lab.labels = self.lab_id, {**lab.labels, engine.LAB: self.lab_id}
         lab.network, lab.topology = self.network, self.topology
         lab.containers, lab.agents = self.containers, self.agents
@@ -203,7 +205,8 @@ class ScenarioLab:
         network can then never be removed. Removing a running container kills
         it within the one engine operation.
         """
-        left = engine.remove_until_gone(self.client, f"{engine.RUN}={self.run_id}", f"{engine.LAB}={self.lab_id}")
+        # by its lab alone: a lab taken warm from an earlier run carries the run that made it (lab/pool.py)
+        left = engine.remove_until_gone(self.client, f"{engine.LAB}={self.lab_id}")
         for channel in [*self.agents.values(), *self.streams.values()]:
             channel.close()
         return left
@@ -294,11 +297,19 @@ class ScenarioLab:
         env["RSTLAB_HOST"] = spec.name
         if self._keep is not None:
             env["RSTLAB_BASELINE"] = "1"   # the agent remembers the host as it starts, to reset it to that
+        labels = {**engine.labels(self.run_id, self.scenario, spec.role), engine.LAB: self.lab_id}
+        if self.shape:
+            labels[engine.SHAPE] = self.shape
         with engine_call(f"cannot create host {spec.name}"):
-            created = api.create_container(
-                self.images.host, name=f"{self.prefix}-{spec.name}", hostname=spec.name,
-                environment=env, stdin_open=True, host_config=host_config, networking_config=networking,
-                labels={**engine.labels(self.run_id, self.scenario, spec.role), engine.LAB: self.lab_id})
+            config = api.create_container_config(   # (no command: the image's entrypoint runs)
+                self.images.host, None,  # type: ignore[arg-type]
+                hostname=spec.name, environment=env, stdin_open=True,
+                host_config=host_config, networking_config=networking, labels=labels)
+            # the SDK closes stdin when the attaching client goes (StdinOnce), and the agent ends at EOF:
+            # a lab that may wait for the next run (lab/pool.py) keeps it open instead
+            config["StdinOnce"] = self._keep is None
+            created = api.create_container_from_config(  # type: ignore[no-untyped-call]  # (types-docker)
+                config, name=f"{self.prefix}-{spec.name}")
             self.containers[spec.name] = created["Id"]
             self.agents[spec.name] = AgentChannel(api, created["Id"], spec.name)
 
@@ -438,6 +449,51 @@ class ScenarioLab:
         self._stopped.discard(cid)
         self._boot(host)
 
+    # -- between runs (lab/pool.py) ------------------------------------------
+    def park(self) -> None:
+        """Leave this lab, reset and pristine, running for a later run: its hosts renamed into the pool,
+        our ends of their agents' channels dropped without an EOF."""
+        for host, cid in self.containers.items():
+            with engine_call(f"cannot park host {host}"):
+                self.api.rename(cid, pool.parked_name(self.lab_id, host))
+        for channel in self.agents.values():
+            channel.detach()
+
+    @classmethod
+    def from_parked(cls, client: docker.DockerClient, images: ImageSet, topology: Topology, run_id: str,
+                    scenario: Scenario, reaper: engine.Reaper | None, keep: Callable[[ScenarioLab], bool] | None,
+                    parked: pool.ParkedLab) -> ScenarioLab | None:
+        """A parked lab taken for `scenario`, of its shape; None if another run took it first.
+
+        Raises LabRuntimeError if it cannot be used (a host gone, its network gone, a host not pristine):
+        the caller removes it.
+        """
+        lab = cls(client, images, topology, run_id, scenario, reaper, keep, parked.shape)
+        lab.lab_id, lab.labels = parked.lab_id, {**lab.labels, engine.LAB: parked.lab_id}
+        first, *rest = sorted(parked.containers)
+        try:   # the claim: a rename is atomic, so of two runs only one takes the lab
+            client.api.rename(parked.containers[first], f"rstlab-{run_id}-{parked.lab_id}-{first}")
+        except engine.SDK_ERRORS:
+            return None
+        for host in rest:
+            with engine_call(f"cannot take the warm host {host}"):
+                client.api.rename(parked.containers[host], f"rstlab-{run_id}-{parked.lab_id}-{host}")
+        lab.containers = dict(parked.containers)
+        with engine_call("cannot find a warm lab's network"):
+            lab.network = client.networks.get(parked.network)
+            subnet = str(lab.network.attrs["IPAM"]["Config"][0]["Subnet"])
+        lab.topology = lab.template.relocated(subnet)
+        with engine_call("cannot attach to a warm host"):
+            lab.agents = {host: AgentChannel(client.api, cid, host) for host, cid in lab.containers.items()}
+        calls = {host: channel.send("reset", {"phase": "check"}) for host, channel in lab.agents.items()}
+        for host, call_id in calls.items():
+            answer = lab.agents[host].result(call_id, RESET_TIMEOUT)
+            if not (answer["ok"] and answer["result"]["pristine"]):
+                raise LabRuntimeError(f"a warm {host} is not as it started: {answer['result'] or answer['error']}")
+        lab.history = ("an earlier run",)
+        lab.adopted = True
+        return lab
+
     # -- agents --------------------------------------------------------------
     def agent(self, host: str) -> AgentChannel:
         channel = self.agents.get(host)
@@ -471,8 +527,7 @@ class ScenarioLab:
                 network = self.api.inspect_network(self.network.id)
             except docker.errors.NotFound:
                 return LabRuntimeError(f"{self.scenario}: the lab network was removed from outside")
-            listed = self.api.containers(all=True, filters={"label": [f"{engine.RUN}={self.run_id}",
-                                                                      f"{engine.LAB}={self.lab_id}"]})
+            listed = self.api.containers(all=True, filters={"label": [f"{engine.LAB}={self.lab_id}"]})
         found = {c["Id"]: c for c in listed}
         attached = set((network.get("Containers") or {}).keys())
         roles = [(cid, f"host {host}") for host, cid in self.containers.items()]

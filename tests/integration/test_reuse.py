@@ -129,6 +129,9 @@ expect:
 @pytest.mark.parametrize(("dirt", "kept", "why"), [
     # put back: the rule that would drop the next scenario's SYN goes, and the connection left open is aborted
     ("iptables -A INPUT -p tcp --dport 7 -j DROP", True, ""),
+    # and a table made with nft itself, which iptables-save does not show
+    ("nft add table ip t && nft add chain ip t in '{ type filter hook input priority 0; }' && "
+     "nft add rule ip t in tcp dport 7 drop", True, ""),
     # not put back: a route (so the next scenario gets new hosts, and the result says why)
     ("ip route add 10.99.0.0/24 dev eth0", False, "ip changed: + 10.99.0.0/24 dev eth0"),
 ])
