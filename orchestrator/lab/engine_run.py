@@ -134,11 +134,14 @@ class EngineRun:
                 lab.down()
         left = self.reaper.drain()
         if left or self._interrupted or self._early:   # normally nothing: one more sweep before giving up
-            for lab_id in self.adopted:
+            for lab_id in set(self.adopted) - set(self.parked):   # taken warm: labelled with another run
                 engine.remove_until_gone(self.client, f"{engine.LAB}={lab_id}")
-            labs = {o.lab for o in engine.lab_objects(self.client, self._selector)} - set(self.parked)
-            for lab_id in labs:
-                engine.remove_until_gone(self.client, self._selector, *([f"{engine.LAB}={lab_id}"] if lab_id else []))
+            if not self.parked:
+                engine.remove_until_gone(self.client, self._selector)
+            else:   # all of the run's but the labs it left warm
+                made = {o.lab for o in engine.lab_objects(self.client, self._selector)}
+                for lab_id in made - set(self.parked) - {""}:
+                    engine.remove_until_gone(self.client, f"{engine.LAB}={lab_id}")
 
     def _warm_elsewhere(self) -> int:
         """Warm labs on the engine now that this run did not take (another run's, or left untaken)."""
