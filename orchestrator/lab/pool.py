@@ -57,9 +57,12 @@ class ParkedLab:
 
 
 def parked_labs(client: docker.DockerClient) -> list[ParkedLab]:
-    """Every parked lab on the engine, from one list call."""
+    """Every parked lab on the engine, from one list call; with $RSTLAB_SESSION set (the tests set it),
+    only that session's, so that a test never takes the lab of a run of somebody else's."""
+    session = os.environ.get(engine.SESSION_ENV)
+    wanted = [engine.LAB, engine.SHAPE] + ([f"{engine.SESSION}={session}"] if session else [])
     with engine.engine_call("cannot list the warm labs"):
-        listed = client.api.containers(all=True, filters={"name": PREFIX, "label": [engine.LAB, engine.SHAPE]})
+        listed = client.api.containers(all=True, filters={"name": PREFIX, "label": wanted})
     labs: dict[str, ParkedLab] = {}
     for c in listed:
         name = c["Names"][0].lstrip("/")

@@ -18,6 +18,7 @@ from orchestrator.cli import main
 from orchestrator.lab import engine
 from orchestrator.lab.images import ImageSet
 from orchestrator.lab.pool import PREFIX, parked_labs
+from tests.integration.conftest import SESSION
 from tests.integration.test_reuse import observed
 
 
@@ -31,10 +32,22 @@ def result(out: Path, name: str) -> dict:
     return json.loads((out / name / "result.json").read_text())
 
 
+def ours(client: docker.DockerClient) -> list[engine.LabObject]:
+    """This test session's objects: the engine may hold other runs' (a user's warm labs among them)."""
+    return engine.lab_objects(client, f"{engine.SESSION}={SESSION}")
+
+
+def clean_ours(client: docker.DockerClient) -> int:
+    """`clean --run` for every run of this session that left something: clean removes warm labs too."""
+    runs = sorted({o.run_id for o in ours(client)})
+    status, _ = run("clean", *[arg for r in runs for arg in ("--run", r)]) if runs else (0, "")
+    return status
+
+
 def test_a_run_leaves_its_lab_warm_and_the_next_takes_it(image_set: ImageSet, tmp_path: Path,
                                                          docker_client: docker.DockerClient,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    run("clean")
+    clean_ours(docker_client)
     monkeypatch.setenv("RSTLAB_POOL", "2")
     status, text = run("run", "closed-port", "--out", str(tmp_path / "first"))
     assert status == 0 and "1 lab(s) left warm for the next run" in text, text
@@ -42,7 +55,7 @@ def test_a_run_leaves_its_lab_warm_and_the_next_takes_it(image_set: ImageSet, tm
     assert first["lab"] == {"ran_after": [], "kept": True, "not_kept": {}}
     (warm,) = parked_labs(docker_client)
     assert sorted(warm.containers) == ["client", "server"]
-    names = {c.name for c in docker_client.containers.list(filters={"label": f"{engine.LAB}={warm.lab_id}"})}
+    names = {c.name for c in docker_client.containers.list(all=True, filters={"label": f"{engine.LAB}={warm.lab_id}"})}
     assert names == {f"{PREFIX}{warm.lab_id}-client", f"{PREFIX}{warm.lab_id}-server"}   # no capture left
 
     status, text = run("run", "closed-port", "--out", str(tmp_path / "second"))
@@ -58,14 +71,13 @@ def test_a_run_leaves_its_lab_warm_and_the_next_takes_it(image_set: ImageSet, tm
     status, _ = run("run", "closed-port", "--out", str(tmp_path / "third"))
     assert status == 0 and result(tmp_path / "third", "closed-port")["lab"]["ran_after"] == []
     assert [p.lab_id for p in parked_labs(docker_client)] == [warm.lab_id]   # left as it was
-    status, _ = run("clean")
-    assert status == 0 and not engine.lab_objects(docker_client)
+    assert clean_ours(docker_client) == 0 and not ours(docker_client)
 
 
 def test_the_pool_is_bounded_and_fresh_runs_leave_nothing(image_set: ImageSet, tmp_path: Path,
                                                           docker_client: docker.DockerClient,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    run("clean")
+    clean_ours(docker_client)
     monkeypatch.setenv("RSTLAB_POOL", "1")
     status, _ = run("run", "closed-port", "silent-drop", "--out", str(tmp_path / "a"))
     assert [result(tmp_path / "a", name)["lab"]["kept"] for name in ("closed-port", "silent-drop")] == [True, True]
@@ -73,5 +85,4 @@ def test_the_pool_is_bounded_and_fresh_runs_leave_nothing(image_set: ImageSet, t
     status, _ = run("run", "linger-abort", "--fresh", "--out", str(tmp_path / "b"))
     assert status == 0 and len(parked_labs(docker_client)) == 1   # --fresh takes none and leaves none
     assert result(tmp_path / "b", "linger-abort")["lab"]["kept"] is None
-    status, _ = run("clean")
-    assert status == 0 and not engine.lab_objects(docker_client)
+    assert clean_ours(docker_client) == 0 and not ours(docker_client)

@@ -21,6 +21,7 @@ import pytest
 from rich.console import Console
 
 from orchestrator.lab import engine
+from tests.integration.conftest import SESSION
 
 # Scenarios whose observations vary from run to run on new hosts as well, so that no comparison of two
 # runs can hold: a real HTTP client's connection pool decides by its own timers how many connections
@@ -75,7 +76,7 @@ def test_scenarios_on_reused_hosts_observe_what_they_observe_on_new_ones(
               for name, doc in reused.items()}
     assert not any(differ.values()), {name: (parts, reused[name]["lab"]["ran_after"])
                                       for name, parts in differ.items() if parts}
-    assert not engine.lab_objects(docker_client), "the runs left objects behind"
+    assert not engine.lab_objects(docker_client, f"{engine.SESSION}={SESSION}"), "the runs left objects behind"
 
 
 def test_a_host_a_scenario_left_a_rule_on_is_put_back_and_one_with_a_socket_left_is_not_reused(
@@ -148,4 +149,4 @@ def test_what_a_scenario_left_is_put_back_or_its_hosts_are_not_handed_on(
     assert docs["dirty"]["lab"]["kept"] is kept, docs["dirty"]["lab"]
     assert docs["next"]["lab"]["ran_after"] == (["dirty"] if kept else [])
     assert why in " ".join(docs["dirty"]["lab"]["not_kept"].values())
-    assert not engine.lab_objects(docker_client), "the run left objects behind"
+    assert not engine.lab_objects(docker_client, f"{engine.SESSION}={SESSION}"), "the run left objects behind"
