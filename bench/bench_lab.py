@@ -151,23 +151,18 @@ def main() -> None:
     print("images:\n" + "".join(f"  {line}\n" for line in sizes.splitlines() if not line.endswith(":latest")))
 
 
-def busy_cpu() -> float:
-    """CPU-s the whole machine has been busy (user, nice, system, irq, softirq) since boot."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    return sum(int(fields[i]) for i in (0, 1, 2, 5, 6)) / os.sysconf("SC_CLK_TCK")
-
-
 def reuse_gain(repeat: int) -> None:
     """Warm `all` (finished scenarios' hosts reset and reused) and `all --fresh`, alternated."""
+    from bench_engine import machine_busy
     with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
         out = Path(tmp)
         runs: dict[str, list[tuple[float, float, int]]] = {"reuse": [], "fresh": []}
         for i in range(repeat):
             order = [("reuse", ()), ("fresh", ("--fresh",))]
             for kind, extra in order if i % 2 == 0 else order[::-1]:
-                before = busy_cpu()
+                before = machine_busy()
                 seconds, summary = run_all(out / f"{kind}{i}", *extra)
-                busy = busy_cpu() - before
+                busy = machine_busy() - before
                 reused = sum(1 for doc in (out / f"{kind}{i}").glob("*/result.json")
                              if json.loads(doc.read_text())["lab"]["ran_after"])
                 runs[kind].append((seconds, busy, reused))

@@ -22,6 +22,7 @@ from docker.models.networks import Network
 
 from ..errors import LabRuntimeError
 from ..model import Scenario
+from ..result import AgentAnswer
 from ..topology import HostSpec, Topology
 from . import engine, pool
 from .agent import AgentChannel
@@ -175,19 +176,27 @@ class ScenarioLab:
         else:
             removal()
 
+    def _ask_all(self, call: str, args: Mapping[str, object], timeout: float) -> dict[str, AgentAnswer]:
+        """One call on every host's agent at once; the answers by host."""
+        calls = {host: channel.send(call, args) for host, channel in self.agents.items()}
+        return {host: self.agents[host].result(call_id, timeout) for host, call_id in calls.items()}
+
+    def _not_pristine(self, phases: tuple[str, ...]) -> dict[str, str]:
+        """The agents' `reset` in these phases, each on every host at once; why a host is not pristine, by host."""
+        for phase in phases:
+            answers = self._ask_all("reset", {"phase": phase}, RESET_TIMEOUT)
+        return {host: "; ".join(a["result"]["why"]) if a["ok"] else str(a["error"])
+                for host, a in answers.items() if not (a["ok"] and a["result"]["pristine"])}
+
     def _reset_and_keep(self) -> bool:
         """Every host reset (here: the run's next scenario of this shape may be waiting for it): first each
         one's sockets aborted, on all at once, so that a peer's end is gone too; then each checked and put
         back as it started. Whether all are pristine and the run kept the lab (`kept`, `not_kept`)."""
         try:
-            for phase in ("abort", "check"):
-                calls = {host: channel.send("reset", {"phase": phase}) for host, channel in self.agents.items()}
-                answers = {host: self.agents[host].result(call_id, RESET_TIMEOUT) for host, call_id in calls.items()}
+            self.not_kept = self._not_pristine(("abort", "check"))
         except LabRuntimeError as exc:
             self.not_kept = {"lab": exc.line()}
             return False
-        self.not_kept = {host: "; ".join(a["result"]["why"]) if a["ok"] else str(a["error"])
-                         for host, a in answers.items() if not (a["ok"] and a["result"]["pristine"])}
         self.kept = not self.not_kept and self._keep is not None and self._keep(self)
         return self.kept
 
@@ -365,8 +374,7 @@ class ScenarioLab:
         """None if a host has anything that sends on its own within `within` s (a timer, a program left
         running); else how long the captures must stay still: long enough for a delayed ACK if one may be owed."""
         try:
-            calls = {host: channel.send("quiet", {"within": within}) for host, channel in self.agents.items()}
-            answers = [self.agents[host].result(call_id, READY_TIMEOUT) for host, call_id in calls.items()]
+            answers = list(self._ask_all("quiet", {"within": within}, READY_TIMEOUT).values())
         except LabRuntimeError:   # an agent gone (a step ended its host): no telling, so the whole time
             return None
         if not all(a["ok"] and not a["result"]["timers"] and not a["result"]["processes"] for a in answers):
@@ -485,11 +493,8 @@ class ScenarioLab:
         lab.topology = lab.template.relocated(subnet)
         with engine_call("cannot attach to a warm host"):
             lab.agents = {host: AgentChannel(client.api, cid, host) for host, cid in lab.containers.items()}
-        calls = {host: channel.send("reset", {"phase": "check"}) for host, channel in lab.agents.items()}
-        for host, call_id in calls.items():
-            answer = lab.agents[host].result(call_id, RESET_TIMEOUT)
-            if not (answer["ok"] and answer["result"]["pristine"]):
-                raise LabRuntimeError(f"a warm {host} is not as it started: {answer['result'] or answer['error']}")
+        for host, why in lab._not_pristine(("check",)).items():
+            raise LabRuntimeError(f"a warm {host} is not as it started: {why}")
         lab.history = ("an earlier run",)
         lab.adopted = True
         return lab
