@@ -8,8 +8,10 @@ history letters) and the TCP analyzer's endpoint states and update_history:
   its sequence number differs from the last one of its kind (a FIN's is taken
   at the end of its data); a packet with none of them is `d` when it carries
   data, else `a` when it carries an ACK; `d` and `a` are recorded once;
-* `t` (retransmitted payload) and `w` (zero window) are recorded when first
-  seen, again at 10, again at 100...;
+* `w` is a zero window (not on a RST, nor after the sender's RST or the
+  peer's FIN: update_window); `t` is payload at or below the sender's
+  sequence end so far, unless the sender has reset (update_last_seq); each is
+  recorded when first seen, again at 10, again at 100...;
 * upper case for the originator; `^` when Zeek flipped the connection (`zeek_ends`).
 
 The originator is what the connection's first packet says (`zeek_ends`,
@@ -23,14 +25,19 @@ whose peer then sends a SYN is flipped there (UpdateInactiveState's SYN/SYN-ACK
 reversal: `^` after that SYN's letter).
 
 Endpoint states: INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL (began without a
-SYN), ESTABLISHED, CLOSED (sent FIN), RESET (sent RST).
+SYN), ESTABLISHED, CLOSED (sent FIN), RESET (sent RST). An endpoint's size,
+which decides REJ when both ends reset, is sequence space as
+TCP_Endpoint::Size() takes it: the highest of its sequence end and the
+acknowledgement its peer sent, past its start, less the SYN and a FIN. Data the
+capture missed but the peer acknowledged counts; a segment far outside the
+sequence space does not.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from ..capture import FLAG_KIND, KIND_ACK, KIND_FIN, KIND_RST, KIND_SYN, Packet
-from ..connections import SEQ_MOD, seq_after
+from ..connections import SEQ_MOD
 
 __all__ = ["LIKELY_SERVER_PORTS", "conn_state", "zeek_conn", "zeek_ends"]
 
@@ -48,29 +55,70 @@ LIKELY_SERVER_PORTS = frozenset({
     989, 990, 992, 993, 995, 1080, 2811, 3128, 3268, 3389, 5222, 5223, 5269, 6666, 6667, 6668, 6669,
     8000, 8080, 8888, 20000})
 
+_TOO_LARGE_SEQ_DELTA = 1048576      # a SYN's or RST's sequence jump beyond this is not trusted (update_last_seq)
+
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = (
     "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
 
 
 class _Endpoint:
-    __slots__ = ("closed_before_reset", "counts", "last", "max_end", "once", "size", "state")
+    """One side as the TCP analyzer keeps it (TCP_Endpoint): its state, the one before it, and the sequence
+    numbers its Size() is taken from."""
+
+    __slots__ = (
+        "ack",
+        "ack_wraps",
+        "counts",
+        "fin_cnt",
+        "last",
+        "last_wraps",
+        "marks",
+        "once",
+        "prev_state",
+        "start",
+        "state",
+    )
 
     def __init__(self) -> None:
         self.state = INACTIVE
-        self.closed_before_reset = False            # RESET entered from CLOSED (Zeek's prev_state)
-        self.size = 0                               # payload bytes sent
+        self.prev_state = INACTIVE                  # the state before the last change (SetState)
+        self.start = 0                              # start_seq: the SYN's sequence number, or one before
+        self.last = 0                               # last_seq: one past the highest sequence number sent
+        self.ack = 0                                # ack_seq: the highest acknowledgement the peer sent of it
+        self.last_wraps = 0
+        self.ack_wraps = 0
+        self.fin_cnt = 0
         self.once: set[str] = set()                 # letters recorded once (first sighting)
-        self.last: dict[str, int] = {}              # S/H, F, R -> last sequence number
-        self.counts: dict[str, int] = {}            # T, W -> how many seen
-        self.max_end: int | None = None             # highest sequence number sent so far
+        self.marks: dict[str, int] = {}             # s, f, r -> sequence number of the last one
+        self.counts: dict[str, int] = {}            # t, w -> how many seen
+
+    def set(self, state: str) -> None:
+        """SetState: the previous state is remembered only on a change."""
+        if state != self.state:
+            self.prev_state = self.state
+            self.state = state
+
+    def size_is_zero(self, peer: _Endpoint) -> bool:
+        """Whether TCP_Endpoint::Size() is 0: the sequence space sent (or acknowledged) past the start, less
+        the SYN's and a FIN's octet; 0 for a SYN sender reset with data acknowledged and the peer silent."""
+        last, ack = (self.last_wraps << 32) + self.last, (self.ack_wraps << 32) + self.ack
+        if self.prev_state == SYN_SENT and self.state == RESET and peer.state == INACTIVE and ack - self.start not in (0, 1):
+            return True                             # NoDataAcked() false: a half-open connection found and aborted
+        raw = ((last if last > ack else ack) - self.start) % (1 << 64)
+        return raw <= 1 or (raw == 2 and self.fin_cnt > 0)
 
 
-def conn_state(orig: str, resp: str, orig_size: int, resp_size: int, history: str) -> str:
-    """main.zeek's conn_state for TCP, from the two endpoints' states."""
+def _seq_delta(a: int, b: int) -> int:
+    """seq_delta: a - b as a signed 32-bit number."""
+    return ((a - b + 0x80000000) & SEQ_MOD) - 0x80000000
+
+
+def conn_state(orig: str, resp: str, orig_empty: bool, resp_empty: bool, history: str) -> str:
+    """main.zeek's conn_state for TCP, from the two endpoints' states (and whether each one's size is 0)."""
     o_inactive = orig in (INACTIVE, PARTIAL)
     r_inactive = resp in (INACTIVE, PARTIAL)
     if resp == RESET:
-        if orig in (SYN_SENT, SYN_ACK_SENT) or (orig == RESET and orig_size == 0 and resp_size == 0):
+        if orig in (SYN_SENT, SYN_ACK_SENT) or (orig == RESET and orig_empty and resp_empty):
             return "REJ"
         return "RSTRH" if o_inactive else "RSTR"
     if orig == RESET:
@@ -123,8 +171,10 @@ def zeek_ends(first: Packet) -> tuple[Addr, Addr, bool]:
 
 def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     """(conn_state, history) of one connection's packets, in capture order: one pass, each packet's flags read
-    from one table look-up, its letters (as the module docstring says) and its sender's state transition
-    (the TCP analyzer's endpoint state machine) written out in the loop."""
+    from one table look-up, and for each packet, in the order of TCPSessionAdapter::Process: its sender's
+    sequence numbers set up (init_endpoint), its letters (update_history), a zero window (update_window), the
+    acknowledgement it carries (init_peer, update_ack_seq), its sequence end or a retransmission
+    (update_last_seq), then its sender's state transition (the endpoint state machine)."""
     if not packets:
         return "OTH", ""
     shapes = _SHAPES
@@ -137,17 +187,33 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
         me, peer = (orig, resp) if is_orig else (resp, orig)
         code, several, syn, fin, rst, ack = shapes[p.flags]
         length = p.length
+        base = p.seq
+        state = me.state
+        # get_segment_len: a SYN and a FIN take an octet each; a RST's payload is not part of the stream
+        past = (base + (0 if rst else length) + syn + fin) & SEQ_MOD
+        # init_endpoint: the sender's first packet starts its sequence space (one before it, without a SYN)
+        if state == INACTIVE:
+            if syn:
+                me.start = me.ack = base
+                me.last = past
+            else:
+                me.start = me.ack = (base - 1) & SEQ_MOD
+                me.last = base
+        elif syn and (state in (ESTABLISHED, PARTIAL) or (state in (SYN_SENT, SYN_ACK_SENT) and base != me.start)
+                      or (state == RESET and me.prev_state == INACTIVE)):
+            me.start = me.ack = base
+            me.last = past
         # the letters: two of SYN, FIN, RST once; one of them again only at a new sequence number; else
-        # data once, else an ACK once; then retransmitted payload and a zero window, logarithmically
+        # data once, else an ACK once
         if several:
             if code not in me.once:
                 me.once.add(code)
                 add(code.upper() if is_orig else code)
         elif code:
-            kind, at = ("s", p.seq) if syn else ("f", (p.seq + length) & SEQ_MOD) if fin else ("r", p.seq)
-            if me.last.get(kind) != at:
+            kind, at = ("s", base) if syn else ("f", (base + length) & SEQ_MOD) if fin else ("r", base)
+            if me.marks.get(kind) != at:
                 add(code.upper() if is_orig else code)
-            me.last[kind] = at
+            me.marks[kind] = at
         elif length:
             if "d" not in me.once:
                 me.once.add("d")
@@ -155,53 +221,74 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
         elif ack and "a" not in me.once:
             me.once.add("a")
             add("A" if is_orig else "a")
-        if length and not syn:
-            end = (p.seq + length) & SEQ_MOD
-            if me.max_end is None or seq_after(end, me.max_end):
-                me.max_end = end
-            elif _logarithmic(me, "t"):
-                add("T" if is_orig else "t")
-        if not (rst or syn) and p.window == 0 and _logarithmic(me, "w"):
+        # update_window: a zero window, unless with a RST, after the sender's RST or after the peer's FIN
+        if p.window == 0 and not rst and peer.state != CLOSED and state != RESET and _logarithmic(me, "w"):
             add("W" if is_orig else "w")
+        if fin:
+            me.fin_cnt += 1
+        # the acknowledgement: it starts a silent peer's sequence space, else advances what the peer had
+        # acknowledged (not a RST's, not one behind the peer's start)
+        if ack:
+            acked = p.ack
+            if peer.state == INACTIVE:
+                peer.start = peer.ack = peer.last = (acked - 1) & SEQ_MOD
+            elif not rst:
+                delta = _seq_delta(acked, peer.ack)
+                wraps = peer.ack_wraps + (1 if delta > 0 and acked < peer.ack else
+                                          -1 if delta < 0 and peer.ack_wraps and acked > peer.ack else 0)
+                if (wraps or _seq_delta(acked, peer.start) >= 0) and delta > 0 and not (
+                        acked == 0 and delta > _TOO_LARGE_SEQ_DELTA):
+                    if acked < peer.ack:
+                        peer.ack_wraps += 1
+                    peer.ack = acked
+        # update_last_seq: the sender's sequence end moves on; data at or below it is retransmitted
+        delta = _seq_delta(past, me.last)
+        if (syn or rst) and not -_TOO_LARGE_SEQ_DELTA <= delta <= _TOO_LARGE_SEQ_DELTA:
+            pass
+        elif (fin and me.last == (me.start + 1) & SEQ_MOD) or (state != RESET and delta > 0):
+            if past < me.last:
+                me.last_wraps += 1
+            me.last = past
+        elif state != RESET and length and _logarithmic(me, "t"):
+            add("T" if is_orig else "t")
         # the state machine, for the sender
-        state = me.state
         if rst:
             if state != CLOSED or peer.state != CLOSED:     # UpdateClosedState: a RST after both FINs changes nothing
-                me.state = RESET
-                me.closed_before_reset = state == CLOSED
+                me.set(RESET)
         elif state == RESET:
             pass
         elif fin:
-            me.state = CLOSED
-            if state in (PARTIAL, ESTABLISHED) and peer.state == RESET and peer.closed_before_reset:
-                peer.state = CLOSED             # UpdateEstablishedState: the peer's FIN then RST was a close
+            me.set(CLOSED)
+            if state in (PARTIAL, ESTABLISHED) and peer.state == RESET and peer.prev_state == CLOSED:
+                peer.set(CLOSED)                # UpdateEstablishedState: the peer's FIN then RST was a close
         elif syn:
             if state == INACTIVE and not is_orig:
                 # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
                 # the originator only if it had sent its SYN; no ACK of the originator is waited for.
                 # A SYN without ACK answering the originator's SYN/ACK reverses the roles (`^`).
-                me.state = ESTABLISHED
+                me.set(ESTABLISHED)
                 if peer.state == SYN_SENT:
-                    peer.state = ESTABLISHED
+                    peer.set(ESTABLISHED)
                 elif peer.state == SYN_ACK_SENT and not ack:
-                    peer.state = ESTABLISHED
+                    peer.set(ESTABLISHED)
                     o_src, o_sport = p.src, p.sport
                     orig, resp = resp, orig
                     add("^")
             elif state == INACTIVE:
-                me.state = SYN_ACK_SENT if ack else SYN_SENT
+                me.set(SYN_ACK_SENT if ack else SYN_SENT)
             elif state == PARTIAL and not ack and peer.state == INACTIVE:   # UpdateEstablishedState
-                me.state = SYN_SENT
+                me.set(SYN_SENT)
         else:
             # UpdateInactiveState: the responder's bare ACK of a SYN leaves it inactive (it may ACK before
             # its SYN/ACK); an ACK after the peer's SYN/ACK establishes (its SYN was missed)
             if state == INACTIVE and (is_orig or length or peer.state != SYN_SENT):
-                me.state = state = ESTABLISHED if ack and peer.state == ESTABLISHED else PARTIAL
+                me.set(ESTABLISHED if ack and peer.state == ESTABLISHED else PARTIAL)
+                state = me.state
             if ack and state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
-                me.state = peer.state = ESTABLISHED
-        me.size += length
+                me.set(ESTABLISHED)
+                peer.set(ESTABLISHED)
     text = "".join(history)
-    return conn_state(orig.state, resp.state, orig.size, resp.size, text), text
+    return conn_state(orig.state, resp.state, orig.size_is_zero(resp), resp.size_is_zero(orig), text), text
 
 
 def _logarithmic(me: _Endpoint, code: str) -> bool:

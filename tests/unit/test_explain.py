@@ -1166,10 +1166,78 @@ def test_zeek_on_the_catalogue_captures() -> None:
         "retransmission-timeout_client": [("RSTO", "ShADTdR")],
         "silent-drop_client": [("S0", "S")],
         "reset-vs-broken-pipe_client": [("RSTR", "ShAfDr"), ("RSTR", "ShADar"), ("RSTR", "ShADar")],
+        # the client's connection through the NAT box, reset by the backend's stray (r); the stray itself: its
+        # first packet from port 8000 (likely) to 55578 (not) is flipped (^), the responder's data (d), the
+        # originator's RST (R), the responder never active and no S: OTH
+        "conntrack-invalid-unnat_client": [("RSTR", "ShADr"), ("OTH", "^dR")],
+        # at the backend: its segment 2^31 beyond its sequence space is a retransmission to Zeek (t) and leaves
+        # its size at 0; the client's RST (R), its data after it (D), the backend's RST (r): both RESET with
+        # sizes 0: REJ
+        "conntrack-invalid-unnat_server": [("REJ", "ShAdtRDr")],
     }
     for name, want in expected.items():
         got = [(e.conn_state, e.history) for e in explain_file(str(FIXTURES / f"{name}.pcap")).explanations]
         assert got == want, name
+
+
+# Zeek's sizes are sequence space (TCP_Endpoint::Size), and its `t` and `w` follow update_last_seq and
+# update_window in TCPSessionAdapter::Process. Each expectation below is worked from those functions.
+
+
+def test_zeek_size_counts_data_the_capture_missed_but_the_peer_acknowledged() -> None:
+    w = Wire().handshake()                          # S h A
+    w.send("s", ".", ack=1_000_101)                 # a: acknowledges 100 bytes the capture never saw
+    w.send("c", "R", seq=1_000_101)                 # R
+    w.send("s", "R", seq=4_294_967_001)             # r
+    # both RESET; the originator's size is 101 - 1 (its SYN) = 100, not 0: RSTR, not REJ
+    assert zeek_conn(w.packets) == ("RSTR", "ShAaRr")
+
+
+def test_zeek_size_leaves_out_a_segment_far_outside_the_sequence_space() -> None:
+    w = Wire().handshake()
+    w.send("s", "P.", 100, seq=(4_294_967_001 + 2**31) & 0xFFFFFFFF)   # d, then t: seq_delta is negative
+    w.send("c", "R", seq=1_000_001)                 # R
+    w.send("s", "R", seq=4_294_967_001)             # r
+    # the segment never moved the responder's last_seq: both sizes are 1 - 1 = 0, both RESET: REJ
+    assert zeek_conn(w.packets) == ("REJ", "ShAdtRr")
+
+
+def test_zeek_a_second_rst_keeps_the_fin_before_the_first() -> None:
+    w = Wire().handshake()
+    w.send("c", "F.")                               # F: CLOSED
+    rst = w.send("c", "R")                          # R: RESET, entered from CLOSED
+    w.send("s", "P.", 100)                          # d
+    w.send("c", "R", seq=rst.seq)                   # the same sequence number: no letter, no state change
+    w.send("s", "F.")                               # f: the peer's FIN then RST was a close (prev_state CLOSED)
+    assert zeek_conn(w.packets) == ("SF", "ShAFRdf")
+
+
+def test_zeek_data_on_a_syn_is_a_retransmission_to_zeek() -> None:
+    w = Wire()
+    w.send("c", "S", 100)                           # S, then T: the SYN's data ends where it began (delta 0)
+    w.send("s", "S.", ack=1_000_001)                # h: acknowledges the SYN alone (Fast Open refused)
+    w.send("c", "P.", 100, seq=1_000_001)           # D; the second retransmission is counted, not recorded
+    assert zeek_conn(w.packets) == ("S1", "SThD")
+
+
+def test_zeek_zero_windows_on_a_syn_count_after_the_peers_fin_do_not() -> None:
+    w = Wire()
+    w.send("c", "S", window=0)                      # S, then W: a SYN's zero window counts too
+    w.send("s", "S.")                               # h
+    w.send("c", ".")                                # A
+    w.send("s", "F.")                               # f
+    w.send("c", ".", window=0)                      # the peer has closed: no w
+    w.send("c", "R.", window=0)                     # R: a RST's window is not looked at
+    assert zeek_conn(w.packets) == ("RSTO", "SWhAfR")
+
+
+def test_zeek_no_retransmission_after_the_senders_rst() -> None:
+    w = Wire().handshake()
+    seg = w.send("c", "P.", 100)                    # D
+    w.send("c", "R.")                               # R
+    w.send("c", "P.", 100, seq=seg.seq)             # RESET: its sequence numbers are not trusted, no T
+    w.send("s", "R")                                # r
+    assert zeek_conn(w.packets) == ("RSTR", "ShADRr")
 
 
 # --- where a RST came from: IP-level evidence, and what kind of capture it is -------------------

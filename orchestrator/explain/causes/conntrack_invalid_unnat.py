@@ -45,7 +45,8 @@ FAMILIES = frozenset({"no-socket"})
 TELL = ("`conntrack -S` on the NAT box counting invalid packets; a capture on the NAT box showing the segment "
         "leave with the backend's own address; `iptables -A FORWARD -m conntrack --ctstate INVALID -j DROP` "
         "or nf_conntrack_tcp_be_liberal=1 make the resets stop")
-ZEEK = "RSTR on the client's connection (history ShADr), and a stray responder-only flow with history Dr"
+ZEEK = ("RSTR on the client's connection (history ShADr), and a stray responder-only flow with history Dr; at the "
+        "backend REJ, history ShAdtRDr (its out-of-window segment is a retransmission to Zeek and adds no size)")
 
 FIX = "Drop INVALID packets at the NAT box, or set nf_conntrack_tcp_be_liberal=1."
 
