@@ -68,7 +68,8 @@ class Explanation:
     server: str | None
     endpoints: tuple[str, str]        # client first when known
     rst_from: str | None              # "addr:port" of the first RST's sender
-    rst_side: str | None              # "client", "server" or None (roles unknown)
+    rst_side: str | None              # "client", "server" or None (roles unknown); without a handshake, by a
+                                      # likely server port on one end only (`verdict.port_side`)
     candidates: tuple[Candidate, ...]  # one for a decided cause, several when ambiguous
     evidence: tuple[Evidence, ...]
     notes: tuple[str, ...]

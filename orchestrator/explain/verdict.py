@@ -11,7 +11,7 @@ from .context import Context
 from .facts import Facts
 from .origin import later_forged
 from .result import Candidate, Evidence, Explanation, endpoint
-from .zeek import zeek_conn, zeek_ends
+from .zeek import LIKELY_SERVER_PORTS, zeek_conn, zeek_ends
 
 __all__ = ["MAX_EVIDENCE", "Cause", "Finding", "explanation", "secs"]
 
@@ -78,13 +78,16 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
     ev = [Evidence(p, format_packet(p, t0=t0), why) for p, why in chosen]
     client: str | None = None
     server: str | None = None
+    is_reset = f.rst.is_rst
+    side = f.x_role if is_reset else None
     if conn.client is not None and conn.server is not None:
         client, server = endpoint(*conn.client), endpoint(*conn.server)
         ends = (client, server)
     else:                                       # no SYN, no SYN/ACK: the ends Zeek's conn.log gives it
         orig, resp, _ = zeek_ends(conn.pk[0])
         ends = (endpoint(*orig), endpoint(*resp))
-    is_reset = f.rst.is_rst
+        if is_reset and side is None:
+            side = port_side(f.x, f.y)
     state, history = zeek_conn(conn.pk if conn.whole is None else conn.whole)   # the connection's conn.log row
     resets = conn.resets
     notes = list(notes)
@@ -112,13 +115,20 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
     return Explanation(
         cause=cause, sentence=sentence, client=client, server=server, endpoints=ends,
         rst_from=endpoint(*f.x) if is_reset else None,
-        rst_side=f.x_role if is_reset else None,
+        rst_side=side,
         candidates=tuple(Candidate(c.cause, c.why, c.tell) for c in candidates),
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
         packets=len(conn.pk), resets=resets,
         conn_state=state, history=history, forged=tuple(f.forged), outlived=conn.carried_on is not None,
         segments=tuple(conn.pk))
+
+
+def port_side(sender: tuple[str, int], peer: tuple[str, int]) -> str | None:
+    """The RST sender's side in a connection whose handshake the capture lacks, where the ports tell: the end on
+    a likely server port (Zeek's likely_server_ports) is the server, when the other end's port is not one."""
+    mine, theirs = sender[1] in LIKELY_SERVER_PORTS, peer[1] in LIKELY_SERVER_PORTS
+    return None if mine == theirs else "server" if mine else "client"
 
 
 def answer_segments(pk: list[Packet], first: int) -> bool:

@@ -1057,6 +1057,25 @@ def test_zeek_midstream_from_the_server_port_is_flipped_to_the_client() -> None:
     assert e.endpoints == ("10.0.0.10:40000", "10.0.0.70:80") and e.client is None
 
 
+def test_without_a_handshake_a_likely_server_port_names_the_rsts_side() -> None:
+    w = Wire()                              # c 10.0.0.10:40000, s 10.0.0.70:80, the capture starts mid-connection
+    w.send("s", "P.", 100)
+    w.send("c", "R.")
+    e = only(w.explain())
+    assert e.client is None and e.rst_side == "client"     # 80 is a likely server port, 40000 is not
+    w = Wire(c=("10.0.0.10", 40000), s=("10.0.0.70", 9000))
+    w.send("s", "P.", 100)
+    w.send("c", "R.")
+    assert only(w.explain()).rst_side is None             # neither port tells
+    w = Wire(c=("10.0.0.10", 8080), s=("10.0.0.70", 443))
+    w.send("s", "P.", 100)
+    w.send("c", "R.")
+    assert only(w.explain()).rst_side is None             # both are likely server ports
+    found = explain_file(str(WILD_W18)).explanations
+    assert [(e.rst_from, e.rst_side) for e in found[:2]] == [("192.168.2.16:1576", "client"),
+                                                              ("75.126.203.78:80", "server")]
+
+
 def test_zeek_midstream_from_the_client_port_keeps_its_sender() -> None:
     w = Wire()
     w.send("c", "P.", 100)                  # 40000 is no likely server port: not flipped; D
