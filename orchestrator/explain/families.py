@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+from ..capture import Packet
+from ..connections import SEQ_MOD, seq_after
 from .context import BATCH_WINDOW, Context
 from .facts import Facts
 from .verdict import Finding, secs
@@ -23,7 +25,9 @@ def abort_evidence(f: Facts, found: Finding) -> None:
     y_data = [p for p in f.ys if p.length]
     found.add(y_data[-1] if y_data else None, f"the last data from {y}")
     x_acks = [p for p in f.xs if p.has_ack and y_data and p.time > y_data[-1].time]
-    found.add(x_acks[0] if x_acks else None, f"{x}'s kernel acknowledges it")
+    if x_acks:     # the first that acknowledges all of it, else the first
+        covering = next((p for p in x_acks if _covers(p, y_data[-1])), None)
+        found.add(covering or x_acks[0], _ack_of(x, covering or x_acks[0], y_data[-1]))
     if f.x_fin is not None:
         found.add(f.x_fin, f"{x} had sent FIN before")
     if server_never_sent(f):
@@ -31,6 +35,23 @@ def abort_evidence(f: Facts, found: Finding) -> None:
     fin_note = "" if f.x_fin is not None else ", no FIN"
     found.add(f.rst, f"RST with ACK (seq = {x}'s next byte, ack = all it received){fin_note}: "
                      "an abortive close")
+
+
+def _covers(ack: Packet, data: Packet) -> bool:
+    """Whether `ack` acknowledges `data` to its end."""
+    end = (data.seq + data.length) & SEQ_MOD
+    return ack.ack == end or seq_after(ack.ack, end)
+
+
+def _ack_of(x: str, ack: Packet, data: Packet) -> str:
+    """What X's ACK after Y's last data says of it: acknowledged, or not all of it (the numbers as the lines
+    print them)."""
+    if _covers(ack, data):
+        return f"{x}'s kernel acknowledges it"
+    relative = ack.rel_ack is not None and data.rel_seq is not None
+    upto = ack.rel_ack if relative else ack.ack
+    data_end = (data.rel_seq or 0) + data.length if relative else (data.seq + data.length) & SEQ_MOD
+    return f"{x}'s next ACK covers only up to {upto}, short of that data's end ({data_end})"
 
 
 def abort_batch(f: Facts, ctx: Context) -> list[Facts]:

@@ -1199,6 +1199,27 @@ def test_zeek_on_the_catalogue_captures() -> None:
         assert got == want, name
 
 
+def test_an_aborts_evidence_shows_the_ack_that_covers_the_last_data() -> None:
+    w = Wire().handshake()
+    w.send("c", "P.", 10)
+    first = w.send("s", "P.", 100)                 # the server's data: 1:101, then 101:201
+    last = w.send("s", "P.", 100)
+    short = w.send("c", ".", ack=first.seq + 100)  # a delayed ACK: up to 101 only
+    full = w.send("c", ".")                        # up to 201
+    w.send("c", "R.")
+    why = {ev.packet.index: ev.why for ev in only(w.explain()).evidence}
+    assert why[last.index] == "the last data from 10.0.0.70:80"
+    assert why[full.index] == "10.0.0.10:40000's kernel acknowledges it" and short.index not in why
+    w = Wire().handshake()
+    w.send("c", "P.", 10)
+    w.send("s", "P.", 100)
+    w.send("s", "P.", 100)
+    short = w.send("c", "F.", ack=w.rcv["c"] - 100)   # the only ACK after it covers the first segment alone
+    w.send("c", "R.")
+    why = {ev.packet.index: ev.why for ev in only(w.explain()).evidence}
+    assert why[short.index] == "10.0.0.10:40000's next ACK covers only up to 101, short of that data's end (201)"
+
+
 # Zeek's sizes are sequence space (TCP_Endpoint::Size), and its `t` and `w` follow update_last_seq and
 # update_window in TCPSessionAdapter::Process. Each expectation below is worked from those functions.
 
