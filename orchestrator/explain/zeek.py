@@ -108,11 +108,6 @@ class _Endpoint:
         return raw <= 1 or (raw == 2 and self.fin_cnt > 0)
 
 
-def _seq_delta(a: int, b: int) -> int:
-    """seq_delta: a - b as a signed 32-bit number."""
-    return ((a - b + 0x80000000) & SEQ_MOD) - 0x80000000
-
-
 def conn_state(orig: str, resp: str, orig_empty: bool, resp_empty: bool, history: str) -> str:
     """main.zeek's conn_state for TCP, from the two endpoints' states (and whether each one's size is 0)."""
     o_inactive = orig in (INACTIVE, PARTIAL)
@@ -233,16 +228,15 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
             if peer.state == INACTIVE:
                 peer.start = peer.ack = peer.last = (acked - 1) & SEQ_MOD
             elif not rst:
-                delta = _seq_delta(acked, peer.ack)
-                wraps = peer.ack_wraps + (1 if delta > 0 and acked < peer.ack else
-                                          -1 if delta < 0 and peer.ack_wraps and acked > peer.ack else 0)
-                if (wraps or _seq_delta(acked, peer.start) >= 0) and delta > 0 and not (
-                        acked == 0 and delta > _TOO_LARGE_SEQ_DELTA):
-                    if acked < peer.ack:
+                delta = ((acked - peer.ack + 0x80000000) & SEQ_MOD) - 0x80000000       # seq_delta
+                if delta > 0 and not (acked == 0 and delta > _TOO_LARGE_SEQ_DELTA):
+                    if acked < peer.ack:            # wrapped (get_relative_seq: no underflow then)
                         peer.ack_wraps += 1
-                    peer.ack = acked
+                        peer.ack = acked
+                    elif peer.ack_wraps or (acked - peer.start + 0x80000000) & SEQ_MOD >= 0x80000000:
+                        peer.ack = acked            # not behind the peer's start (an underflow)
         # update_last_seq: the sender's sequence end moves on; data at or below it is retransmitted
-        delta = _seq_delta(past, me.last)
+        delta = ((past - me.last + 0x80000000) & SEQ_MOD) - 0x80000000          # seq_delta
         if (syn or rst) and not -_TOO_LARGE_SEQ_DELTA <= delta <= _TOO_LARGE_SEQ_DELTA:
             pass
         elif (fin and me.last == (me.start + 1) & SEQ_MOD) or (state != RESET and delta > 0):
