@@ -341,6 +341,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
     from .explain import Explanation, explain_file
     from .explain.incidents import involves
+    from .explain.store import chosen_of
 
     local, own = _capture_hosts(args.files, args.at)
     if args.annotate and len(args.files) != 1:
@@ -375,7 +376,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     def chosen(e: Explanation) -> bool:
         return involves(e, conn, host)
 
-    shown = [replace(r, explanations=tuple(filter(chosen, r.explanations))) for r in results] if selection else results
+    shown = [replace(r, explanations=chosen_of(r.explanations, chosen)) for r in results] if selection else results
     if args.html:
         from .report.explain_html import explain_page
 

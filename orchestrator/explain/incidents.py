@@ -6,12 +6,12 @@ the most evidence) stands for the rest.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .result import Explanation, host_of, port_of
-from .store import Explanations, Group, Members, incident_key, is_store
+from .store import Chosen, Explanations, Group, Members, incident_key, is_store
 
 __all__ = ["SCAN_PORTS", "Incident", "host_of", "incidents", "involves", "port_of"]
 
@@ -73,7 +73,9 @@ class Incident:
 def incidents(explanations: Sequence[Explanation]) -> list[Incident]:
     """Group explanations by verdict and host pair, in order of each group's first connection."""
     if isinstance(explanations, Explanations) and is_store(explanations):
-        return _gathered(explanations)
+        return _gathered(explanations, explanations.groups.values())
+    if isinstance(explanations, Chosen):
+        return _gathered(explanations.store, explanations.groups.values())
     groups: dict[tuple[str, tuple[str, ...], str, str], list[Explanation]] = {}
     for e in explanations:
         groups.setdefault(incident_key(e), []).append(e)
@@ -84,13 +86,14 @@ def incidents(explanations: Sequence[Explanation]) -> list[Incident]:
     return out
 
 
-def _gathered(store: Explanations) -> list[Incident]:
-    """The incidents a store gathered as its explanations came: nothing is read back but the examples."""
+def _gathered(store: Explanations, groups: Iterable[Group]) -> list[Incident]:
+    """The incidents gathered as a store's explanations came (or a selection's of them): nothing is read back
+    but the examples not held."""
     out = []
-    for group in sorted(store.groups.values(), key=lambda g: g.first_key):
+    for group in sorted(groups, key=lambda g: g.first_key):
         cause, cands, client, server = group.key
-        out.append(Incident(cause, cands, client, server, store.arrival(group.example), Members(store, group),
-                            group))
+        example = group.held if group.held is not None else store.arrival(group.example)
+        out.append(Incident(cause, cands, client, server, example, Members(store, group), group))
     return out
 
 

@@ -19,7 +19,7 @@ import marshal
 import pickle
 import tempfile
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from typing import IO, Any, overload
@@ -27,7 +27,8 @@ from typing import IO, Any, overload
 from ..capture import Packet
 from .result import SILENT_DROP, Candidate, Evidence, Explanation, host_of, port_of
 
-__all__ = ["SPILL_AFTER", "Explanations", "Group", "Members", "Overview", "incident_key", "is_store", "overview"]
+__all__ = ["SPILL_AFTER", "Chosen", "Explanations", "Group", "Members", "Overview", "chosen_of", "incident_key", "is_store",
+           "overview"]
 
 SPILL_AFTER = 1000        # explanations kept as objects; beyond this, all of them go to a temporary file
 _FIELDS = tuple(f.name for f in fields(Explanation))
@@ -331,9 +332,48 @@ class Overview:
         self.last = max(self.last, e.rst_time or e.start)
 
 
-def overview(explanations: Sequence[Explanation]) -> Overview:
-    """The `Overview` of some explanations (a store's was gathered as they came)."""
+class Chosen(_InOrder):
+    """The explanations of a sealed store that a selection keeps (`--conn`, `--host`), in its order, read back
+    when asked for: one pass finds their arrival numbers and gathers their overview and their incidents (each
+    group's most telling member held, as the store holds its own); nothing else is held."""
+
+    def __init__(self, store: Explanations, keep: Callable[[Explanation], bool]) -> None:
+        self.store = store
+        self._picked = array("q")
+        self.seen = Overview()
+        self.groups: dict[tuple[str, tuple[str, ...], str, str], Group] = {}
+        for pos, n in enumerate(store.order):
+            e = store.arrival(n)
+            if not keep(e):
+                continue
+            self._picked.append(n)
+            self.seen.add(e)
+            key = incident_key(e)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = Group(key, len(self.groups))
+            group.members.append(n)
+            group.add(n, pos, e, store.port_cap)   # the sorted position orders ties as the connection number does
+
+    def _numbers(self) -> Sequence[int]:
+        return self._picked
+
+    def arrival(self, n: int) -> Explanation:
+        return self.store.arrival(n)
+
+
+def chosen_of(explanations: Sequence[Explanation], keep: Callable[[Explanation], bool]) -> Sequence[Explanation]:
+    """The explanations `keep` chooses: read back one at a time from a store, else a tuple."""
     if isinstance(explanations, Explanations) and explanations.sealed:
+        return Chosen(explanations, keep)
+    return tuple(filter(keep, explanations))
+
+
+def overview(explanations: Sequence[Explanation]) -> Overview:
+    """The `Overview` of some explanations (a store's, or a selection's of one, was gathered as they came)."""
+    if isinstance(explanations, Explanations) and explanations.sealed:
+        return explanations.seen
+    if isinstance(explanations, Chosen):
         return explanations.seen
     seen = Overview()
     for e in explanations:

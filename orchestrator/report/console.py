@@ -27,11 +27,17 @@ STYLE = {"passed": "green", "failed": "red", "error": "magenta"}
 PHASE_LINES = {"capturing": "hosts up, capturing", "checking": "captures stopped, checking"}
 
 
+def steady_console() -> Console:
+    """The terminal's console, whether it is a terminal read once: rich reads it again (the environment, an
+    isatty() call) on every print otherwise, a tenth of the time of printing a big capture's every connection."""
+    return Console(force_terminal=Console().is_terminal)
+
+
 class ConsoleReport:
     """Progress lines and result tables for one command."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console()
+        self.console = console or steady_console()
         self._lock = threading.Lock()
 
     @contextmanager

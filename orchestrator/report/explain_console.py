@@ -8,8 +8,9 @@ LINE_BUDGET lines are used; the rest stay in the list. `--all` and a selection
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from rich.console import Console
 from rich.table import Table
@@ -34,28 +35,33 @@ def cause_style(cause: str) -> str:
 
 @dataclass
 class Block:
-    """Lines to print together, and how many terminal lines they take."""
+    """Lines to print together, and how many terminal lines they take (counted only where a budget is kept:
+    counting renders each wrapped text once more)."""
 
     console: Console
     items: list[tuple[Text, str]] = field(default_factory=list)     # (text, how: "wrap", "line" or "crop")
     lines: int = 0
+    counted: bool = True
 
     def add(self, text: Text, how: str = "wrap") -> None:
         """`wrap` to the terminal's width; `line`: one line however long (a tcpdump line);
         `crop`: one line cut at the width (a ladder's row)."""
         self.items.append((text, how))
-        self.lines += len(self.console.render_lines(text, pad=False)) if how == "wrap" else 1
+        if self.counted:
+            self.lines += len(self.console.render_lines(text, pad=False)) if how == "wrap" else 1
 
     def extend(self, other: Block) -> None:
         self.items += other.items
         self.lines += other.lines
 
     def emit(self) -> None:
-        for text, how in self.items:
-            if how == "crop":
-                self.console.print(text, no_wrap=True, overflow="ellipsis", crop=False)
-            else:
-                self.console.print(text, soft_wrap=how == "line")
+        """Print the block, written to the file at once (rich writes each print's output else)."""
+        with self.console:
+            for text, how in self.items:
+                if how == "crop":
+                    self.console.print(text, no_wrap=True, overflow="ellipsis", crop=False)
+                else:
+                    self.console.print(text, soft_wrap=how == "line")
 
 
 def _ranges(inc: Incident, t0: float) -> str:
@@ -90,10 +96,10 @@ def title_line(e: Explanation, t0: float) -> Text:
     return title
 
 
-def explanation_block(console: Console, e: Explanation, t0: float, tells: bool = True) -> Block:
+def explanation_block(console: Console, e: Explanation, t0: float, tells: bool = True, counted: bool = True) -> Block:
     """One connection in full: its verdict, sentence, evidence, candidates and notes (`tells`: with what
     tells each candidate apart; said once per incident)."""
-    block = Block(console)
+    block = Block(console, counted=counted)
     block.add(title_line(e, t0))
     block.add(Text("    " + e.sentence))
     if e.path is not None:
@@ -112,9 +118,9 @@ def explanation_block(console: Console, e: Explanation, t0: float, tells: bool =
 
 
 def ladder_block(console: Console, e: Explanation, t0: float, name: str, max_arrows: int,
-                 whose: bool = False) -> Block:
+                 whose: bool = False, counted: bool = True) -> Block:
     """The connection's ladder, as `show` draws the lab's, under one dim line saying what it is."""
-    block = Block(console)
+    block = Block(console, counted=counted)
     ladder = connection_ladder(e, t0, name, max_arrows)
     of = f" of {e.endpoints[0]} > {e.endpoints[1]}" if whose else ""
     drawn = f", {ladder.drawn} drawn" if ladder.drawn < ladder.total else ""
@@ -196,15 +202,17 @@ def by_cause(results: Sequence[CaptureExplanation]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def capture_blocks(console: Console, r: CaptureExplanation, index: int, every: bool) -> list[Block]:
-    """What one capture prints: its summary, then (by default) its incidents within LINE_BUDGET."""
+def every_block(console: Console, r: CaptureExplanation, index: int) -> Iterator[Block]:
+    """Each connection in full with its ladder (`--all`, a selection), made as it is printed: a big capture's
+    blocks are never all held at once, nor their lines counted."""
+    for k, e in enumerate(r.explanations):
+        yield explanation_block(console, e, r.t0, counted=False)
+        yield ladder_block(console, e, r.t0, f"capture-{index}-connection-{k}", 30, counted=False)
+
+
+def capture_blocks(console: Console, r: CaptureExplanation, index: int) -> list[Block]:
+    """What one capture prints by default: its summary, then its incidents within LINE_BUDGET."""
     summary = summary_block(console, r)
-    if every:
-        out = [summary]
-        for k, e in enumerate(r.explanations):
-            out.append(explanation_block(console, e, r.t0))
-            out.append(ladder_block(console, e, r.t0, f"capture-{index}-connection-{k}", 30))
-        return out
     groups = incidents(r.explanations)
     if len(groups) > 1:
         summary.add(Text(f"  {len(groups)} incidents (the same verdict between the same two hosts):"))
@@ -238,12 +246,17 @@ def capture_blocks(console: Console, r: CaptureExplanation, index: int, every: b
 def print_explanations(console: Console, results: Sequence[CaptureExplanation], every: bool = False,
                        selection: str = "") -> None:
     """Every capture's blocks, then (several captures) the causes of them all."""
+    if every or selection:      # rich reads the terminal's size (syscalls) on every print: read it once here
+        console.size = console.size
     for index, r in enumerate(results):
-        blocks = capture_blocks(console, r, index, every or bool(selection))
-        if selection:
-            blocks[0].add(Text(f"  selected by {selection}: {len(r.explanations)} connection"
+        if every or selection:
+            blocks: Iterable[Block] = chain([summary_block(console, r)], every_block(console, r, index))
+        else:
+            blocks = capture_blocks(console, r, index)
+        for k, block in enumerate(blocks):
+            if selection and not k:
+                block.add(Text(f"  selected by {selection}: {len(r.explanations)} connection"
                                f"{'s' if len(r.explanations) != 1 else ''}", style="bold"))
-        for block in blocks:
             block.emit()
         console.print()
     if len(results) > 1 and any(r.explanations for r in results):
