@@ -76,6 +76,15 @@ class Group:
         self.last = max(self.last, e.start)
 
 
+def _group(groups: dict[tuple[str, tuple[str, ...], str, str], Group], e: Explanation) -> Group:
+    """The group of `e`'s incident in `groups`, made if `e` is its first (numbered in the order they are made)."""
+    key = incident_key(e)
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = Group(key, len(groups))
+    return group
+
+
 class _InOrder(Sequence[Explanation]):
     """Explanations named by their arrival numbers, in a given order, read when asked for."""
 
@@ -140,10 +149,8 @@ class Explanations(_InOrder):
         n = len(self._start)
         self._start.append(e.start)
         self._conn.append(conn)
-        key = incident_key(e)
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = Group(key, len(self._group_list))
+        group = _group(self.groups, e)
+        if group.number == len(self._group_list):
             self._group_list.append(group)
         self._group_of.append(group.number)
         group.add(n, conn, e, self.port_cap)
@@ -348,10 +355,7 @@ class Chosen(_InOrder):
                 continue
             self._picked.append(n)
             self.seen.add(e)
-            key = incident_key(e)
-            group = self.groups.get(key)
-            if group is None:
-                group = self.groups[key] = Group(key, len(self.groups))
+            group = _group(self.groups, e)
             group.members.append(n)
             group.add(n, pos, e, store.port_cap)   # the sorted position orders ties as the connection number does
 
