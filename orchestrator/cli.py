@@ -352,6 +352,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     paths = None                     # every file is explained before anything prints
     if len(args.files) > 1:          # several points are correlated in memory; one file is streamed
         from .capture import read_capture
+        from .explain.analysis import few_collections
         from .explain.multi import explain_points
         from .explain.paths import Point, point_names
         from .report.results_folder import capture_host
@@ -360,7 +361,8 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             lab = capture_host(Path(name))          # a lab run's pcap: its result.json names its host's address
             if lab is not None and not own[i]:
                 own[i] = [lab[1]]
-        captures = [read_capture(name) for name in args.files]
+        with few_collections():      # every packet of every file is held: the collector would scan them all
+            captures = [read_capture(name) for name in args.files]
         paths, results = explain_points(captures, [
             Point(name, c.packets, frozenset(local + own[i]))
             for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])

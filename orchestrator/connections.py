@@ -12,8 +12,6 @@ forgotten until its SYN/ACK). Packets of a sender that has sent no SYN so far
 """
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["SEQ_MOD", "TH_ACK", "TH_SYN", "ConnectionTracker", "seq_after"]
 
 SEQ_MOD = 0xFFFFFFFF          # sequence numbers are 32-bit and wrap
@@ -31,14 +29,16 @@ class ConnectionTracker:
     """Feed it every segment in capture order; it names each segment's connection (0, 1, ...)
     and gives its relative sequence and acknowledgment numbers.
 
-    Each direction of a 4-tuple has one small list, [connection, ISN or None, the reverse
-    direction's list], so a segment costs one tuple and one dict lookup.
+    Each direction of a 4-tuple maps to its connection number and, once its SYN is seen, its ISN: two
+    dicts of numbers, so a segment costs a tuple or two and a few dict lookups, and a million connections
+    leave the cyclic garbage collector nothing to scan (no list, no cycle between the two directions).
     """
 
-    __slots__ = ("_dirs", "connections")
+    __slots__ = ("_conn", "_isn", "connections")
 
     def __init__(self) -> None:
-        self._dirs: dict[Direction, list[Any]] = {}
+        self._conn: dict[Direction, int] = {}     # direction -> its connection's number
+        self._isn: dict[Direction, int] = {}      # direction -> its sender's ISN (its SYN's sequence number)
         self.connections = 0                     # connections seen so far
 
     def segment(self, src: str, sport: int, dst: str, dport: int, flags: int, seq: int,
@@ -46,29 +46,28 @@ class ConnectionTracker:
         """(connection number, relative seq or None, relative ack or None) of one segment;
         `flags` is the TCP header's flag byte."""
         k = (src, sport, dst, dport)
-        st = self._dirs.get(k)
-        fresh = st is None
-        if st is None:
-            rk = (dst, dport, src, sport)
-            rev = self._dirs.get(rk)
-            if rev is None:
-                rev = [self.connections, None, None]
-                self._dirs[rk] = rev
+        conns = self._conn
+        conn = conns.get(k)
+        fresh = conn is None
+        if conn is None:
+            conn = conns.get((dst, dport, src, sport))
+            if conn is None:
+                conn = conns[(dst, dport, src, sport)] = self.connections
                 self.connections += 1
-            st = self._dirs[k] = [rev[0], None, rev]
-            rev[2] = st
-        if flags & TH_SYN and st[1] != seq:
-            st[1] = seq
+            conns[k] = conn
+        isns = self._isn
+        isn = isns.get(k)
+        if flags & TH_SYN and isn != seq:
+            isns[k] = isn = seq
             if not flags & TH_ACK and not fresh:             # a new SYN: a new connection on this 4-tuple
-                rev = st[2]
-                rev[1] = None                  # the peer's ISN is forgotten until its SYN/ACK
-                st[0] = rev[0] = self.connections
+                rk = (dst, dport, src, sport)
+                isns.pop(rk, None)             # the peer's ISN is forgotten until its SYN/ACK
+                conn = conns[k] = conns[rk] = self.connections
                 self.connections += 1
-        isn = st[1]
         rel_seq = None if isn is None else (seq - isn) & SEQ_MOD
         rel_ack = None
         if flags & TH_ACK:
-            isn = st[2][1]
+            isn = isns.get((dst, dport, src, sport))
             if isn is not None:
                 rel_ack = (ack - isn) & SEQ_MOD
-        return st[0], rel_seq, rel_ack
+        return conn, rel_seq, rel_ack
