@@ -337,6 +337,13 @@ def _capture_hosts(files: Sequence[str], at: Sequence[str]) -> tuple[list[str], 
 
 
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    from .explain.analysis import few_collections
+
+    with few_collections():          # explaining makes no reference cycles: the collector would only scan
+        return _explain(args, ctx)
+
+
+def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from dataclasses import replace
 
     from .explain import Explanation, explain_file
@@ -352,7 +359,6 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     paths = None                     # every file is explained before anything prints
     if len(args.files) > 1:          # several points are correlated in memory; one file is streamed
         from .capture import read_capture
-        from .explain.analysis import few_collections
         from .explain.multi import explain_points
         from .explain.paths import Point, point_names
         from .report.results_folder import capture_host
@@ -361,8 +367,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             lab = capture_host(Path(name))          # a lab run's pcap: its result.json names its host's address
             if lab is not None and not own[i]:
                 own[i] = [lab[1]]
-        with few_collections():      # every packet of every file is held: the collector would scan them all
-            captures = [read_capture(name) for name in args.files]
+        captures = [read_capture(name) for name in args.files]
         paths, results = explain_points(captures, [
             Point(name, c.packets, frozenset(local + own[i]))
             for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))])

@@ -47,11 +47,12 @@ Numbered = Iterable[tuple[int, Packet]]   # (connection number, packet), in file
 
 @contextmanager
 def few_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector a hundred times less often while a capture is explained. Each run
+    """Run the cyclic garbage collector a hundred times less often: for the `explain` command, around all it
+    does (the threshold is the process's, so the command layer sets it, not these pure functions). Each run
     scans every live container: the survey's per connection state, the packets of the connections waiting
-    for their verdicts (a packet is a tuple subclass, never untracked), a million of them where a scan
-    fills the capture. Explaining makes no reference cycles (tests/unit/test_explain_size.py), so the
-    collector finds nothing there; it cost a scan's capture of 100,000 SYNs half its time."""
+    for their verdicts (a packet is a tuple subclass, never untracked), every packet of several points read
+    whole. Explaining makes no reference cycles (tests/unit/test_explain_size.py), so the collector finds
+    nothing there; it cost a scan's capture of 100,000 SYNs half its time."""
     threshold = gc.get_threshold()
     gc.set_threshold(max(threshold[0], FEW_COLLECTIONS), *threshold[1:])
     try:
@@ -60,7 +61,6 @@ def few_collections() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
-@few_collections()
 def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
                  progress: Progress | None = None, spill_after: int = SPILL_AFTER,
                  segments: bool = True, json: bool = False, verdicts: bool = True) -> CaptureExplanation:
@@ -99,7 +99,6 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
                               survey.t0 or 0.0, survey.end_time(), explanations, tuple(capture_notes(survey)))
 
 
-@few_collections()
 def explain_capture(capture: Capture, local_addresses: Iterable[str] = (),
                     paths: Mapping[int, RstPath] | None = None) -> CaptureExplanation:
     """Explain one capture already in memory.

@@ -25,9 +25,10 @@ def abort_evidence(f: Facts, found: Finding) -> None:
     y_data = [p for p in f.ys if p.length]
     found.add(y_data[-1] if y_data else None, f"the last data from {y}")
     x_acks = [p for p in f.xs if p.has_ack and y_data and p.time > y_data[-1].time]
-    if x_acks:     # the first that acknowledges all of it, else the first
+    if x_acks:     # the first that acknowledges all of it, else the first, saying how far it goes
         covering = next((p for p in x_acks if _covers(p, y_data[-1])), None)
-        found.add(covering or x_acks[0], _ack_of(x, covering or x_acks[0], y_data[-1]))
+        found.add(covering or x_acks[0], f"{x}'s kernel acknowledges it" if covering is not None
+                  else _short_ack(x, x_acks[0], y_data[-1]))
     if f.x_fin is not None:
         found.add(f.x_fin, f"{x} had sent FIN before")
     if server_never_sent(f):
@@ -43,11 +44,9 @@ def _covers(ack: Packet, data: Packet) -> bool:
     return ack.ack == end or seq_after(ack.ack, end)
 
 
-def _ack_of(x: str, ack: Packet, data: Packet) -> str:
-    """What X's ACK after Y's last data says of it: acknowledged, or not all of it (the numbers as the lines
-    print them)."""
-    if _covers(ack, data):
-        return f"{x}'s kernel acknowledges it"
+def _short_ack(x: str, ack: Packet, data: Packet) -> str:
+    """X's ACK after Y's last data acknowledges less than all of it: how far (the numbers as the lines print
+    them)."""
     relative = ack.rel_ack is not None and data.rel_seq is not None
     upto = ack.rel_ack if relative else ack.ack
     data_end = (data.rel_seq or 0) + data.length if relative else (data.seq + data.length) & SEQ_MOD

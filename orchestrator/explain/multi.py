@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..capture import Capture
-from .analysis import explain_capture, few_collections
+from .analysis import explain_capture
 from .paths import Paths, Point, rst_paths
 from .result import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
 from .synpath import follow_syns
@@ -22,7 +22,6 @@ from .synpath import follow_syns
 __all__ = ["explain_points", "settle"]
 
 
-@few_collections()
 def explain_points(captures: Sequence[Capture], points: Sequence[Point]) -> tuple[Paths, list[CaptureExplanation]]:
     """Explain each capture (`points[i]` is `captures[i]`'s name, packets and its host's addresses) with
     the RSTs' paths, and let the points agree on each RST's cause."""

@@ -11,11 +11,13 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 from orchestrator.capture import ConnectionLog, read_capture
+from orchestrator.cli import main
 from orchestrator.explain import Explanation, explain_capture, explain_file, incidents
 from orchestrator.explain.analysis import FEW_COLLECTIONS, few_collections
 from orchestrator.explain.incidents import involves
@@ -255,4 +257,24 @@ def test_explaining_makes_no_reference_cycles(tmp_path: Path) -> None:
     before = gc.get_threshold()
     with few_collections():
         assert gc.get_threshold()[0] == FEW_COLLECTIONS
+    assert gc.get_threshold() == before
+
+
+def test_the_explain_command_runs_the_collector_seldom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command layer sets the collector's threshold around all `explain` does (the analysis functions
+    leave the process's settings alone), and gives the old one back."""
+    path = tmp_path / "c.pcap"
+    _capture(path, 8)
+    seen: list[int] = []
+    real = explain_file
+
+    def spy(*args: Any, **kwargs: Any) -> object:
+        seen.append(gc.get_threshold()[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("orchestrator.explain.explain_file", spy)
+    before = gc.get_threshold()
+    assert main(["explain", str(path)], console=Console(file=io.StringIO()), err=Console(file=io.StringIO())) == 0
+    assert seen == [FEW_COLLECTIONS] and gc.get_threshold() == before
+    explain_file(path)
     assert gc.get_threshold() == before
