@@ -452,6 +452,7 @@ def test_data_after_close() -> None:
     assert e.cause == "data-after-close" and e.rst_side == "server"
     assert [ev.packet for ev in e.evidence] == [fin, ack, data, rst]
     assert "501.0 ms" in e.sentence
+    assert "kept sending (its data came 501.0 ms after the FIN)" in e.sentence   # not "FIN 501 ms earlier" (than what?)
 
 
 def test_late_data_after_a_fin_may_have_outlived_fin_wait2() -> None:
@@ -701,6 +702,19 @@ def test_silent_drop() -> None:
     e = only(w.explain())
     assert e.cause == SILENT_DROP and e.rst_from is None and e.resets == 0
     assert len(e.evidence) == 4 and "4 times over 3.00 s" in e.sentence
+
+
+def test_silent_drop_numbers_the_retransmissions_it_lists() -> None:
+    """Eleven SYNs, backing off from 1 s: the evidence lists the first two and the last six, so each says which
+    retransmission it is and when since the first SYN (w04's listed "1.00 s later" after an unlisted SYN)."""
+    w = Wire(point="c")
+    syn = w.send("c", "S")
+    for dt in (1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
+        w.send("c", "S", seq=syn.seq, dt=dt)
+    why = [ev.why for ev in only(w.explain()).evidence]
+    assert len(why) == 8 and why[:3] == ["the SYN", "retransmission 1, 1.00 s after the first SYN (1.00 s after the one before)",
+                                         "retransmission 5, 5.00 s after the first SYN (1.00 s after the one before)"]
+    assert why[-1] == "retransmission 10, 67.00 s after the first SYN (32.00 s after the one before)"
 
 
 def test_silent_drop_seen_at_the_destination_says_its_firewall_dropped_it() -> None:

@@ -117,7 +117,7 @@ def check(f: Facts, ctx: Context) -> Finding | None:
                           "socket answers new data with RST (RFC 1122 §4.2.2.13; Linux counts it in "
                           f"TcpExtTCPAbortOnData), so {y}'s next call fails with ECONNRESET or EPIPE.")
     else:
-        found.sentence = (f"{x} had already closed the connection (FIN {secs(late[0].time - fin.time)} "
-                          f"earlier) and {y} kept sending; data for a closed socket is answered with RST, "
-                          "and the sender's next call fails with ECONNRESET or EPIPE.")
+        found.sentence = (f"{x} had already closed the connection and {y} kept sending (its data came "
+                          f"{secs(late[0].time - fin.time)} after the FIN); data for a closed socket is answered "
+                          "with RST, and the sender's next call fails with ECONNRESET or EPIPE.")
     return found

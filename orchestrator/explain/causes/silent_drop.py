@@ -36,7 +36,8 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     found = Finding(ID, f"{len(syns)} SYN(s), no answer at all", TELL, decided=True)
     found.add(first, "the SYN")
     for i, p in enumerate(syns[1:], 1):
-        found.add(p, f"retransmitted {secs(p.time - syns[i - 1].time)} later")
+        found.add(p, f"retransmission {i}, {secs(p.time - first.time)} after the first SYN "
+                     f"({secs(p.time - syns[i - 1].time)} after the one before)")
     span = last.time - first.time
     where = "something on the path or the host itself dropped it"
     if first.direction == "in":
