@@ -6,7 +6,9 @@ or only SYNs, where each ends, how each address's packets look. Pass two
 keeps the packets of those connections only, and as each one ends turns it
 into `Facts`; a reset is classified once no reset still to come can change
 its verdict (a listener's batch within BATCH_WINDOW, a refusal before it),
-and its packets are let go. Progress is reported as data: `progress(done,
+and its packets are let go. A connection that runs long before its first RST
+keeps only its first and last packets and its SYNs and FINs; its middle is fed
+to its Zeek row and counted and summed as it goes (`facts.Connection.elide`). Progress is reported as data: `progress(done,
 total)` in bytes of both passes, a chunk of the file at a time, for the
 command layer to show.
 """
@@ -22,6 +24,7 @@ from dataclasses import replace
 from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
+from . import facts
 from .carry_on import parts
 from .causes import BY_FAMILY, CLAUSES
 from .causes.lb_idle_reset import PAIR_WINDOW
@@ -189,6 +192,7 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
     in_order = survey.backwards == 0       # else nothing is classified before the end
     no_copies = in_order and survey.copies == 0    # then no connection has a copy to fold either
     margin = max(BATCH_WINDOW, PAIR_WINDOW)   # the farthest another reset's time can reach
+    long_at = facts.LONG_HEAD + 2 * facts.LONG_TAIL     # a connection this long is cut back to its head and tail
     buffers: dict[int, Connection] = {}
     open_resets: dict[int, float] = {}    # connection -> time of its first RST, until it ends
     waiting: list[Facts] = []
@@ -202,9 +206,15 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
             c.no_copies = no_copies
             if survey.opened_by_twin(conn):
                 ctx.opened.setdefault((p.src, p.sport), []).append(c)
-        c.raw.append(p)
-        if conn not in open_resets and p.is_rst:
-            open_resets[conn] = p.time
+        if c.folder is None:
+            c.raw.append(p)
+        else:
+            c.arrive(p)
+        if conn not in open_resets:
+            if p.is_rst:
+                open_resets[conn] = p.time
+            elif len(c.raw) >= long_at and survey.explained(conn):
+                c.elide()           # a long connection before its first RST: its middle is let go
         if p.index == last_index[conn]:
             del buffers[conn]
             open_resets.pop(conn, None)

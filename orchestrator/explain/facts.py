@@ -39,11 +39,15 @@ from ..capture import (
 )
 from ..connections import SEQ_MOD, ConnectionTracker, seq_after
 from .result import endpoint
+from .zeek import ZeekRow
 
 __all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "CopyFolder", "Facts", "connections",
            "facts_of", "gaps", "seq_end", "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
+LONG_HEAD = 1000          # a long connection keeps its first packets ...
+LONG_TAIL = 2000          # ... and its last ones before its first RST: the middle is let go (Connection.elide)
+LONG_FOLD = 4096          # a long connection's copy folder is pruned of old segments beyond this many
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
 
 Addr = tuple[str, int]
@@ -56,8 +60,8 @@ def seq_end(p: Packet) -> int:
 class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
-    __slots__ = ("carried_on", "client", "client_isn", "earlier", "first_rst", "forwarded", "no_copies", "number",
-                 "pk", "raw", "resets", "rst_pos", "server", "server_isn", "whole")
+    __slots__ = ("carried_on", "client", "client_isn", "earlier", "elided", "fed", "first_rst", "folder", "forwarded",
+                 "no_copies", "number", "pk", "raw", "resets", "rst_pos", "server", "server_isn", "whole", "zeek")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -76,24 +80,67 @@ class Connection:
         #                                                        the next part's first RST (carry_on.py)
         self.earlier: Packet | None = None   # a later part: the first RST of the part before it
         self.whole: list[Packet] | None = None   # a part: the whole connection's packets (one Zeek conn.log row)
+        # a long connection (`elide`): what its let-go middle left, its conn.log row fed so far, how many of raw
+        # that row has been fed, and the folder its packets pass at arrival when copies may come
+        self.elided: Elided | None = None
+        self.zeek: ZeekRow | None = None
+        self.fed = 0
+        self.folder: CopyFolder | None = None
 
     def prepare(self) -> None:
         """Fold copies, find the roles and the first RST (only for connections of interest)."""
         if self.pk:
             return
-        if self.no_copies:      # the survey's folder, fed the same packets, kept them all
+        if self.no_copies:      # the survey's folder, fed the same packets, kept them all (or this one's, at arrival)
             self.pk = list(self.raw)
         else:
             folder = CopyFolder()
             self.pk = [p for p in self.raw if folder.keep(p) == KEPT]
             self.forwarded = folder.forwarded
+        if self.zeek is not None:      # a long connection: its conn.log row gets the rest
+            self.zeek.feed(self.pk[self.fed:])
+            self.fed = len(self.pk)
         self._roles()
+
+    def arrive(self, p: Packet) -> None:
+        """Take the connection's next packet (in capture order); a long one's copies are folded here."""
+        folder = self.folder
+        if folder is not None:
+            if folder.keep(p) != KEPT:
+                return
+            if len(folder.seen) > LONG_FOLD:
+                folder.prune(p.time - COPY_WINDOW)
+        self.raw.append(p)
+
+    def elide(self) -> None:
+        """Let go of the packets between the first LONG_HEAD and the last LONG_TAIL of a long connection with no RST
+        yet, so that its memory stays bounded however long it runs: its SYNs and FINs stay, and the others are
+        fed to its conn.log row and counted and summed per sender (`elided`) first. From the first call on,
+        its copies are folded at arrival (`arrive`)."""
+        raw = self.raw
+        if self.elided is None:
+            if not self.no_copies:
+                folder = self.folder = CopyFolder()
+                raw = [p for p in raw if folder.keep(p) == KEPT]
+                self.forwarded = folder.forwarded
+                self.no_copies = True
+            self.elided = Elided()
+            self.zeek = ZeekRow(raw[0])
+        head, cut = LONG_HEAD, len(raw) - LONG_TAIL
+        if cut <= head:
+            self.raw = raw
+            return
+        self.zeek.feed(raw[self.fed:cut])       # type: ignore[union-attr]  # set above
+        kept = self.elided.take(raw, head, cut, self.forwarded)
+        self.raw = raw[:head] + kept + raw[cut:]
+        self.fed = head + len(kept)
 
     def part(self, start: int, end: int, earlier: Packet | None = None) -> Connection:
         """The prepared packets pk[start:end] as a connection of their own (one reset incident,
         `carry_on.parts`): the roles and ISNs they do not show are this connection's."""
         part = Connection(self.pk[start:end], self.number)
         part.pk, part.forwarded, part.earlier, part.whole = part.raw, self.forwarded, earlier, self.pk
+        part.zeek, part.elided = self.zeek, self.elided if start == 0 else None
         part._roles()
         if part.client is None:
             part.client, part.server = self.client, self.server
@@ -136,6 +183,87 @@ class Connection:
     @property
     def only_syns(self) -> bool:
         return all(p.is_first_syn for p in self.raw)
+
+
+class Sent:
+    """What one sender's let-go packets of a long connection's middle add up to."""
+
+    __slots__ = ("acked", "data", "first_ack", "high", "since_peer")
+
+    def __init__(self) -> None:
+        self.data = 0                       # payload bytes
+        self.since_peer = 0                 # of those, bytes sent after the peer's latest data in the middle
+        self.high: int | None = None        # its highest sequence end
+        self.acked = False                  # it sent a segment with ACK but no SYN
+        self.first_ack: int | None = None   # the ack of the first of those
+
+
+class Elided:
+    """The middle of a long connection, let go before its first RST (`Connection.elide`): how many packets,
+    where they were (after which kept packet, how many), and per sender what they sent."""
+
+    __slots__ = ("count", "first", "gaps", "last_time", "sent", "talker")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = -1                     # the index of the first packet let go
+        self.last_time = float("-inf")      # the time of the last
+        # [index of the kept packet before the gap, packets let go there, the first one's time, the last one's]
+        self.gaps: list[list[float]] = []
+        self.sent: dict[Addr, Sent] = {}
+        self.talker: Addr | None = None     # the sender of the latest data in the middle
+
+    def take(self, raw: list[Packet], head: int, cut: int, forwarded: set[int]) -> list[Packet]:
+        """Let go of raw[head:cut] but its SYNs and FINs (returned, to keep), counting and summing the rest."""
+        kept: list[Packet] = []
+        kinds = FLAG_KIND
+        sent = self.sent
+        gap = self.gaps[-1] if self.gaps else None
+        anchor = raw[head - 1].index if head else -1
+        talker = self.talker
+        last: float | None = None           # the time of the latest packet let go
+        for p in raw[head:cut]:
+            kind = kinds[p.flags]
+            key = (p.src, p.sport)
+            n = p.length
+            if n and key != talker:
+                talker = key
+                for other, peer in sent.items():
+                    if other != key:
+                        peer.since_peer = 0           # the peer's data came after it
+            if kind & (KIND_SYN | KIND_FIN):
+                kept.append(p)
+                anchor = p.index
+                continue
+            if gap is None or gap[0] != anchor:
+                if gap is not None and last is not None:
+                    gap[3] = last
+                gap = [anchor, 0, p.time, p.time]
+                self.gaps.append(gap)
+                if self.first < 0:
+                    self.first = p.index
+            gap[1] += 1
+            last = p.time
+            s = sent.get(key)
+            if s is None:
+                s = sent[key] = Sent()
+            if n:
+                s.data += n
+                s.since_peer += n
+                end = (p.seq + n) & SEQ_MOD
+                h = s.high
+                if h is None or 0 < (end - h) & SEQ_MOD < 0x80000000:          # seq_after(end, h)
+                    s.high = end
+            if kind & KIND_ACK and not s.acked:
+                s.acked, s.first_ack = True, p.ack
+        if gap is not None and last is not None:
+            gap[3] = self.last_time = last
+        if forwarded:
+            stay = {p.index for p in kept}
+            forwarded.difference_update(p.index for p in raw[head:cut] if p.index not in stay)
+        self.count += cut - head - len(kept)
+        self.talker = talker
+        return kept
 
 
 def connections(packets: Iterable[Packet]) -> list[Connection]:
@@ -244,29 +372,42 @@ def facts_of(conn: Connection) -> Facts:
     seen = _Before(before, x)
     xs, ys = seen.xs, seen.ys
     x_role = None if conn.client is None else ("client" if x == conn.client else "server")
+    gone = conn.elided               # a long connection's middle, let go: what each end sent there
+    x_gone, y_gone = (gone.sent.get(x), gone.sent.get(y)) if gone is not None else (None, None)
+    x_acked = seen.x_acked or bool(x_gone and x_gone.acked)
+    y_acked = seen.y_acked or bool(y_gone and y_gone.acked)
     handshake = False
     if conn.client_isn is not None and conn.server_isn is not None:
         # the client's ACK of the SYN/ACK, or a RST.ACK that acknowledges the peer's SYN from
         # past its own (only a synchronized socket sends one; the ACK may be lost from the capture)
         x_isn, y_isn = ((conn.client_isn, conn.server_isn) if x == conn.client
                         else (conn.server_isn, conn.client_isn))
-        client_acked = seen.x_acked if x == conn.client else seen.y_acked and y == conn.client
+        client_acked = x_acked if x == conn.client else y_acked and y == conn.client
         handshake = (client_acked
                      or (rst.has_ack and not seq_after(x_isn + 1, rst.seq)
                          and not seq_after(y_isn + 1, rst.ack) and rst.seq != x_isn))
     elif conn.client_isn is not None and not ys and x == conn.client:
         # one direction recorded: the client's ACK after its SYN shows the SYN/ACK came
-        handshake = seen.x_acked
+        handshake = x_acked
+    first_ack = seen.first_ack
+    if gone is not None and x_gone is not None and x_gone.first_ack is not None and (
+            seen.first_ack_at is None or seen.first_ack_at > gone.first):
+        first_ack = x_gone.first_ack
     y_data_acked = y_unanswered = 0
-    if handshake and not ys and seen.first_ack is not None and rst.has_ack:
+    if handshake and not ys and first_ack is not None and rst.has_ack:
         # Y's packets are not in the capture: X's acknowledgments say what it received
-        y_data_acked = (rst.ack - seen.first_ack) & SEQ_MOD
+        y_data_acked = (rst.ack - first_ack) & SEQ_MOD
     last_x_data = seen.last_x_data
     for p in ys:
         if p.length and (not rst.has_ack or not seq_after(seq_end(p), rst.ack)):
             y_data_acked += p.length
             if last_x_data is None or p.time > last_x_data:
                 y_unanswered += p.length
+    if gone is not None and y_gone is not None and ys and y_gone.high is not None and (
+            not rst.has_ack or not seq_after(y_gone.high, rst.ack)):
+        y_data_acked += y_gone.data                   # all of it acknowledged, as its highest end is
+        if last_x_data is None or last_x_data < gone.last_time:
+            y_unanswered += y_gone.since_peer         # X's latest data came before the middle's end
     # Copies are folded onto their first sighting, so a kept outgoing packet is one the
     # capture host sent itself, and a forwarded one is kept as its incoming copy.
     if rst.index in conn.forwarded:
@@ -277,8 +418,8 @@ def facts_of(conn: Connection) -> Facts:
         origin = "in"
     else:
         origin = None
-    f = Facts(conn, rst, x, y, before, xs, ys, x_role, handshake, seen.x_data, y_data_acked,
-              y_unanswered, seen.x_fin, origin)
+    f = Facts(conn, rst, x, y, before, xs, ys, x_role, handshake, seen.x_data + (x_gone.data if x_gone else 0),
+              y_data_acked, y_unanswered, seen.x_fin, origin)
     _family(f, seen)
     if f.family in ("no-socket", "abort"):
         f.retransmissions = _retransmissions(f)
@@ -299,8 +440,8 @@ def _half_open(conn: Connection) -> Facts:
 class _Before:
     """One pass over the packets before the RST: each side's, and what the family and the facts ask of them."""
 
-    __slots__ = ("first_ack", "last_x_data", "x_acked", "x_data", "x_fin", "x_first_syn", "x_syn", "xs", "y_acked",
-                 "y_first_syns", "y_synacks", "ys")
+    __slots__ = ("first_ack", "first_ack_at", "last_x_data", "x_acked", "x_data", "x_fin", "x_first_syn", "x_syn",
+                 "xs", "y_acked", "y_first_syns", "y_synacks", "ys")
 
     def __init__(self, before: list[Packet], x: Addr) -> None:
         xs: list[Packet] = []
@@ -311,6 +452,7 @@ class _Before:
         last_x_data: float | None = None           # the time of X's latest data segment
         x_fin: Packet | None = None                # X's first FIN
         first_ack: int | None = None               # the ack of X's first segment with ACK but no SYN
+        first_ack_at: int | None = None            # and that segment's index
         x_syn = x_first_syn = x_acked = y_acked = False    # acked: sent a segment with ACK but no SYN
         kinds = FLAG_KIND
         x_addr, x_port = x
@@ -328,7 +470,7 @@ class _Before:
                 elif kind & KIND_ACK:
                     x_acked = True
                     if first_ack is None:
-                        first_ack = p.ack
+                        first_ack, first_ack_at = p.ack, p.index
                 if kind & KIND_FIN and x_fin is None:
                     x_fin = p
             else:
@@ -341,6 +483,7 @@ class _Before:
                     y_acked = True
         self.xs, self.ys, self.y_first_syns, self.y_synacks = xs, ys, y_first_syns, y_synacks
         self.x_data, self.last_x_data, self.x_fin, self.first_ack = x_data, last_x_data, x_fin, first_ack
+        self.first_ack_at = first_ack_at
         self.x_syn, self.x_first_syn, self.x_acked, self.y_acked = x_syn, x_first_syn, x_acked, y_acked
 
 

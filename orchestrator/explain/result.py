@@ -82,6 +82,8 @@ class Explanation:
     forged: tuple[str, ...] = field(default=())  # IP-level evidence that the RST was forged
     path: RstPath | None = None       # the first RST followed across capture points (several files)
     outlived: bool = False            # the connection went on past this RST (a later part has its own verdict)
+    elided: tuple[tuple[int, float, float], ...] = ()   # a long connection's packets let go, not in `segments`:
+    #                                                    (how many, the first one's time, the last one's), per gap
     segments: tuple[Packet, ...] = field(default=(), repr=False, compare=False)  # the connection's packets
 
     def as_dict(self, t0: float = 0.0) -> dict[str, Any]:

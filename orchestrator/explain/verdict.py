@@ -88,7 +88,8 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         ends = (endpoint(*orig), endpoint(*resp))
         if is_reset and side is None:
             side = port_side(f.x, f.y)
-    state, history = zeek_conn(conn.pk if conn.whole is None else conn.whole)   # the connection's conn.log row
+    # the connection's conn.log row (a long one's was fed as it came)
+    state, history = conn.zeek.row() if conn.zeek is not None else zeek_conn(conn.pk if conn.whole is None else conn.whole)
     resets = conn.resets
     notes = list(notes)
     if is_reset and resets > 1:
@@ -119,8 +120,9 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         candidates=tuple(Candidate(c.cause, c.why, c.tell) for c in candidates),
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
-        packets=len(conn.pk), resets=resets,
+        packets=len(conn.pk) + (conn.elided.count if conn.elided is not None else 0), resets=resets,
         conn_state=state, history=history, forged=tuple(f.forged), outlived=conn.carried_on is not None,
+        elided=tuple((int(n), t, t_last) for _, n, t, t_last in conn.elided.gaps) if conn.elided is not None else (),
         segments=tuple(conn.pk))
 
 

@@ -34,12 +34,12 @@ sequence space does not.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..capture import FLAG_KIND, KIND_ACK, KIND_FIN, KIND_RST, KIND_SYN, Packet
 from ..connections import SEQ_MOD
 
-__all__ = ["LIKELY_SERVER_PORTS", "conn_state", "zeek_conn", "zeek_ends"]
+__all__ = ["LIKELY_SERVER_PORTS", "ZeekRow", "conn_state", "zeek_conn", "zeek_ends"]
 
 Addr = tuple[str, int]
 
@@ -165,124 +165,147 @@ def zeek_ends(first: Packet) -> tuple[Addr, Addr, bool]:
 
 
 def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
-    """(conn_state, history) of one connection's packets, in capture order: one pass, each packet's flags read
-    from one table look-up, and for each packet, in the order of TCPSessionAdapter::Process: its sender's
-    sequence numbers set up (init_endpoint), its letters (update_history), a zero window (update_window), the
-    acknowledgement it carries (init_peer, update_ack_seq), its sequence end or a retransmission
-    (update_last_seq), then its sender's state transition (the endpoint state machine)."""
+    """(conn_state, history) of one connection's packets, in capture order."""
     if not packets:
         return "OTH", ""
-    shapes = _SHAPES
-    (o_src, o_sport), _, flipped = zeek_ends(packets[0])
-    orig, resp = _Endpoint(), _Endpoint()
-    history: list[str] = ["^"] if flipped else []
-    add = history.append
-    for p in packets:
-        is_orig = p.sport == o_sport and p.src == o_src
-        me, peer = (orig, resp) if is_orig else (resp, orig)
-        code, several, syn, fin, rst, ack = shapes[p.flags]
-        length = p.length
-        base = p.seq
-        state = me.state
-        # get_segment_len: a SYN and a FIN take an octet each; a RST's payload is not part of the stream
-        past = (base + (0 if rst else length) + syn + fin) & SEQ_MOD
-        # init_endpoint: the sender's first packet starts its sequence space (one before it, without a SYN)
-        if state == INACTIVE:
-            if syn:
-                me.start = me.ack = base
-                me.last = past
-            else:
-                me.start = me.ack = (base - 1) & SEQ_MOD
-                me.last = base
-        elif syn and (state in (ESTABLISHED, PARTIAL) or (state in (SYN_SENT, SYN_ACK_SENT) and base != me.start)
-                      or (state == RESET and me.prev_state == INACTIVE)):
-            me.start = me.ack = base
-            me.last = past
-        # the letters: two of SYN, FIN, RST once; one of them again only at a new sequence number; else
-        # data once, else an ACK once
-        if several:
-            if code not in me.once:
-                me.once.add(code)
-                add(code.upper() if is_orig else code)
-        elif code:
-            kind, at = ("s", base) if syn else ("f", (base + length) & SEQ_MOD) if fin else ("r", base)
-            if me.marks.get(kind) != at:
-                add(code.upper() if is_orig else code)
-            me.marks[kind] = at
-        elif length:
-            if "d" not in me.once:
-                me.once.add("d")
-                add("D" if is_orig else "d")
-        elif ack and "a" not in me.once:
-            me.once.add("a")
-            add("A" if is_orig else "a")
-        # update_window: a zero window, unless with a RST, after the sender's RST or after the peer's FIN
-        if p.window == 0 and not rst and peer.state != CLOSED and state != RESET and _logarithmic(me, "w"):
-            add("W" if is_orig else "w")
-        if fin:
-            me.fin_cnt += 1
-        # the acknowledgement: it starts a silent peer's sequence space, else advances what the peer had
-        # acknowledged (not a RST's, not one behind the peer's start)
-        if ack:
-            acked = p.ack
-            if peer.state == INACTIVE:
-                peer.start = peer.ack = peer.last = (acked - 1) & SEQ_MOD
-            elif not rst:
-                delta = ((acked - peer.ack + 0x80000000) & SEQ_MOD) - 0x80000000       # seq_delta
-                if delta > 0 and not (acked == 0 and delta > _TOO_LARGE_SEQ_DELTA):
-                    if acked < peer.ack:            # wrapped (get_relative_seq: no underflow then)
-                        peer.ack_wraps += 1
-                        peer.ack = acked
-                    elif peer.ack_wraps or (acked - peer.start + 0x80000000) & SEQ_MOD >= 0x80000000:
-                        peer.ack = acked            # not behind the peer's start (an underflow)
-        # update_last_seq: the sender's sequence end moves on; data at or below it is retransmitted
-        delta = ((past - me.last + 0x80000000) & SEQ_MOD) - 0x80000000          # seq_delta
-        if (syn or rst) and not -_TOO_LARGE_SEQ_DELTA <= delta <= _TOO_LARGE_SEQ_DELTA:
-            pass
-        elif (fin and me.last == (me.start + 1) & SEQ_MOD) or (state != RESET and delta > 0):
-            if past < me.last:
-                me.last_wraps += 1
-            me.last = past
-        elif state != RESET and length and _logarithmic(me, "t"):
-            add("T" if is_orig else "t")
-        # the state machine, for the sender
-        if rst:
-            if state != CLOSED or peer.state != CLOSED:     # UpdateClosedState: a RST after both FINs changes nothing
-                me.set(RESET)
-        elif state == RESET:
-            pass
-        elif fin:
-            me.set(CLOSED)
-            if state in (PARTIAL, ESTABLISHED) and peer.state == RESET and peer.prev_state == CLOSED:
-                peer.set(CLOSED)                # UpdateEstablishedState: the peer's FIN then RST was a close
-        elif syn:
-            if state == INACTIVE and not is_orig:
-                # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
-                # the originator only if it had sent its SYN; no ACK of the originator is waited for.
-                # A SYN without ACK answering the originator's SYN/ACK reverses the roles (`^`).
-                me.set(ESTABLISHED)
-                if peer.state == SYN_SENT:
-                    peer.set(ESTABLISHED)
-                elif peer.state == SYN_ACK_SENT and not ack:
-                    peer.set(ESTABLISHED)
-                    o_src, o_sport = p.src, p.sport
-                    orig, resp = resp, orig
-                    add("^")
-            elif state == INACTIVE:
-                me.set(SYN_ACK_SENT if ack else SYN_SENT)
-            elif state == PARTIAL and not ack and peer.state == INACTIVE:   # UpdateEstablishedState
-                me.set(SYN_SENT)
-        else:
-            # UpdateInactiveState: the responder's bare ACK of a SYN leaves it inactive (it may ACK before
-            # its SYN/ACK); an ACK after the peer's SYN/ACK establishes (its SYN was missed)
-            if state == INACTIVE and (is_orig or length or peer.state != SYN_SENT):
-                me.set(ESTABLISHED if ack and peer.state == ESTABLISHED else PARTIAL)
+    row = ZeekRow(packets[0])
+    row.feed(packets)
+    return row.row()
+
+
+class ZeekRow:
+    """One connection's conn.log row, fed its packets in capture order, in one batch or several (a long
+    connection's middle is fed before it is let go: `facts.Connection.elide`)."""
+
+    __slots__ = ("history", "o_sport", "o_src", "orig", "resp")
+
+    def __init__(self, first: Packet) -> None:
+        (self.o_src, self.o_sport), _, flipped = zeek_ends(first)
+        self.orig, self.resp = _Endpoint(), _Endpoint()
+        self.history: list[str] = ["^"] if flipped else []
+
+    def row(self) -> tuple[str, str]:
+        """(conn_state, history) of the packets fed so far."""
+        orig, resp = self.orig, self.resp
+        text = "".join(self.history)
+        return conn_state(orig.state, resp.state, orig.size_is_zero(resp), resp.size_is_zero(orig), text), text
+
+    def feed(self, packets: Iterable[Packet]) -> None:
+        """The next packets: one pass, each packet's flags read from one table look-up, and for each packet, in
+        the order of TCPSessionAdapter::Process: its sender's sequence numbers set up (init_endpoint), its letters
+        (update_history), a zero window (update_window), the acknowledgement it carries (init_peer,
+        update_ack_seq), its sequence end or a retransmission (update_last_seq), then its sender's state
+        transition (the endpoint state machine)."""
+        shapes = _SHAPES
+        o_src, o_sport, orig, resp = self.o_src, self.o_sport, self.orig, self.resp
+        add = self.history.append
+        try:
+            for p in packets:
+                is_orig = p.sport == o_sport and p.src == o_src
+                me, peer = (orig, resp) if is_orig else (resp, orig)
+                code, several, syn, fin, rst, ack = shapes[p.flags]
+                length = p.length
+                base = p.seq
                 state = me.state
-            if ack and state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
-                me.set(ESTABLISHED)
-                peer.set(ESTABLISHED)
-    text = "".join(history)
-    return conn_state(orig.state, resp.state, orig.size_is_zero(resp), resp.size_is_zero(orig), text), text
+                # get_segment_len: a SYN and a FIN take an octet each; a RST's payload is not part of the stream
+                past = (base + (0 if rst else length) + syn + fin) & SEQ_MOD
+                # init_endpoint: the sender's first packet starts its sequence space (one before it, without a SYN)
+                if state == INACTIVE:
+                    if syn:
+                        me.start = me.ack = base
+                        me.last = past
+                    else:
+                        me.start = me.ack = (base - 1) & SEQ_MOD
+                        me.last = base
+                elif syn and (state in (ESTABLISHED, PARTIAL) or (state in (SYN_SENT, SYN_ACK_SENT) and base != me.start)
+                              or (state == RESET and me.prev_state == INACTIVE)):
+                    me.start = me.ack = base
+                    me.last = past
+                # the letters: two of SYN, FIN, RST once; one of them again only at a new sequence number; else
+                # data once, else an ACK once
+                if several:
+                    if code not in me.once:
+                        me.once.add(code)
+                        add(code.upper() if is_orig else code)
+                elif code:
+                    kind, at = ("s", base) if syn else ("f", (base + length) & SEQ_MOD) if fin else ("r", base)
+                    if me.marks.get(kind) != at:
+                        add(code.upper() if is_orig else code)
+                    me.marks[kind] = at
+                elif length:
+                    if "d" not in me.once:
+                        me.once.add("d")
+                        add("D" if is_orig else "d")
+                elif ack and "a" not in me.once:
+                    me.once.add("a")
+                    add("A" if is_orig else "a")
+                # update_window: a zero window, unless with a RST, after the sender's RST or after the peer's FIN
+                if p.window == 0 and not rst and peer.state != CLOSED and state != RESET and _logarithmic(me, "w"):
+                    add("W" if is_orig else "w")
+                if fin:
+                    me.fin_cnt += 1
+                # the acknowledgement: it starts a silent peer's sequence space, else advances what the peer had
+                # acknowledged (not a RST's, not one behind the peer's start)
+                if ack:
+                    acked = p.ack
+                    if peer.state == INACTIVE:
+                        peer.start = peer.ack = peer.last = (acked - 1) & SEQ_MOD
+                    elif not rst:
+                        delta = ((acked - peer.ack + 0x80000000) & SEQ_MOD) - 0x80000000       # seq_delta
+                        if delta > 0 and not (acked == 0 and delta > _TOO_LARGE_SEQ_DELTA):
+                            if acked < peer.ack:            # wrapped (get_relative_seq: no underflow then)
+                                peer.ack_wraps += 1
+                                peer.ack = acked
+                            elif peer.ack_wraps or (acked - peer.start + 0x80000000) & SEQ_MOD >= 0x80000000:
+                                peer.ack = acked            # not behind the peer's start (an underflow)
+                # update_last_seq: the sender's sequence end moves on; data at or below it is retransmitted
+                delta = ((past - me.last + 0x80000000) & SEQ_MOD) - 0x80000000          # seq_delta
+                if (syn or rst) and not -_TOO_LARGE_SEQ_DELTA <= delta <= _TOO_LARGE_SEQ_DELTA:
+                    pass
+                elif (fin and me.last == (me.start + 1) & SEQ_MOD) or (state != RESET and delta > 0):
+                    if past < me.last:
+                        me.last_wraps += 1
+                    me.last = past
+                elif state != RESET and length and _logarithmic(me, "t"):
+                    add("T" if is_orig else "t")
+                # the state machine, for the sender
+                if rst:
+                    if state != CLOSED or peer.state != CLOSED:     # UpdateClosedState: a RST after both FINs changes nothing
+                        me.set(RESET)
+                elif state == RESET:
+                    pass
+                elif fin:
+                    me.set(CLOSED)
+                    if state in (PARTIAL, ESTABLISHED) and peer.state == RESET and peer.prev_state == CLOSED:
+                        peer.set(CLOSED)                # UpdateEstablishedState: the peer's FIN then RST was a close
+                elif syn:
+                    if state == INACTIVE and not is_orig:
+                        # UpdateInactiveState: the responder's SYN (its SYN/ACK) establishes both ends at once,
+                        # the originator only if it had sent its SYN; no ACK of the originator is waited for.
+                        # A SYN without ACK answering the originator's SYN/ACK reverses the roles (`^`).
+                        me.set(ESTABLISHED)
+                        if peer.state == SYN_SENT:
+                            peer.set(ESTABLISHED)
+                        elif peer.state == SYN_ACK_SENT and not ack:
+                            peer.set(ESTABLISHED)
+                            o_src, o_sport = p.src, p.sport
+                            orig, resp = resp, orig
+                            add("^")
+                    elif state == INACTIVE:
+                        me.set(SYN_ACK_SENT if ack else SYN_SENT)
+                    elif state == PARTIAL and not ack and peer.state == INACTIVE:   # UpdateEstablishedState
+                        me.set(SYN_SENT)
+                else:
+                    # UpdateInactiveState: the responder's bare ACK of a SYN leaves it inactive (it may ACK before
+                    # its SYN/ACK); an ACK after the peer's SYN/ACK establishes (its SYN was missed)
+                    if state == INACTIVE and (is_orig or length or peer.state != SYN_SENT):
+                        me.set(ESTABLISHED if ack and peer.state == ESTABLISHED else PARTIAL)
+                        state = me.state
+                    if ack and state in (SYN_SENT, SYN_ACK_SENT) and peer.state in (SYN_SENT, SYN_ACK_SENT):
+                        me.set(ESTABLISHED)
+                        peer.set(ESTABLISHED)
+        finally:
+            self.o_src, self.o_sport, self.orig, self.resp = o_src, o_sport, orig, resp
 
 
 def _logarithmic(me: _Endpoint, code: str) -> bool:

@@ -41,7 +41,9 @@ def connection_doc(e: Explanation, t0: float, name: str) -> dict[str, Any]:
             "seq": p.rel_seq if p.rel_seq is not None else p.seq,
             "ack": p.rel_ack if p.rel_ack is not None else (p.ack if p.has_ack else None),
             "relative": p.rel_seq is not None, "len": p.length, "dir": p.direction})
-    return {"scenario": name, "hosts": hosts, "capture_points": [CAPTURE_POINT], "packets": {CAPTURE_POINT: records}}
+    gaps = [{"t": round(t - t0, 6), "t_last": round(t_last - t0, 6), "count": n} for n, t, t_last in e.elided]
+    return {"scenario": name, "hosts": hosts, "capture_points": [CAPTURE_POINT], "packets": {CAPTURE_POINT: records},
+            "gaps": gaps}
 
 
 def connection_ladder(e: Explanation, t0: float, name: str, max_arrows: int = 30) -> Ladder:

@@ -90,7 +90,7 @@ def _packet_table(e: Explanation, t0: float) -> str:
              "" if not p.has_ack else (p.rel_ack if p.rel_ack is not None else p.ack), p.length,
              "" if p.ttl is None else p.ttl, "" if p.ip_id is None else p.ip_id, p.frame]
             for n, p in enumerate(e.segments[:PACKET_ROWS])]
-    more = len(e.segments) - PACKET_ROWS
+    more = e.packets - min(len(e.segments), PACKET_ROWS) if e.segments else 0   # a long connection's let-go middle too
     return (_table(["#", "t (s)", "from", "to", "flags", "seq", "ack", "len", "TTL", "IP ID", "frame"], rows,
                    numeric=(0, 1, 5, 6, 7, 8, 9, 10), bad=["R" in p.flags for p in e.segments[:PACKET_ROWS]])
             + (f'<p class="muted">… {more} more packets (explain --conn {escape(e.endpoints[0])} '
@@ -126,7 +126,7 @@ def _incident(inc: Incident, index: int, number: int, t0: float) -> str:
     if e.notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{_inline(n)}</li>" for n in e.notes) + "</ul>")
     parts.append(f"<details{' open' if len(e.segments) <= 30 else ''}><summary>Packets of "
-                 f"{escape(e.endpoints[0])} &gt; {escape(e.endpoints[1])} ({len(e.segments)})</summary>"
+                 f"{escape(e.endpoints[0])} &gt; {escape(e.endpoints[1])} ({e.packets})</summary>"
                  + _packet_table(e, t0) + "</details>")
     others = [o for o in inc.connections[:OTHERS_LISTED + 1] if o is not e][:OTHERS_LISTED]
     n_others = inc.count - 1              # the example is one of the incident's connections

@@ -205,6 +205,13 @@ def _event_note(e: Mapping[str, Any]) -> Note | None:
     return None
 
 
+def _gap_note(g: Mapping[str, Any], over: tuple[str, ...]) -> Note:
+    """A note for segments let go before they were drawn: a long connection's middle (explain keeps its head
+    and its tail before the first RST, facts.Connection.elide)."""
+    return Note("omitted", f"… {int(g['count']):,} segments of a long connection not kept ({float(g['t']):.3f}–"
+                           f"{float(g['t_last']):.3f} s): counted and summed, not drawn", over, float(g["t"]))
+
+
 def _segment_arrow(p: Mapping[str, Any], n: int, ports: bool) -> Arrow:
     """One segment's arrow: from where it was first seen to where it was last seen, marked where it was seen."""
     label = segment_label(p, ports)
@@ -379,6 +386,12 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
     # entries: (time, 1 for a segment / 2 for an application note, the row, drawn?)
     timeline: list[tuple[float, int, Row, bool]] = [(a.t, 1, a, kept[k] is not None) for k, a in enumerate(arrows)]
     timeline += [(n.t if n.t is not None else float("inf"), 2, n, True) for n in events]
+    gaps = list(doc.get("gaps", []))      # segments the document does not hold (a long connection's middle)
+    gap_ends: dict[int, float] = {}       # id of such a gap's note -> the time of its last segment
+    for g in gaps:
+        note = _gap_note(g, everyone)
+        gap_ends[id(note)] = float(g["t_last"])
+        timeline.append((float(g["t"]), 2, note, True))
     timeline.sort(key=lambda item: (item[0], item[1]))
 
     rows: list[Row] = []
@@ -408,10 +421,10 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
             record = source.get(id(row), {"src": row.src, "dst": row.dst})
             rows.append(_rst_note(row, record, raw_events, reasons))
         if t != float("inf"):
-            previous = row.t_last if isinstance(row, Arrow) and row.t_last is not None else t
+            previous = row.t_last if isinstance(row, Arrow) and row.t_last is not None else gap_ends.get(id(row), t)
     flush_omitted()
 
     drawn = sum(a.count for a in kept if a is not None)
-    total = sum(1 + int(p["retx"]) for p in packets)
+    total = sum(1 + int(p["retx"]) for p in packets) + sum(int(g["count"]) for g in gaps)
     return Ladder(str(doc.get("scenario", "")), point or "", participants, rows, total, drawn,
                   [point] if point else lifelines(list(chosen)))
