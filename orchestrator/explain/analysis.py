@@ -213,8 +213,8 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
         if conn not in open_resets:
             if p.is_rst:
                 open_resets[conn] = p.time
-            elif len(c.raw) >= long_at and survey.explained(conn):
-                c.elide()           # a long connection before its first RST: its middle is let go
+            elif len(c.raw) >= long_at and not c.held and not survey.opened_by_twin(conn):
+                c.elide(not survey.explained(conn))     # a long connection before any RST: its middle is let go
         if p.index == last_index[conn]:
             del buffers[conn]
             open_resets.pop(conn, None)

@@ -42,7 +42,7 @@ from .result import endpoint
 from .zeek import ZeekRow
 
 __all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "CopyFolder", "Facts", "connections",
-           "facts_of", "gaps", "seq_end", "stray_facts", "window_offset"]
+           "facts_of", "gaps", "seq_end", "stray_at", "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
 LONG_HEAD = 1000          # a long connection keeps its first packets ...
@@ -61,7 +61,7 @@ class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
     __slots__ = ("carried_on", "client", "client_isn", "earlier", "elided", "fed", "first_rst", "folder", "forwarded",
-                 "no_copies", "number", "pk", "raw", "resets", "rst_pos", "server", "server_isn", "whole", "zeek")
+                 "held", "no_copies", "number", "pk", "raw", "resets", "rst_pos", "server", "server_isn", "whole", "zeek")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -86,6 +86,7 @@ class Connection:
         self.zeek: ZeekRow | None = None
         self.fed = 0
         self.folder: CopyFolder | None = None
+        self.held = False                    # never cut back (elide): a stray whose segment is found
 
     def prepare(self) -> None:
         """Fold copies, find the roles and the first RST (only for connections of interest)."""
@@ -112,11 +113,12 @@ class Connection:
                 folder.prune(p.time - COPY_WINDOW)
         self.raw.append(p)
 
-    def elide(self) -> None:
+    def elide(self, stray: bool = False) -> None:
         """Let go of the packets between the first LONG_HEAD and the last LONG_TAIL of a long connection with no RST
         yet, so that its memory stays bounded however long it runs: its SYNs and FINs stay, and the others are
         fed to its conn.log row and counted and summed per sender (`elided`) first. From the first call on,
-        its copies are folded at arrival (`arrive`)."""
+        its copies are folded at arrival (`arrive`). A `stray` (a connection without a RST kept for a segment
+        that may be out of window) is not cut once that segment is found (`stray_at`): it is `held` whole."""
         raw = self.raw
         if self.elided is None:
             if not self.no_copies:
@@ -128,6 +130,10 @@ class Connection:
             self.zeek = ZeekRow(raw[0])
         head, cut = LONG_HEAD, len(raw) - LONG_TAIL
         if cut <= head:
+            self.raw = raw
+            return
+        if stray and stray_at(self) is not None:
+            self.held = True       # its out-of-window segment is found: it is held whole from here on
             self.raw = raw
             return
         self.zeek.feed(raw[self.fed:cut])       # type: ignore[union-attr]  # set above
@@ -188,10 +194,11 @@ class Connection:
 class Sent:
     """What one sender's let-go packets of a long connection's middle add up to."""
 
-    __slots__ = ("acked", "data", "first_ack", "high", "since_peer")
+    __slots__ = ("acked", "data", "first_ack", "high", "since_peer", "window")
 
     def __init__(self) -> None:
         self.data = 0                       # payload bytes
+        self.window = 0                     # the largest window field it sent (unscaled)
         self.since_peer = 0                 # of those, bytes sent after the peer's latest data in the middle
         self.high: int | None = None        # its highest sequence end
         self.acked = False                  # it sent a segment with ACK but no SYN
@@ -256,6 +263,8 @@ class Elided:
                     s.high = end
             if kind & KIND_ACK and not s.acked:
                 s.acked, s.first_ack = True, p.ack
+            if p.window > s.window:
+                s.window = p.window
         if gap is not None and last is not None:
             gap[3] = self.last_time = last
         if forwarded:
@@ -566,11 +575,15 @@ def gaps(packets: list[Packet]) -> list[float]:
     return [q.time - p.time for p, q in pairwise(packets)]
 
 
-def window_offset(seg: Packet, sender: list[Packet], receiver: list[Packet]) -> int | None:
+def window_offset(seg: Packet, sender: list[Packet], receiver: list[Packet], gone: Elided | None = None) -> int | None:
     """How far `seg` lies outside its sender's sequence space (negative: below it), when it is beyond
     any window the receiver can have offered (each window field scaled by the most RFC 7323 allows);
-    None when it is not, or when the sender sent nothing before to compare with."""
-    nxt: int | None = None
+    None when it is not, or when the sender sent nothing before to compare with. `gone`: the middle of
+    a long connection, let go, whose sequence ends and windows count too."""
+    mine = theirs = None
+    if gone is not None:
+        mine, theirs = gone.sent.get((seg.src, seg.sport)), gone.sent.get((seg.dst, seg.dport))
+    nxt: int | None = mine.high if mine is not None else None
     for p in sender:
         if p is seg or p.is_rst or p.time > seg.time:
             continue
@@ -581,6 +594,8 @@ def window_offset(seg: Packet, sender: list[Packet], receiver: list[Packet]) -> 
         return None
     windows = [p.window if p.is_syn else p.window << MAX_WINDOW_SCALE for p in receiver
                if not p.is_rst and p.time <= seg.time]
+    if theirs is not None and theirs.window:
+        windows.append(theirs.window << MAX_WINDOW_SCALE)
     bound = max(windows, default=0xFFFF << MAX_WINDOW_SCALE)
     offset = (seg.seq - nxt) & SEQ_MOD
     if bound < offset < (1 << 32) - bound:
@@ -591,46 +606,65 @@ def window_offset(seg: Packet, sender: list[Packet], receiver: list[Packet]) -> 
 def stray_facts(conn: Connection) -> Facts | None:
     """The `out-of-window` family, for a connection without a RST: its first data segment that lies
     above any window its receiver offered and that the receiver answered with a duplicate ACK."""
+    found = stray_at(conn)
+    if found is None:
+        return None
+    i, answer = found
+    seg = conn.raw[i]
+    sender = (seg.src, seg.sport)
+    conn.prepare()
+    pos = next((k for k, p in enumerate(conn.pk) if p is seg), len(conn.pk))
+    kept = conn.pk[:pos]
+    y = (seg.dst, seg.dport)
+    role = None if conn.client is None else ("client" if sender == conn.client else "server")
+    return Facts(conn, seg, sender, y, kept, [p for p in kept if (p.src, p.sport) == sender],
+                 [p for p in kept if (p.src, p.sport) != sender], role, conn.server_isn is not None, 0, 0, 0,
+                 None, None, family="out-of-window", answered=answer)
+
+
+def stray_at(conn: Connection) -> tuple[int, Packet] | None:
+    """Where in `conn.raw` that segment is, and the duplicate ACK that answered it; None if it has none. A long
+    connection's let-go middle counts in each side's highest sequence end from its first gap on."""
     raw = conn.raw
     first = raw[0]
     high: list[int | None] = [None, None]       # each direction's highest sequence end so far
     kinds = FLAG_KIND
+    gone = conn.elided
+    anchor = int(gone.gaps[0][0]) if gone is not None and gone.gaps else None
     for i, p in enumerate(raw):
+        if p.index == anchor and gone is not None:      # the middle let go came next
+            for key, sent in gone.sent.items():
+                side = 0 if key == (first.src, first.sport) else 1
+                h = high[side]
+                if sent.high is not None and (h is None or seq_after(sent.high, h)):
+                    high[side] = sent.high
         n, step = p.length, kinds[p.flags] >> KIND_STEP_SHIFT      # step: the sequence numbers its SYN and FIN take
         if not (n or step):
             continue                             # pure ACKs: most of a capture, nothing to track
         side = 0 if p.src == first.src and p.sport == first.sport else 1
         h = high[side]
         if n and h is not None and 0xFFFF < (p.seq - h) & SEQ_MOD <= 0x80000000:
-            found = _stray(conn, i, (p.src, p.sport))
-            if found is not None:
-                return found
+            answer = _stray_answer(conn, i, (p.src, p.sport))
+            if answer is not None:
+                return i, answer
         end = (p.seq + n + step) & SEQ_MOD
         if h is None or 0 < (end - h) & SEQ_MOD < 0x80000000:
             high[side] = end
     return None
 
 
-def _stray(conn: Connection, i: int, sender: Addr) -> Facts | None:
-    """Facts for the segment raw[i] when it is out of window and answered with a duplicate ACK."""
+def _stray_answer(conn: Connection, i: int, sender: Addr) -> Packet | None:
+    """The duplicate ACK that answered raw[i], when that segment is out of window; else None."""
     raw = conn.raw
     seg = raw[i]
     before = raw[:i]
     xs = [p for p in before if (p.src, p.sport) == sender]
     ys = [p for p in before if (p.src, p.sport) != sender]
-    jump = window_offset(seg, xs, ys)
+    jump = window_offset(seg, xs, ys, conn.elided)
     acks = [p.ack for p in ys if p.has_ack]
     if jump is None or jump < 0 or not acks:
         return None
     answer = next((p for p in raw[i + 1:] if (p.src, p.sport) != sender), None)
     if answer is None or not answer.has_ack or answer.is_rst or answer.ack != acks[-1]:
         return None                    # not answered, or not with a duplicate ACK
-    conn.prepare()
-    pos = next((k for k, p in enumerate(conn.pk) if p is seg), len(conn.pk))
-    kept = conn.pk[:pos]
-    y = (seg.dst, seg.dport)
-    role = None if conn.client is None else ("client" if sender == conn.client else "server")
-    f = Facts(conn, seg, sender, y, kept, [p for p in kept if (p.src, p.sport) == sender],
-              [p for p in kept if (p.src, p.sport) != sender], role, conn.server_isn is not None, 0, 0, 0,
-              None, None, family="out-of-window", answered=answer)
-    return f
+    return answer

@@ -43,7 +43,7 @@ ZEEK = "no R in the history: the connection was not reset"
 
 def check(f: Facts, ctx: Context) -> Finding | None:
     seg, ack = f.rst, f.answered
-    jump = window_offset(seg, f.xs, f.ys)
+    jump = window_offset(seg, f.xs, f.ys, f.conn.elided)
     if ack is None or jump is None:
         return None
     x, y = f.x_text, f.y_text

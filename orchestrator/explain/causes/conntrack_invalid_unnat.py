@@ -97,7 +97,7 @@ def check(f: Facts, ctx: Context) -> Finding | None:
         found = _stray_arrived(f, ctx, seg)
         if found is not None:
             return found
-    jump = window_offset(seg, f.ys, f.xs)
+    jump = window_offset(seg, f.ys, f.xs, f.conn.elided)
     if jump is not None and f.handshake:
         return _stray_sent(f, seg, jump)
     return _aftermath(f, ctx)
