@@ -479,6 +479,17 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None, err:
         _stderr(err).print("interrupted: the lab's containers and networks of this run were removed", highlight=False,
                   soft_wrap=True)
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        # the reader closed the output (`… | head`): it has what it wanted, so nothing is printed; the output
+        # goes nowhere from here, so that the interpreter's last flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):      # not a file's output (a test's capture): nothing to flush there
+            pass
+        finally:
+            os.close(devnull)
+        return int(ExitStatus.CLOSED_PIPE)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

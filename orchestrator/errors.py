@@ -16,6 +16,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 2
     ENVIRONMENT = 3
     INTERRUPTED = 130
+    CLOSED_PIPE = 141          # 128 + SIGPIPE: the reader of the output closed it (`… | head`), as a shell reports it
 
 
 class LabError(Exception):

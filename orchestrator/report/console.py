@@ -30,7 +30,14 @@ PHASE_LINES = {"capturing": "hosts up, capturing", "checking": "captures stopped
 def steady_console() -> Console:
     """The terminal's console, whether it is a terminal read once: rich reads it again (the environment, an
     isatty() call) on every print otherwise, a tenth of the time of printing a big capture's every connection."""
-    return Console(force_terminal=Console().is_terminal)
+    console = Console(force_terminal=Console().is_terminal)
+    console.on_broken_pipe = _closed    # type: ignore[method-assign]   # not rich's SystemExit(1): cli.main says it
+    return console
+
+
+def _closed() -> None:
+    """The reader of the output closed it (`… | head`): the command stops, as a write to a closed pipe does."""
+    raise BrokenPipeError
 
 
 class ConsoleReport:

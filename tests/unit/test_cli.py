@@ -192,3 +192,21 @@ def test_commands_that_need_no_engine_never_load_the_docker_sdk(args: list[str],
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1].split()[:2] == ["0", "0"], done.stderr
+
+
+@pytest.mark.parametrize("mode", [["--json"], [], ["--all"]])
+def test_output_closed_by_its_reader_ends_quietly_with_141(tmp_path: Path, mode: list[str]) -> None:
+    """`explain … | head`: once the reader has closed the pipe, the command stops with 141 (128 + SIGPIPE, what
+    a shell reports for a writer the pipe killed), no traceback and no line on stderr (it was 1 in the terminal's
+    views, which the contract keeps for a failed expectation, and a traceback with --json)."""
+    from tests.unit.test_explain_size import _capture
+
+    path = tmp_path / "many.pcap"
+    _capture(path, 3_000)
+    child = subprocess.Popen([sys.executable, "-m", "orchestrator", "explain", *mode, str(path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.read(100)
+    child.stdout.close()
+    assert child.wait(timeout=120) == 141
+    assert child.stderr.read() == b""
