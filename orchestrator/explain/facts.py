@@ -45,8 +45,8 @@ __all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "Co
            "facts_of", "gaps", "seq_end", "stray_at", "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
-LONG_HEAD = 1000          # a long connection keeps its first packets ...
-LONG_TAIL = 2000          # ... and its last ones before its first RST: the middle is let go (Connection.elide)
+LONG_HEAD = 500           # a long connection keeps its first packets ...
+LONG_TAIL = 1000          # ... and its last ones before its first RST: the middle is let go (Connection.elide)
 LONG_FOLD = 4096          # a long connection's copy folder is pruned of old segments beyond this many
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
 
