@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from ..errors import BadInput, CaptureError, OutputError
+from ..model import Scenario
 from ..result import ScenarioResult, holds
 from .document import ResultDocument, RunSummary, result_document, run_summary
 
@@ -37,8 +38,6 @@ def prepare_output(out: Path) -> Path:
 
 def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> ResultDocument:
     from . import pages
-    from .annotated import annotated_capture
-    from .ladder import kernel_reasons
 
     folder = out / result.scenario.id
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,17 +45,27 @@ def write_scenario(out: Path, result: ScenarioResult, run_id: str) -> ResultDocu
         (folder / f"{host}.pcap").write_bytes(data)
     doc = result_document(result, run_id)
     (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
-    if result.pcaps:
-        try:
-            said = {point: {i: str(r["kernel"].get("text", "")) for i, r in enumerate(records) if "kernel" in r}
-                    for point, records in doc["packets"].items()}
-            merged = annotated_capture(result.pcaps, result.names, result.scenario, kernel_reasons(doc), said)
-        except CaptureError:
-            pass        # a capture cut short (its sidecar died): the run says so; the per-point files stay
-        else:
-            (folder / f"{result.scenario.id}.pcapng").write_bytes(merged)
+    write_annotated(folder, result.scenario, result.pcaps, result.names, doc)
     (folder / "README.md").write_text(pages.scenario_page(doc))
     return doc
+
+
+def write_annotated(folder: Path, scenario: Scenario, pcaps: Mapping[str, bytes], names: Mapping[str, str],
+                    doc: ResultDocument) -> None:
+    """The scenario's capture points as one commented pcapng (`<scenario>.pcapng`): the checks, the kernel's
+    reasons and what `explain` says of each RST, on the packets they are about."""
+    from .annotated import annotated_capture
+    from .ladder import kernel_reasons
+
+    if not pcaps:
+        return
+    try:
+        said = {point: {i: str(r["kernel"].get("text", "")) for i, r in enumerate(records) if "kernel" in r}
+                for point, records in doc["packets"].items()}
+        merged = annotated_capture(pcaps, names, scenario, kernel_reasons(doc), said)
+    except CaptureError:
+        return        # a capture cut short (its sidecar died): the run says so; the per-point files stay
+    (folder / f"{scenario.id}.pcapng").write_bytes(merged)
 
 
 def junit(docs: Sequence[ResultDocument]) -> str:
@@ -159,13 +168,24 @@ def load_documents(folder: Path) -> list[ResultDocument]:
 
 
 def write_report(folder: Path) -> tuple[RunSummary, list[ResultDocument]]:
-    """Rebuild every page of a folder of results: each scenario's README.md, and the run files."""
+    """Rebuild every page of a folder of results: each scenario's README.md, its annotated pcapng (what explain
+    says of each RST changes with the code; for a scenario of the catalogue, whose checks it carries), and
+    the run files."""
+    from .. import catalog
+    from ..result import host_names
     from . import pages
 
     docs = load_documents(folder)
     prepare_output(folder)
+    builtin = {s.id: s for s in catalog.builtin_scenarios(catalog.load_topology())}
     for d in docs:
-        (folder / d["scenario"] / "README.md").write_text(pages.scenario_page(d))
+        here = folder / d["scenario"]
+        (here / "README.md").write_text(pages.scenario_page(d))
+        scenario = builtin.get(d["scenario"])
+        if scenario is not None:
+            addresses = {host: str(h["address"]) for host, h in d.get("hosts", {}).items() if h.get("address")}
+            pcaps = {p.stem: p.read_bytes() for p in sorted(here.glob("*.pcap"))}
+            write_annotated(here, scenario, pcaps, host_names(addresses), d)
     return write_documents(folder, docs), docs
 
 

@@ -162,3 +162,21 @@ def test_a_missing_capture_is_reported(tmp_path: Path) -> None:
     (folder / "server.pcap").unlink()
     with pytest.raises(AssertionError, match=r"server\.pcap is missing"):
         recheck(folder, catalogue()["closed-port"])
+
+
+def test_the_annotated_captures_say_what_explain_says_now(tmp_path: Path) -> None:
+    """Each committed `<scenario>.pcapng` is what `report` writes from the committed pcaps and result.json: the
+    packet comments carry what explain says of each RST, so a change of its wording or its verdicts fails here
+    until `python -m orchestrator report captures/reference` writes them again (the pages too)."""
+    import shutil
+
+    from orchestrator.report.results_folder import write_report
+
+    copy = tmp_path / "reference"
+    shutil.copytree(REFERENCE, copy)
+    write_report(copy)
+    stale = [folder.name for folder in scenario_folders()
+             if (copy / folder.name / f"{folder.name}.pcapng").read_bytes()
+             != (folder / f"{folder.name}.pcapng").read_bytes()
+             or (copy / folder.name / "README.md").read_text() != (folder / "README.md").read_text()]
+    assert not stale, f"run `python -m orchestrator report captures/reference` and commit: {stale}"
