@@ -90,11 +90,14 @@ def _packet_table(e: Explanation, t0: float) -> str:
              "" if not p.has_ack else (p.rel_ack if p.rel_ack is not None else p.ack), p.length,
              "" if p.ttl is None else p.ttl, "" if p.ip_id is None else p.ip_id, p.frame]
             for n, p in enumerate(e.segments[:PACKET_ROWS])]
-    more = e.packets - min(len(e.segments), PACKET_ROWS) if e.segments else 0   # a long connection's let-go middle too
+    more = len(e.segments) - PACKET_ROWS
+    gone = sum(n for n, _, _ in e.elided)      # a long connection's middle, let go while it was read
     return (_table(["#", "t (s)", "from", "to", "flags", "seq", "ack", "len", "TTL", "IP ID", "frame"], rows,
                    numeric=(0, 1, 5, 6, 7, 8, 9, 10), bad=["R" in p.flags for p in e.segments[:PACKET_ROWS]])
             + (f'<p class="muted">… {more} more packets (explain --conn {escape(e.endpoints[0])} '
-               "prints the connection)</p>" if more > 0 else ""))
+               "prints the connection)</p>" if more > 0 else "")
+            + (f'<p class="muted">{gone:,} packets of this long connection\'s middle were not kept (counted and '
+               "summed as they were read: its first and last packets before its first RST are)</p>" if gone else ""))
 
 
 def _incident(inc: Incident, index: int, number: int, t0: float) -> str:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from orchestrator.explain import explain_file, facts
 from orchestrator.report.explain_console import print_explanations
+from orchestrator.report.explain_html import explain_page
 from tests.unit.test_stream import _segment
 
 SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
@@ -156,7 +157,7 @@ def test_a_capture_that_dropped_frames_is_cut_back_too(tmp_path: Path) -> None:
 
 def test_the_ladder_says_what_was_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The terminal's ladder of a cut connection counts every segment and notes the ones not kept, at their
-    time."""
+    time; the page's ladder and packet table say so too."""
     path = tmp_path / "long.pcap"
     _long(path, 8_000, "abort")
     monkeypatch.setattr(facts, "LONG_HEAD", 100)
@@ -170,3 +171,6 @@ def test_the_ladder_says_what_was_let_go(tmp_path: Path, monkeypatch: pytest.Mon
     assert "ladder: 12005 segments" in text
     assert f"… {12_005 - len(e.segments):,} segments of a long connection not kept" in text
     assert json.loads(json.dumps(e.as_dict()))["packets"] == 12_005
+    page = explain_page([result])
+    assert f"{12_005 - len(e.segments):,} packets of this long connection's middle were not kept" in page
+    assert "segments of a long connection not kept" in page      # the ladder's note, in the picture
