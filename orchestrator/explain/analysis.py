@@ -6,9 +6,10 @@ or only SYNs, where each ends, how each address's packets look. Pass two
 keeps the packets of those connections only, and as each one ends turns it
 into `Facts`; a reset is classified once no reset still to come can change
 its verdict (a listener's batch within BATCH_WINDOW, a refusal before it),
-and its packets are let go. A connection that runs long before its first RST
-keeps only its first and last packets and its SYNs and FINs; its middle is fed
-to its Zeek row and counted and summed as it goes (`facts.Connection.elide`). Progress is reported as data: `progress(done,
+and its packets are let go. A connection that runs long keeps only its first
+packets, those right after its latest RST, its last ones and its SYNs, FINs and
+RSTs; its middle is fed to its Zeek row and counted and summed as it goes
+(`facts.Connection.elide`). Progress is reported as data: `progress(done,
 total)` in bytes of both passes, a chunk of the file at a time, for the
 command layer to show.
 """
@@ -206,15 +207,14 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
             c.no_copies = no_copies
             if survey.opened_by_twin(conn):
                 ctx.opened.setdefault((p.src, p.sport), []).append(c)
-        if c.folder is None:
+        if c.folder is None and not p.is_rst:
             c.raw.append(p)
         else:
             c.arrive(p)
-        if conn not in open_resets:
-            if p.is_rst:
+            if conn not in open_resets and p.is_rst:
                 open_resets[conn] = p.time
-            elif len(c.raw) >= long_at and not c.held and not survey.opened_by_twin(conn):
-                c.elide(not survey.explained(conn))     # a long connection before any RST: its middle is let go
+        if len(c.raw) >= long_at and not c.held and not survey.opened_by_twin(conn):
+            c.elide(not survey.explained(conn))     # a long connection: its middle is let go
         if p.index == last_index[conn]:
             del buffers[conn]
             open_resets.pop(conn, None)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from ..capture import Packet
 from ..connections import seq_after
-from .facts import Addr, Connection, seq_end
+from .facts import Addr, Connection, Elided, seq_end
 
 __all__ = ["parts", "why_not_taken"]
 
@@ -100,8 +100,11 @@ def _cuts(conn: Connection) -> list[tuple[int, Packet, Packet]]:
     One pass from the first RST on, with each end's highest sequence end so far."""
     pk, first = conn.pk, conn.rst_pos
     high: dict[Addr, int] = {}
-    for p in pk[:first]:
-        _advance(high, p)
+    gaps = {int(gone.gaps[0][0]): gone for gone in conn.gone() if gone.gaps}   # a long one's middles let go
+    for j in range(first):
+        if gaps and j and pk[j - 1].index in gaps:
+            _merge(high, gaps[pk[j - 1].index])
+        _advance(high, pk[j])
     rtts = _round_trips(conn)
     cuts: list[tuple[int, Packet, Packet]] = []
     lead = rst = pk[first]             # the part's first RST; the RST the carry-on is measured from
@@ -112,6 +115,8 @@ def _cuts(conn: Connection) -> list[tuple[int, Packet, Packet]]:
     pending: tuple[int, Packet, Packet] | None = None   # a repeat of `lead` not yet known to be carried past
     for j in range(first + 1, len(pk)):
         p = pk[j]
+        if gaps and pk[j - 1].index in gaps:
+            _merge(high, gaps[pk[j - 1].index])
         if p.is_rst:
             if carried is None:        # no carry-on yet: one more RST of this incident
                 last_rst, new = j, [None, None]
@@ -170,6 +175,14 @@ def _round_trips(conn: Connection) -> dict[Addr, float]:
             out[(p.src, p.sport)] = p.time - synack.time
             break
     return out
+
+
+def _merge(high: dict[Addr, int], gone: Elided) -> None:
+    """Each sender's highest sequence end in a middle let go, where it is higher."""
+    for key, sent in gone.sent.items():
+        h = high.get(key)
+        if sent.high is not None and (h is None or seq_after(sent.high, h)):
+            high[key] = sent.high
 
 
 def _advance(high: dict[Addr, int], p: Packet) -> None:

@@ -41,12 +41,14 @@ from ..connections import SEQ_MOD, ConnectionTracker, seq_after
 from .result import endpoint
 from .zeek import ZeekRow
 
-__all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "CopyFolder", "Facts", "connections",
+__all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "CopyFolder", "Elided", "Facts", "Sent",
+           "connections",
            "facts_of", "gaps", "seq_end", "stray_at", "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
 LONG_HEAD = 500           # a long connection keeps its first packets ...
 LONG_TAIL = 1000          # ... and its last ones before its first RST: the middle is let go (Connection.elide)
+LONG_AFTER_RST = 500      # ... and the ones right after each RST (where a carry-on shows: carry_on.py)
 LONG_FOLD = 4096          # a long connection's copy folder is pruned of old segments beyond this many
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
 
@@ -61,7 +63,8 @@ class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
     __slots__ = ("carried_on", "client", "client_isn", "earlier", "elided", "fed", "first_rst", "folder", "forwarded",
-                 "held", "no_copies", "number", "pk", "raw", "resets", "rst_pos", "server", "server_isn", "whole", "zeek")
+                 "held", "last_rst", "later", "no_copies", "number", "pk", "raw", "resets", "rst_pos", "server",
+                 "server_isn", "whole", "zeek")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -80,9 +83,12 @@ class Connection:
         #                                                        the next part's first RST (carry_on.py)
         self.earlier: Packet | None = None   # a later part: the first RST of the part before it
         self.whole: list[Packet] | None = None   # a part: the whole connection's packets (one Zeek conn.log row)
-        # a long connection (`elide`): what its let-go middle left, its conn.log row fed so far, how many of raw
-        # that row has been fed, and the folder its packets pass at arrival when copies may come
+        # a long connection (`elide`): what its let-go middle before its first RST left, and its middles after a
+        # RST; its conn.log row fed so far, how many of raw that row has been fed, the folder its packets pass at
+        # arrival when copies may come, and where its latest RST is in raw
         self.elided: Elided | None = None
+        self.later: list[Elided] = []
+        self.last_rst = -1
         self.zeek: ZeekRow | None = None
         self.fed = 0
         self.folder: CopyFolder | None = None
@@ -111,24 +117,33 @@ class Connection:
                 return
             if len(folder.seen) > LONG_FOLD:
                 folder.prune(p.time - COPY_WINDOW)
+        if p.is_rst:
+            self.last_rst = len(self.raw)
         self.raw.append(p)
 
+    def gone(self) -> list[Elided]:
+        """Every middle let go, in order."""
+        return ([self.elided] if self.elided is not None else []) + self.later
+
     def elide(self, stray: bool = False) -> None:
-        """Let go of the packets between the first LONG_HEAD and the last LONG_TAIL of a long connection with no RST
-        yet, so that its memory stays bounded however long it runs: its SYNs and FINs stay, and the others are
-        fed to its conn.log row and counted and summed per sender (`elided`) first. From the first call on,
-        its copies are folded at arrival (`arrive`). A `stray` (a connection without a RST kept for a segment
-        that may be out of window) is not cut once that segment is found (`stray_at`): it is `held` whole."""
+        """Let go of the packets of a long connection between its first LONG_HEAD (and the LONG_AFTER_RST after its
+        latest RST) and its last LONG_TAIL, so that its memory stays bounded however long it runs: its SYNs and
+        FINs stay, and the others are fed to its conn.log row and counted and summed per sender first (`elided`
+        before its first RST, `later` after one: what a reset incident's facts read, `carry_on.parts`). From
+        the first call on, its copies are folded at arrival (`arrive`). A `stray` (a connection without a RST
+        kept for a segment that may be out of window) is not cut once that segment is found (`stray_at`): it is
+        `held` whole."""
         raw = self.raw
-        if self.elided is None:
+        if self.zeek is None:
             if not self.no_copies:
                 folder = self.folder = CopyFolder()
                 raw = [p for p in raw if folder.keep(p) == KEPT]
                 self.forwarded = folder.forwarded
                 self.no_copies = True
-            self.elided = Elided()
+                self.last_rst = max((i for i, p in enumerate(raw) if p.is_rst), default=-1)
             self.zeek = ZeekRow(raw[0])
-        head, cut = LONG_HEAD, len(raw) - LONG_TAIL
+        rst = self.last_rst
+        head, cut = LONG_HEAD if rst < 0 else max(LONG_HEAD, rst + LONG_AFTER_RST), len(raw) - LONG_TAIL
         if cut <= head:
             self.raw = raw
             return
@@ -136,8 +151,15 @@ class Connection:
             self.held = True       # its out-of-window segment is found: it is held whole from here on
             self.raw = raw
             return
-        self.zeek.feed(raw[self.fed:cut])       # type: ignore[union-attr]  # set above
-        kept = self.elided.take(raw, head, cut, self.forwarded)
+        if rst < 0:
+            gone = self.elided = self.elided or Elided()
+        else:                      # the middle since the latest RST: one of its own
+            after = raw[rst].index
+            if not self.later or self.later[-1].after != after:
+                self.later.append(Elided(after))
+            gone = self.later[-1]
+        self.zeek.feed(raw[self.fed:cut])
+        kept = gone.take(raw, head, cut, self.forwarded)
         self.raw = raw[:head] + kept + raw[cut:]
         self.fed = head + len(kept)
 
@@ -146,8 +168,15 @@ class Connection:
         `carry_on.parts`): the roles and ISNs they do not show are this connection's."""
         part = Connection(self.pk[start:end], self.number)
         part.pk, part.forwarded, part.earlier, part.whole = part.raw, self.forwarded, earlier, self.pk
-        part.zeek, part.elided = self.zeek, self.elided if start == 0 else None
+        part.zeek = self.zeek
         part._roles()
+        lo, hi = part.pk[0].index, part.pk[-1].index
+        for gone in self.gone():           # the middles let go within it: before its first RST, and after
+            if lo <= gone.first <= hi:
+                if part.first_rst is not None and gone.first < part.first_rst.index:
+                    part.elided = gone
+                else:
+                    part.later.append(gone)
         if part.client is None:
             part.client, part.server = self.client, self.server
         if part.client_isn is None:
@@ -209,9 +238,10 @@ class Elided:
     """The middle of a long connection, let go before its first RST (`Connection.elide`): how many packets,
     where they were (after which kept packet, how many), and per sender what they sent."""
 
-    __slots__ = ("count", "first", "gaps", "last_time", "sent", "talker")
+    __slots__ = ("after", "count", "first", "gaps", "last_time", "sent", "talker")
 
-    def __init__(self) -> None:
+    def __init__(self, after: int = -1) -> None:
+        self.after = after                  # the index of the RST it follows (-1: before the first)
         self.count = 0
         self.first = -1                     # the index of the first packet let go
         self.last_time = float("-inf")      # the time of the last

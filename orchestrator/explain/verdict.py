@@ -120,9 +120,9 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         candidates=tuple(Candidate(c.cause, c.why, c.tell) for c in candidates),
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
-        packets=len(conn.pk) + (conn.elided.count if conn.elided is not None else 0), resets=resets,
+        packets=len(conn.pk) + sum(gone.count for gone in conn.gone()), resets=resets,
         conn_state=state, history=history, forged=tuple(f.forged), outlived=conn.carried_on is not None,
-        elided=tuple((int(n), t, t_last) for _, n, t, t_last in conn.elided.gaps) if conn.elided is not None else (),
+        elided=tuple((int(n), t, t_last) for gone in conn.gone() for _, n, t, t_last in gone.gaps),
         segments=tuple(conn.pk))
 
 

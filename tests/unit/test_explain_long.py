@@ -28,7 +28,9 @@ def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: b
     Windows' give-up), `idle` (a FIN from the client after the data, and a quiet spell before the server's
     reset), `stray` (the server's next segment lands 2^30 bytes ahead, beyond any window, and the client
     answers it with a duplicate ACK; then both close with FINs: no RST at all), `stray-first` (the same
-    before the answers), `close` (FINs only). `copies`: each frame twice (a mirror port). `drops`: every
+    before the answers), `close` (FINs only), `injected` (a bare RST "from" the server far outside its
+    sequence space before the answers, which the client drops and the download carries on past, and the
+    client's reset at the end). `copies`: each frame twice (a mirror port). `drops`: every
     5,000th segment follows 100 the capture missed (a jump of 100,000 bytes, as a capture that drops frames
     shows). Returns the frames written."""
     t = 1_700_000_000.0
@@ -56,6 +58,8 @@ def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: b
 
     if ending == "stray-first":
         stray()
+    elif ending == "injected":
+        emit(_segment(SERVER, CLIENT, 80, 40000, s + (1 << 31), 0, RST), 0.01)
     for k in range(segments):
         if drops and k % 5000 == 4999:
             s += 100_000
@@ -63,7 +67,7 @@ def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: b
         s += 1000
         if k % 2:
             emit(_segment(CLIENT, SERVER, 40000, 80, c, s, ACK))
-    if ending == "abort":
+    if ending in ("abort", "injected"):
         emit(_segment(CLIENT, SERVER, 40000, 80, c, s, RST | ACK), 0.01)
     elif ending == "retransmission":
         gap = 0.3
@@ -89,7 +93,7 @@ def _verdicts(path: Path) -> list[dict[str, object]]:
     return [e.as_dict() for e in explain_file(path).explanations]
 
 
-@pytest.mark.parametrize("ending", ["abort", "retransmission", "idle", "stray", "stray-first"])
+@pytest.mark.parametrize("ending", ["abort", "retransmission", "idle", "stray", "stray-first", "injected"])
 @pytest.mark.parametrize("copies", [False, True])
 def test_a_long_connection_reads_as_it_reads_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          ending: str, copies: bool) -> None:
@@ -103,6 +107,11 @@ def test_a_long_connection_reads_as_it_reads_held_whole(tmp_path: Path, monkeypa
     monkeypatch.setattr(facts, "LONG_TAIL", 200)
     cut = _verdicts(path)
     assert cut == whole
+    if ending == "injected":     # two incidents: the RST carried past, then the reset at the end
+        assert len(cut) == 2 and cut[1]["packets"] == 12_001
+        assert any("carried on past this RST" in n for n in cut[0]["notes"])      # type: ignore[attr-defined]
+        assert cut[1]["cause"] == "ambiguous" and "after receiving 8000000 bytes" in str(cut[1]["explanation"])
+        return
     assert len(cut) == 1
     more = {"abort": 1, "retransmission": 15, "idle": 3, "stray": 5, "stray-first": 5}[ending]
     assert cut[0]["packets"] == 4 + 12_000 + more
@@ -133,12 +142,14 @@ def _peak(path: Path) -> int:
     return int(peak)
 
 
-def test_memory_does_not_grow_with_a_connection_s_length(tmp_path: Path) -> None:
-    """20,000 and 200,000 segments of one connection reset at the end (30,000 and 300,000 packets): the
-    peak grows by less than 10 MB (held whole, the 270,000 more packets took 137 MB more)."""
+@pytest.mark.parametrize("ending", ["abort", "injected"])
+def test_memory_does_not_grow_with_a_connection_s_length(tmp_path: Path, ending: str) -> None:
+    """20,000 and 200,000 segments of one connection reset at the end (30,000 and 300,000 packets), and the
+    same after a RST it carried on past: the peak grows by less than 10 MB (held whole, the 270,000 more
+    packets took 137 MB more)."""
     short, long = tmp_path / "short.pcap", tmp_path / "long.pcap"
-    _long(short, 20_000, "abort")
-    _long(long, 200_000, "abort")
+    _long(short, 20_000, ending)
+    _long(long, 200_000, ending)
     small, big = _peak(short), _peak(long)
     assert big - small < 10 * 1024, (small, big)
 
