@@ -42,12 +42,11 @@ from .result import endpoint
 from .zeek import ZeekRow
 
 __all__ = ["COPY", "COPY_WINDOW", "FORWARDED", "KEPT", "Addr", "Connection", "CopyFolder", "Elided", "Facts", "Sent",
-           "connections",
-           "facts_of", "gaps", "seq_end", "stray_at", "stray_facts", "window_offset"]
+           "connections", "facts_of", "gaps", "seq_end", "stray_at", "stray_facts", "window_offset"]
 
 COPY_WINDOW = 0.005       # s: the same segment seen twice this close together is one packet copied
 LONG_HEAD = 500           # a long connection keeps its first packets ...
-LONG_TAIL = 1000          # ... and its last ones before its first RST: the middle is let go (Connection.elide)
+LONG_TAIL = 1000          # ... and its last ones: the middle is let go (Connection.elide) ...
 LONG_AFTER_RST = 500      # ... and the ones right after each RST (where a carry-on shows: carry_on.py)
 LONG_FOLD = 4096          # a long connection's copy folder is pruned of old segments beyond this many
 MAX_WINDOW_SCALE = 14     # RFC 7323: a window field is worth at most 2^14 times itself
@@ -235,8 +234,8 @@ class Sent:
 
 
 class Elided:
-    """The middle of a long connection, let go before its first RST (`Connection.elide`): how many packets,
-    where they were (after which kept packet, how many), and per sender what they sent."""
+    """A middle of a long connection let go (`Connection.elide`), before its first RST or since a later one: how
+    many packets, where they were (after which kept packet, how many), and per sender what they sent."""
 
     __slots__ = ("after", "count", "first", "gaps", "last_time", "sent", "talker")
 
