@@ -23,7 +23,7 @@ import socket
 import struct
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
@@ -203,11 +203,15 @@ class Capture:
 # --- public functions ---------------------------------------------------------
 
 
-def read_capture(path: str | os.PathLike[str]) -> Capture:
-    """Read a pcap or pcapng file; raise CaptureError if it is not a readable capture."""
+def read_capture(path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None) -> Capture:
+    """Read a pcap or pcapng file; raise CaptureError if it is not a readable capture. `progress(done, total)`:
+    the bytes read so far of the file's, a chunk at a time, for a progress display."""
     name = os.fspath(path)
     with open_capture(name) as f:
         reader = PacketReader(f, name)
+        if progress is not None:
+            total = reader.frames.total
+            reader.frames.on_chunk = lambda done: progress(done, total)
         packets = tuple(p for _conn, p in reader)
     return Capture(name, reader.linktype, packets, reader.other, reader.truncated, tuple(reader.icmp))
 

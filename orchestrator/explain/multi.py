@@ -10,7 +10,7 @@ it was last seen (`synpath`). Pure: captures in, explanations out.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ..capture import Capture
@@ -22,12 +22,20 @@ from .synpath import follow_syns
 __all__ = ["explain_points", "settle"]
 
 
-def explain_points(captures: Sequence[Capture], points: Sequence[Point]) -> tuple[Paths, list[CaptureExplanation]]:
+def explain_points(captures: Sequence[Capture], points: Sequence[Point],
+                   progress: Callable[[int, int], None] | None = None) -> tuple[Paths, list[CaptureExplanation]]:
     """Explain each capture (`points[i]` is `captures[i]`'s name, packets and its host's addresses) with
-    the RSTs' paths, and let the points agree on each RST's cause."""
+    the RSTs' paths, and let the points agree on each RST's cause. `progress(done, steps)`: each step done
+    (the paths, then each point's explanation), for a progress display."""
+    steps = len(points) + 1
     paths = rst_paths(points)
-    results = [explain_capture(c, p.addresses, paths.by_point[i]) for i, (c, p) in enumerate(zip(captures, points,
-                                                                                                strict=True))]
+    if progress is not None:
+        progress(1, steps)
+    results: list[CaptureExplanation] = []
+    for i, (c, p) in enumerate(zip(captures, points, strict=True)):
+        results.append(explain_capture(c, p.addresses, paths.by_point[i]))
+        if progress is not None:
+            progress(i + 2, steps)
     return paths, follow_syns(settle(results, [p.name for p in points]), points)
 
 

@@ -110,6 +110,26 @@ def test_progress_is_reported_as_data_up_to_the_total(tmp_path: Path, monkeypatc
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (total, total)
 
 
+def test_several_points_report_their_reading_and_their_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`explain a.pcap b.pcap` reads the files whole and then correlates them: reading reports bytes up to each
+    file's size, a chunk at a time, and explaining the points reports each step (the paths, then each point)."""
+    from orchestrator.explain.multi import explain_points
+    from orchestrator.explain.paths import Point
+
+    path = tmp_path / "c.pcap"
+    _capture(path, 500)
+    monkeypatch.setattr("orchestrator.pcapfile.CHUNK", 4096)
+    seen: list[tuple[int, int]] = []
+    capture = read_capture(path, lambda done, total: seen.append((done, total)))
+    size = path.stat().st_size
+    assert len(seen) > 5 and all(t == size for _, t in seen) and seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    steps: list[tuple[int, int]] = []
+    explain_points([capture, capture], [Point("a", capture.packets), Point("b", capture.packets)],
+                   lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+
+
 def test_the_progress_bar_shows_on_a_terminal_only_and_only_after_the_delay() -> None:
     clock = iter([0.0, 0.5, 2.0, 2.5, 3.0]).__next__
     screen = io.StringIO()
