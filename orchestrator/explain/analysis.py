@@ -25,7 +25,6 @@ from dataclasses import replace
 from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
-from . import facts
 from .carry_on import parts
 from .causes import BY_FAMILY, CLAUSES
 from .causes.lb_idle_reset import PAIR_WINDOW
@@ -193,7 +192,6 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
     in_order = survey.backwards == 0       # else nothing is classified before the end
     no_copies = in_order and survey.copies == 0    # then no connection has a copy to fold either
     margin = max(BATCH_WINDOW, PAIR_WINDOW)   # the farthest another reset's time can reach
-    long_at = facts.LONG_HEAD + 2 * facts.LONG_TAIL     # a connection this long is cut back to its head and tail
     buffers: dict[int, Connection] = {}
     open_resets: dict[int, float] = {}    # connection -> time of its first RST, until it ends
     waiting: list[Facts] = []
@@ -213,7 +211,7 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
             c.arrive(p)
             if conn not in open_resets and p.is_rst:
                 open_resets[conn] = p.time
-        if len(c.raw) >= long_at and not c.held and not survey.opened_by_twin(conn):
+        if len(c.raw) >= c.cut_at and not c.held and not survey.opened_by_twin(conn):
             c.elide(not survey.explained(conn))     # a long connection: its middle is let go
         if p.index == last_index[conn]:
             del buffers[conn]

@@ -61,9 +61,9 @@ def seq_end(p: Packet) -> int:
 class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
-    __slots__ = ("carried_on", "client", "client_isn", "earlier", "elided", "fed", "first_rst", "folder", "forwarded",
-                 "held", "last_rst", "later", "no_copies", "number", "pk", "raw", "resets", "rst_pos", "server",
-                 "server_isn", "whole", "zeek")
+    __slots__ = ("carried_on", "client", "client_isn", "cut_at", "earlier", "elided", "fed", "first_rst", "folder",
+                 "forwarded", "held", "last_rst", "later", "no_copies", "number", "pk", "raw", "resets", "rst_pos",
+                 "server", "server_isn", "whole", "zeek")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -92,6 +92,7 @@ class Connection:
         self.fed = 0
         self.folder: CopyFolder | None = None
         self.held = False                    # never cut back (elide): a stray whose segment is found
+        self.cut_at = LONG_HEAD + 2 * LONG_TAIL   # the length of raw at which `elide` looks again
 
     def prepare(self) -> None:
         """Fold copies, find the roles and the first RST (only for connections of interest)."""
@@ -133,6 +134,7 @@ class Connection:
         kept for a segment that may be out of window) is not cut once that segment is found (`stray_at`): it is
         `held` whole."""
         raw = self.raw
+        self.cut_at = len(raw) + LONG_TAIL      # the next look: after as many packets again as a tail holds
         if self.zeek is None:
             if not self.no_copies:
                 folder = self.folder = CopyFolder()
@@ -161,6 +163,7 @@ class Connection:
         kept = gone.take(raw, head, cut, self.forwarded)
         self.raw = raw[:head] + kept + raw[cut:]
         self.fed = head + len(kept)
+        self.cut_at = len(self.raw) + LONG_TAIL
 
     def part(self, start: int, end: int, earlier: Packet | None = None) -> Connection:
         """The prepared packets pk[start:end] as a connection of their own (one reset incident,

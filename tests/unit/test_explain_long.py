@@ -185,3 +185,30 @@ def test_the_ladder_says_what_was_let_go(tmp_path: Path, monkeypatch: pytest.Mon
     page = explain_page([result])
     assert f"{12_005 - len(e.segments):,} packets of this long connection's middle were not kept" in page
     assert "segments of a long connection not kept" in page      # the ladder's note, in the picture
+
+
+def test_a_connection_that_cannot_be_cut_back_is_not_tried_at_every_packet(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """20,000 copies of one SYN (the same ISN: one connection, all kept, since SYNs are): the connection is
+    looked at again only after as many packets as a tail holds, not at every one (that made a 60,000-SYN
+    flood take 24 s instead of 1.3)."""
+    t = 1_700_000_000.0
+    records = []
+    for _ in range(20_000):
+        t += 0.01                       # apart enough not to be taken for a mirror port's copies
+        frame = _segment(CLIENT, SERVER, 40000, 80, 12345, 0, SYN)
+        records.append(struct.pack("<IIII", int(t), round((t - int(t)) * 1e6), len(frame), len(frame)) + frame)
+    path = tmp_path / "flood.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101) + b"".join(records))
+    looks = 0
+    elide = facts.Connection.elide
+
+    def counted(self: facts.Connection, stray: bool = False) -> None:
+        nonlocal looks
+        looks += 1
+        elide(self, stray)
+
+    monkeypatch.setattr(facts.Connection, "elide", counted)
+    [e] = explain_file(path).explanations
+    assert e.packets == 20_000 and e.elided == ()
+    assert looks <= (20_000 - facts.LONG_HEAD) // facts.LONG_TAIL + 1, looks
