@@ -205,7 +205,7 @@ class Capture:
 
 def read_capture(path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None) -> Capture:
     """Read a pcap or pcapng file; raise CaptureError if it is not a readable capture. `progress(done, total)`:
-    the bytes read so far of the file's, a chunk at a time, for a progress display."""
+    how many of the file's bytes are read, a chunk at a time, for a progress display."""
     name = os.fspath(path)
     with open_capture(name) as f:
         reader = PacketReader(f, name)

@@ -380,7 +380,6 @@ def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
                 for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))],
                 lambda step, steps: show(reading + reading * step // steps, 2 * reading))
     else:
-
         selected = conn is not None or host is not None
         with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:     # --json alone reads only the records
             results = [explain_file(args.files[0], local, progress=show, segments=args.every or selected,
