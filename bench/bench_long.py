@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_capture import _ip4, _tcp
 from bench_explain_vs_tshark import _cell, measure
 
 SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
@@ -34,10 +35,7 @@ _DONE = object()
 
 
 def _segment(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, payload: int = 0) -> bytes:
-    tcp = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags,
-                      65535, 0, 0) + b"x" * payload
-    return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
-                       src.to_bytes(4, "big"), dst.to_bytes(4, "big")) + tcp
+    return _ip4(src.to_bytes(4, "big"), dst.to_bytes(4, "big"), 6, _tcp(sport, dport, seq, ack, flags, b"x" * payload))
 
 
 class _Writer:

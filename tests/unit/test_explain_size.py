@@ -6,7 +6,6 @@ import gc
 import io
 import json
 import os
-import struct
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +25,7 @@ from orchestrator.explain.paths import Point
 from orchestrator.explain.store import Chosen, Explanations, chosen_of
 from orchestrator.report.explain_console import print_explanations
 from orchestrator.report.explain_html import explain_page
-from tests.unit.test_stream import CAPTURES, _segment
+from tests.unit.test_stream import CAPTURES, _raw_pcap, _record, _segment
 
 SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
 
@@ -41,8 +40,7 @@ def _capture(path: Path, connections: int, exchanges: int = 1) -> int:
     def emit(frame: bytes, dt: float = 0.001) -> None:
         nonlocal t
         t += dt
-        sec, usec = int(t), round((t - int(t)) * 1e6)
-        records.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+        records.append(_record(t, frame))
 
     for k in range(connections):
         port = 1024 + k % 60000
@@ -71,8 +69,7 @@ def _capture(path: Path, connections: int, exchanges: int = 1) -> int:
             emit(_segment(client, server, port, 80, c + 201, s + 301, FIN | ACK))
             emit(_segment(server, client, 80, port, s + 301, c + 202, FIN | ACK))
             emit(_segment(client, server, port, 80, c + 202, s + 302, ACK))
-    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101) + b"".join(records))
-    return len(records)
+    return _raw_pcap(path, records)
 
 
 def _console(result: object, every: bool) -> str:

@@ -40,6 +40,18 @@ def _segment(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, fla
                        src.to_bytes(4, "big"), dst.to_bytes(4, "big")) + tcp
 
 
+def _record(t: float, frame: bytes) -> bytes:
+    """One pcap record: the frame stamped `t` (epoch seconds, to the microsecond)."""
+    sec, usec = int(t), round((t - int(t)) * 1e6)
+    return struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame
+
+
+def _raw_pcap(path: Path, records: list[bytes]) -> int:
+    """Write a pcap of raw IPv4 frames (link type 101) from its records; return how many there are."""
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101) + b"".join(records))
+    return len(records)
+
+
 def _capture(path: Path, exchanges: int, connections: int = 10) -> int:
     """A raw-IP pcap of `connections` long connections, each `exchanges` data segments and
     acknowledgments, then a FIN; and one connection reset after its handshake."""
@@ -50,8 +62,7 @@ def _capture(path: Path, exchanges: int, connections: int = 10) -> int:
     def emit(frame: bytes) -> None:
         nonlocal t
         t += 0.001
-        sec, usec = int(t), round((t - int(t)) * 1e6)
-        records.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
+        records.append(_record(t, frame))
 
     for port in range(40000, 40000 + connections):
         c, s = port * 1000, port * 7000
@@ -69,8 +80,7 @@ def _capture(path: Path, exchanges: int, connections: int = 10) -> int:
     emit(_segment(server, client, 80, 50000, 9, 6, SYN | ACK))
     emit(_segment(client, server, 50000, 80, 6, 10, ACK))
     emit(_segment(server, client, 80, 50000, 10, 6, RST | ACK))
-    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101) + b"".join(records))
-    return len(records)
+    return _raw_pcap(path, records)
 
 
 def _peak(path: Path) -> tuple[int, int]:
