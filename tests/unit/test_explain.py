@@ -9,7 +9,6 @@ come from variants run with scenario files of their own.
 from __future__ import annotations
 
 import ast
-import inspect
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ from typing import cast
 import pytest
 
 from orchestrator.capture import Capture, Packet, format_packet, read_capture
+from orchestrator.compiled import source_of
 from orchestrator.encap import IcmpError
 from orchestrator.explain import (
     AMBIGUOUS,
@@ -635,7 +635,7 @@ def test_bare_rst_for_a_forgotten_connection_is_ambiguous_from_the_client() -> N
 
 def _can_be_candidate(cause: Cause) -> bool:
     """Whether the cause module builds a Finding not marked decided=True (a candidate when others fit)."""
-    calls = [n for n in ast.walk(ast.parse(inspect.getsource(cast(ModuleType, cause))))
+    calls = [n for n in ast.walk(ast.parse(Path(source_of(cast(ModuleType, cause))).read_text()))
              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Finding"]
     return any(not any(k.arg == "decided" and isinstance(k.value, ast.Constant) and k.value.value is True
                        for k in c.keywords) for c in calls)
