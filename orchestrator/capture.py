@@ -54,6 +54,7 @@ __all__ = [
     "ConnectionLog",
     "Packet",
     "PacketReader",
+    "capture_size",
     "format_packet",
     "open_capture",
     "parse_capture_bytes",
@@ -234,6 +235,15 @@ def open_capture(name: str) -> Iterator[BinaryIO]:
             yield f
         except OSError as e:
             raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
+
+
+def capture_size(name: str) -> int:
+    """A capture file's size in bytes (what reading it counts for progress), 0 when it cannot be read:
+    opening it then says why."""
+    try:
+        return os.path.getsize(name)
+    except OSError:
+        return 0
 
 
 def parse_capture_bytes(data: bytes, name: str = "<bytes>") -> Capture:

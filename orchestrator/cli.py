@@ -359,26 +359,18 @@ def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     paths = None                     # every file is explained before anything prints
     from .report.reading import ReadingProgress
 
-    if len(args.files) > 1:          # several points are correlated in memory; one file is streamed
-        from .capture import read_capture
-        from .explain.multi import explain_points
-        from .explain.paths import Point, point_names
+    if len(args.files) > 1:          # several points: each file read four times, correlated, explained
+        from .explain.multi import explain_point_files
+        from .explain.paths import point_names
         from .report.results_folder import capture_host
 
         for i, name in enumerate(args.files):
             lab = capture_host(Path(name))          # a lab run's pcap: its result.json names its host's address
             if lab is not None and not own[i]:
                 own[i] = [lab[1]]
-        sizes = [_size(name) for name in args.files]
-        reading = sum(sizes) or 1
         with ReadingProgress(_stderr(ctx.err), f"{len(args.files)} capture points") as show:
-            # one bar: reading the files is its first half, in bytes; correlating and explaining the second
-            captures = [read_capture(name, _shifted(show, sum(sizes[:i]), 2 * reading))
-                        for i, name in enumerate(args.files)]
-            paths, results = explain_points(captures, [
-                Point(name, c.packets, frozenset(local + own[i]))
-                for i, (name, c) in enumerate(zip(point_names(args.files), captures, strict=True))],
-                lambda step, steps: show(reading + reading * step // steps, 2 * reading))
+            paths, results = explain_point_files(args.files, point_names(args.files),
+                                                 [frozenset(local + own[i]) for i in range(len(args.files))], show)
     else:
         selected = conn is not None or host is not None
         with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:     # --json alone reads only the records
@@ -421,21 +413,6 @@ def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     else:
         ctx.report.explanations(shown, every=args.every, paths=paths, selection=selection)
     return ExitStatus.OK
-
-
-def _shifted(show: Callable[[int, int], None], base: int, total: int) -> Callable[[int, int], None]:
-    """A progress callback for one part of a bigger job: its `done` counts from `base`, out of `total`."""
-    def update(done: int, _part: int) -> None:
-        show(base + done, total)
-    return update
-
-
-def _size(name: str) -> int:
-    """A file's size in bytes, 0 when it cannot be read (reading it then says why)."""
-    try:
-        return os.path.getsize(name)
-    except OSError:
-        return 0
 
 
 def _address_arg(flag: str, text: str | None) -> str | None:

@@ -20,9 +20,9 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from ..capture import Capture, ConnectionLog, Packet, PacketReader, open_capture
+from ..capture import Capture, ConnectionLog, Packet, PacketReader, capture_size, open_capture
 from ..connections import ConnectionTracker
 from ..encap import IcmpError
 from .carry_on import parts
@@ -39,7 +39,8 @@ from .store import SPILL_AFTER, Explanations
 from .survey import Survey
 from .verdict import Finding, explanation
 
-__all__ = ["Progress", "explain_capture", "explain_file", "explain_packets", "few_collections"]
+__all__ = ["Progress", "Surveyed", "explain_capture", "explain_file", "explain_packets", "explain_surveyed", "few_collections",
+           "survey_file"]
 
 Progress = Callable[[int, int], None]     # (bytes done, bytes in all) of both passes
 CHECK_EVERY = 1 << 12                     # packets between looks at the resets waiting for a verdict
@@ -64,6 +65,42 @@ def few_collections() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
+@dataclass
+class Surveyed:
+    """A capture file's first pass: its survey, each frame's connection number (`log`, a temporary file:
+    `close` it), and what the reader counted."""
+
+    name: str
+    survey: Survey
+    log: ConnectionLog
+    other: int                 # frames that were not TCP
+    truncated: bool
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def survey_file(name: str, progress: Callable[[int], None] | None = None) -> Surveyed:
+    """Read a capture file once, a chunk at a time: its survey and its frames' connection numbers (raises
+    CaptureError for a file that is not a capture). `progress(done)`: bytes read so far."""
+    survey = Survey()
+    log = ConnectionLog()
+    try:
+        with open_capture(name) as f:
+            reader = PacketReader(f, name, log=log)
+            if progress is not None:
+                reader.frames.on_chunk = progress
+            survey.take(reader)
+        survey.icmp = tuple(reader.icmp)
+        if survey.twin_ends():
+            with open_capture(name) as f:
+                _mark_opened(survey, PacketReader(f, name))
+    except BaseException:
+        log.close()
+        raise
+    return Surveyed(name, survey, log, reader.other, reader.truncated)
+
+
 def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = (),
                  progress: Progress | None = None, spill_after: int = SPILL_AFTER,
                  segments: bool = True, json: bool = False, verdicts: bool = True) -> CaptureExplanation:
@@ -74,31 +111,35 @@ def explain_file(path: str | os.PathLike[str], local_addresses: Iterable[str] = 
     text if `json` (`CaptureExplanation.json_lines` then reads that, not the verdicts), and as nothing else
     unless `verdicts` (for `--json` alone: reading a spilled one as an `Explanation` then raises LookupError)."""
     name = os.fspath(path)
-    survey = Survey()
-    log = ConnectionLog()
+    total = 2 * capture_size(name)
+    first = survey_file(name, None if progress is None else lambda done: progress(done, total))
+    survey = first.survey
     try:
         with open_capture(name) as f:
-            reader = PacketReader(f, name, log=log)
-            total = 2 * reader.frames.total
-            if progress is not None:
-                reader.frames.on_chunk = lambda done: progress(done, total)
-            survey.take(reader)
-        survey.icmp = tuple(reader.icmp)
-        if survey.twin_ends():
-            with open_capture(name) as f:
-                _mark_opened(survey, PacketReader(f, name))
-        with open_capture(name) as f:
-            second = PacketReader(f, name, wanted=survey.wanted(), known=log)
+            second = PacketReader(f, name, wanted=survey.wanted(), known=first.log)
             if progress is not None:
                 second.frames.on_chunk = lambda done: progress(total // 2 + done, total)
             explanations = _second_pass(survey, frozenset(local_addresses), second,
                                         store=Explanations(spill_after, SCAN_PORTS, segments,
                                                            (survey.t0 or 0.0) if json else None, verdicts or not json))
     finally:
-        log.close()
+        first.close()
     if progress is not None:
         progress(total, total)
-    return CaptureExplanation(name, survey.packets, reader.other, reader.truncated, survey.connections,
+    return _explained(first, explanations)
+
+
+def explain_surveyed(first: Surveyed, local_addresses: Iterable[str], packets: Numbered,
+                     paths: Mapping[int, RstPath] | None = None) -> CaptureExplanation:
+    """Explain a file from its first pass and the packets of (at least) its connections worth explaining,
+    numbered as it numbered them; the verdicts are kept in memory. `paths`: see `explain_capture`."""
+    return _explained(first, tuple(_second_pass(first.survey, frozenset(local_addresses), packets, paths)))
+
+
+def _explained(first: Surveyed, explanations: Sequence[Explanation]) -> CaptureExplanation:
+    """A file's explanations, with what its first pass counted."""
+    survey = first.survey
+    return CaptureExplanation(first.name, survey.packets, first.other, first.truncated, survey.connections,
                               survey.t0 or 0.0, survey.end_time(), explanations, tuple(capture_notes(survey)))
 
 

@@ -16,13 +16,13 @@ segment (in, then out). Pure: packets in, groups out.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from ..capture import FLAG_BITS, Packet
 from .facts import COPY_WINDOW, Addr, Connection, connections
 
-__all__ = ["Group", "Hosting", "Node", "Point", "SegmentKey", "correlate", "segment_key"]
+__all__ = ["Group", "Hosting", "Node", "Point", "SegmentKey", "correlate", "hosting", "hosting_of", "segment_key"]
 
 SegmentKey = tuple[int, int, int, int]     # seq, ack (0 without ACK), flags (F S R A), payload length
 _CORE_FLAGS = 0x01 | 0x02 | 0x04 | 0x10    # PSH, URG and ECN bits may be changed on the way
@@ -87,10 +87,15 @@ def hosting(point: Point, wanted: Container[SegmentKey] = ()) -> Hosting:
     """A segment that came in and left again within COPY_WINDOW (its addresses rewritten or not) was
     forwarded; an outgoing one that did not come in first was sent by the capture host itself. The
     packets forwarded are kept for the `wanted` segments only (a router's capture forwards them all)."""
-    out = Hosting(own=set(point.addresses))
+    return hosting_of(point.packets, point.addresses, wanted)
+
+
+def hosting_of(packets: Iterable[Packet], addresses: Set[str], wanted: Container[SegmentKey] = ()) -> Hosting:
+    """`hosting` of a point's packets as they are read (every one of the file, in order)."""
+    out = Hosting(own=set(addresses))
     came_in: dict[SegmentKey, Packet] = {}
     recent: deque[tuple[float, SegmentKey]] = deque()
-    for p in point.packets:
+    for p in packets:
         if p.direction is None:
             continue                   # no direction recorded (not a Linux cooked capture): nothing to tell
         while recent and p.time - recent[0][0] > COPY_WINDOW:
@@ -109,14 +114,16 @@ def hosting(point: Point, wanted: Container[SegmentKey] = ()) -> Hosting:
                     out.forwarded.update((q.index, p.index))
             elif not p.is_rst:
                 out.own.add(p.src)
-    out.own -= out.transit - set(point.addresses)
+    out.own -= out.transit - set(addresses)
     return out
 
 
-def correlate(points: Sequence[Point]) -> tuple[list[Group], list[Hosting]]:
+def correlate(points: Sequence[Point], hosts: Sequence[Hosting] | None = None) -> tuple[list[Group], list[Hosting]]:
     """Every connection that holds a RST, with the other legs of it (at other points, or the other side of
     a NAT at the same point), and what each point's host did (its own and forwarded addresses). Only the
-    connections that share a segment with one that holds a RST are looked at closely."""
+    connections that share a segment with one that holds a RST are looked at closely. `hosts`: what each
+    point's host did, found as its file was read (its `packets` then need hold only the connections that
+    hold a RST or share a segment with one, each whole)."""
     per_point = [connections(point.packets) for point in points]
     wanted: set[SegmentKey] = {segment_key(p) for conns in per_point for c in conns if c.has_reset for p in c.raw}
     nodes: list[Node] = []
@@ -125,7 +132,8 @@ def correlate(points: Sequence[Point]) -> tuple[list[Group], list[Hosting]]:
             if c.has_reset or any(segment_key(p) in wanted for p in c.raw):
                 c.prepare()
                 nodes.append(Node(i, c))
-    hosts = [hosting(point, wanted) for point in points]
+    if hosts is None:
+        hosts = [hosting(point, wanted) for point in points]
     holders: dict[SegmentKey, list[tuple[int, Packet]]] = defaultdict(list)
     for n, node in enumerate(nodes):
         seen: set[SegmentKey] = set()
@@ -165,7 +173,7 @@ def correlate(points: Sequence[Point]) -> tuple[list[Group], list[Hosting]]:
     out = [g for g in groups.values() if any(n.conn.first_rst is not None for n in g.nodes)]
     for g in out:
         _roles(g)
-    return out, hosts
+    return out, list(hosts)
 
 
 def _crowded(found: list[tuple[int, Packet]], nodes: list[Node]) -> bool:

@@ -6,37 +6,117 @@ on each RST: one point may see what decides its cause (the sender's own
 retransmissions, the proxy's two connections) while another, that saw only
 part of it, lists that cause among its candidates or has none; those take the
 deciding point's verdict, and say so. An unanswered SYN is followed too: where
-it was last seen (`synpath`). Pure: captures in, explanations out.
+it was last seen (`synpath`). `explain_points` takes captures in memory;
+`explain_point_files` reads files a chunk at a time, as `analysis.explain_file`
+does one, and says the same.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-from ..capture import Capture
-from .analysis import explain_capture
+from ..capture import Capture, Packet, PacketReader, capture_size, open_capture
+from .analysis import Surveyed, explain_capture, explain_surveyed, survey_file
+from .correlate import Hosting, SegmentKey, hosting_of, segment_key
 from .paths import Paths, Point, rst_paths
 from .result import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
 from .synpath import follow_syns
 
-__all__ = ["explain_points", "settle"]
+__all__ = ["explain_point_files", "explain_points", "settle"]
+
+PASSES = 4          # explain_point_files reads each file this many times
 
 
-def explain_points(captures: Sequence[Capture], points: Sequence[Point],
-                   progress: Callable[[int, int], None] | None = None) -> tuple[Paths, list[CaptureExplanation]]:
+def explain_points(captures: Sequence[Capture], points: Sequence[Point]) -> tuple[Paths, list[CaptureExplanation]]:
     """Explain each capture (`points[i]` is `captures[i]`'s name, packets and its host's addresses) with
-    the RSTs' paths, and let the points agree on each RST's cause. `progress(done, steps)`: each step done
-    (the paths, then each point's explanation), for a progress display."""
-    steps = len(points) + 1
+    the RSTs' paths, and let the points agree on each RST's cause."""
     paths = rst_paths(points)
-    if progress is not None:
-        progress(1, steps)
-    results: list[CaptureExplanation] = []
-    for i, (c, p) in enumerate(zip(captures, points, strict=True)):
-        results.append(explain_capture(c, p.addresses, paths.by_point[i]))
-        if progress is not None:
-            progress(i + 2, steps)
+    results = [explain_capture(c, p.addresses, paths.by_point[i]) for i, (c, p) in enumerate(zip(captures, points, strict=True))]
     return paths, follow_syns(settle(results, [p.name for p in points]), points)
+
+
+def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: Sequence[frozenset[str]],
+                        progress: Callable[[int, int], None] | None = None) -> tuple[Paths, list[CaptureExplanation]]:
+    """`explain_points` of capture files, each read a chunk at a time, four times, instead of whole: what is
+    held is the packets of the connections worth explaining and of those that share a segment with one
+    holding a RST (at any point), not every packet. Raises CaptureError for a file that is not a capture.
+
+    1. Each file's survey and its frames' connection numbers (`analysis.survey_file`).
+    2. The segments of every connection that holds a RST, at any point.
+    3. Each file whole again: its connections that share one of those segments, what its host did
+       (`correlate.hosting_of`) and its SYNs (`synpath`).
+    4. The packets of its connections worth explaining or sharing such a segment: a `Point` that
+       `rst_paths` correlates as it would the whole file; each point is then explained from its survey.
+
+    `progress(done, total)`: bytes of the four passes, then the paths and each point's explanation."""
+    sizes = [capture_size(name) for name in files]
+    reading = PASSES * sum(sizes) or 1
+    steps = len(files) + 1
+    total = reading + steps
+
+    def shifted(base: int) -> Callable[[int], None] | None:
+        return None if progress is None else lambda done: progress(base + done, total)
+
+    done = 0
+    firsts: list[Surveyed] = []
+    try:
+        for name, size in zip(files, sizes, strict=True):
+            firsts.append(survey_file(name, shifted(done)))
+            done += size
+        rst_keys: set[SegmentKey] = set()
+        for first, size in zip(firsts, sizes, strict=True):
+            rst_keys.update(segment_key(p) for _, p in _read(first, first.survey.reset_mask(), shifted(done)))
+            done += size
+        hosts: list[Hosting] = []
+        syns: list[list[Packet]] = []
+        wanted: list[bytearray] = []
+        for first, own, size in zip(firsts, addresses, sizes, strict=True):
+            shares = first.survey.wanted()          # worth explaining, or (marked as read) sharing a RST's segment
+            syns.append([])
+            hosts.append(hosting_of(_sharing(_read(first, None, shifted(done)), rst_keys, shares, syns[-1]), own,
+                                    rst_keys))
+            wanted.append(shares)
+            done += size
+        kept: list[list[tuple[int, Packet]]] = []
+        for first, mask, size in zip(firsts, wanted, sizes, strict=True):
+            kept.append(list(_read(first, mask, shifted(done))))
+            done += size
+    finally:
+        for first in firsts:
+            first.close()
+    del rst_keys
+    points = [Point(name, [p for _, p in packets], own) for name, packets, own in zip(names, kept, addresses, strict=True)]
+    paths = rst_paths(points, hosts)
+    if progress is not None:
+        progress(reading + 1, total)
+    results: list[CaptureExplanation] = []
+    for i, (first, own) in enumerate(zip(firsts, addresses, strict=True)):
+        results.append(explain_surveyed(first, own, kept[i], paths.by_point[i]))
+        kept[i] = []
+        if progress is not None:
+            progress(reading + i + 2, total)
+    return paths, follow_syns(settle(results, names), points, hosts, syns)
+
+
+def _read(first: Surveyed, wanted: bytearray | None, progress: Callable[[int], None] | None) -> Iterator[tuple[int, Packet]]:
+    """The file's packets of the `wanted` connections (all with None), numbered as its survey numbered them."""
+    with open_capture(first.name) as f:
+        reader = PacketReader(f, first.name, wanted=wanted, known=first.log)
+        if progress is not None:
+            reader.frames.on_chunk = progress
+        yield from reader
+
+
+def _sharing(packets: Iterator[tuple[int, Packet]], keys: set[SegmentKey], shares: bytearray,
+             syns: list[Packet]) -> Iterator[Packet]:
+    """The packets, passed on; marks in `shares` the connections with a segment in `keys`, and keeps the SYNs
+    without ACK in `syns`."""
+    for conn, p in packets:
+        if not shares[conn] and segment_key(p) in keys:
+            shares[conn] = 1
+        if p.is_syn and not p.has_ack:
+            syns.append(p)
+        yield p
 
 
 def settle(results: Sequence[CaptureExplanation], names: Sequence[str]) -> list[CaptureExplanation]:

@@ -108,9 +108,10 @@ def point_names(files: Sequence[str]) -> list[str]:
     return [s if stems.count(s) == 1 else f for s, f in zip(stems, files, strict=True)]
 
 
-def rst_paths(points: Sequence[Point]) -> Paths:
-    """Follow every RST of the connections the points share (see the module docstring)."""
-    groups, hosts = correlate(points)
+def rst_paths(points: Sequence[Point], hosts: Sequence[Hosting] | None = None) -> Paths:
+    """Follow every RST of the connections the points share (see the module docstring); `hosts`: see
+    `correlate`."""
+    groups, hosts = correlate(points, hosts)
     names = [p.name for p in points]
     found: list[PathConnection] = []
     per_point: list[dict[int, RstPath]] = [{} for _ in points]

@@ -294,6 +294,10 @@ class Survey:
         return bytearray(1 if b & (_RST | _STRAY | _OPENED) or not b & _MORE_THAN_SYNS
                          or b & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN else 0 for b in self.flags)
 
+    def reset_mask(self) -> bytearray:
+        """Per connection, 1 when it holds a RST."""
+        return bytearray(1 if b & _RST else 0 for b in self.flags)
+
     def explained(self, conn: int) -> bool:
         """The connection holds a RST, or only SYNs, or only SYNs and SYN/ACKs (a handshake never
         completed); else it is kept as a possible stray or twin."""

@@ -12,7 +12,7 @@ explanations and points in, explanations out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from ..capture import Packet
@@ -23,16 +23,21 @@ from .result import SILENT_DROP, CaptureExplanation, Explanation
 __all__ = ["follow_syns"]
 
 
-def follow_syns(results: Sequence[CaptureExplanation], points: Sequence[Point]) -> list[CaptureExplanation]:
-    """Each point's unanswered SYNs, with where along the path the SYN was last seen."""
+def follow_syns(results: Sequence[CaptureExplanation], points: Sequence[Point],
+                hosts: Sequence[Hosting] | None = None,
+                point_syns: Sequence[Iterable[Packet]] | None = None) -> list[CaptureExplanation]:
+    """Each point's unanswered SYNs, with where along the path the SYN was last seen. `hosts` and `point_syns`
+    (each point's SYNs without ACK): found as the files were read, where `points` hold only some packets."""
     if len(points) < 2 or not any(e.cause == SILENT_DROP for r in results for e in r.explanations):
         return list(results)
-    hosts = [hosting(p) for p in points]
+    if hosts is None:
+        hosts = [hosting(p) for p in points]
+    if point_syns is None:
+        point_syns = [(p for p in point.packets if p.is_syn and not p.has_ack) for point in points]
     syns: dict[int, list[tuple[int, Packet]]] = defaultdict(list)      # ISN -> (point, SYN)
-    for i, point in enumerate(points):
-        for p in point.packets:
-            if p.is_syn and not p.has_ack:
-                syns[p.seq].append((i, p))
+    for i, found in enumerate(point_syns):
+        for p in found:
+            syns[p.seq].append((i, p))
     out: list[CaptureExplanation] = []
     for r in results:
         changed = [_followed(e, syns, points, hosts) if e.cause == SILENT_DROP and e.segments else e

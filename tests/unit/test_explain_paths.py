@@ -453,3 +453,21 @@ def test_cli_at_must_name_one_of_the_files_and_a_file_comes_once() -> None:
     assert_one_line_error(cli("explain", "--at", "nosuch.pcap=10.0.0.1", good, other), "not one of the files")
     assert_one_line_error(cli("explain", "--at", f"{other}=server", good, other), "--at")
     assert_one_line_error(cli("explain", good, good), "given twice")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_files_read_a_chunk_at_a_time_explain_as_the_points_read_whole(scenario: str) -> None:
+    """`explain_point_files` (what the command runs: each file read four times, only the connections worth
+    explaining or sharing a RST's segment held) says what `explain_points` says of the captures read whole."""
+    from orchestrator.explain.multi import explain_point_files
+
+    points, captures = _points(scenario)
+    whole_paths, whole = explain_points(captures, points)
+    paths, read = explain_point_files([c.path for c in captures], [p.name for p in points],
+                                      [p.addresses for p in points])
+    assert paths == whole_paths
+    for a, b in zip(read, whole, strict=True):
+        assert (a.path, a.packets, a.other, a.connections, a.t0, a.end, a.notes) == \
+               (b.path, b.packets, b.other, b.connections, b.t0, b.end, b.notes)
+        assert list(a.json_lines()) == list(b.json_lines())
+        assert [e.segments for e in a.explanations] == [e.segments for e in b.explanations]

@@ -121,23 +121,42 @@ def test_progress_is_reported_as_data_up_to_the_total(tmp_path: Path, monkeypatc
 
 
 def test_several_points_report_their_reading_and_their_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`explain a.pcap b.pcap` reads the files whole and then correlates them: reading reports bytes up to each
-    file's size, a chunk at a time, and explaining the points reports each step (the paths, then each point)."""
-    from orchestrator.explain.multi import explain_points
-    from orchestrator.explain.paths import Point
+    """`explain a.pcap b.pcap` reads each file four times and then explains the points: one progress, in bytes up
+    to four times the files' sizes, a chunk at a time, then a step for the paths and one for each point."""
+    from orchestrator.explain.multi import PASSES, explain_point_files
 
     path = tmp_path / "c.pcap"
     _capture(path, 500)
     monkeypatch.setattr("orchestrator.pcapfile.CHUNK", 4096)
     seen: list[tuple[int, int]] = []
-    capture = read_capture(path, lambda done, total: seen.append((done, total)))
-    size = path.stat().st_size
-    assert len(seen) > 5 and all(t == size for _, t in seen) and seen[-1] == (size, size)
+    explain_point_files([str(path), str(path)], ["a", "b"], [frozenset(), frozenset()],
+                        lambda done, total: seen.append((done, total)))
+    reading = PASSES * 2 * path.stat().st_size
+    total = reading + 3
+    assert len(seen) > 4 * PASSES * 2 and all(t == total for _, t in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
-    steps: list[tuple[int, int]] = []
-    explain_points([capture, capture], [Point("a", capture.packets), Point("b", capture.packets)],
-                   lambda done, total: steps.append((done, total)))
-    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert [d for d, _ in seen if d > reading] == [reading + 1, reading + 2, reading + 3]
+
+
+def test_several_points_are_read_a_chunk_at_a_time_too(tmp_path: Path) -> None:
+    """Two captures of 60,000 packets of long connections and one reset: `explain a.pcap b.pcap` holds the
+    packets of the connections worth explaining or sharing a segment with a RST, and takes the memory one file
+    does, and a little more for the second file's survey (read whole, the two took 54 MB traced)."""
+    from orchestrator.explain.multi import explain_point_files
+
+    big, copy = tmp_path / "big.pcap", tmp_path / "copy.pcap"
+    n = _capture(big, 3000)
+    copy.write_bytes(big.read_bytes())
+    tracemalloc.start()
+    try:
+        paths, results = explain_point_files([str(big), str(copy)], ["a", "b"], [frozenset(), frozenset()])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    bound = 4 * pcapfile.CHUNK + 3 * 1024 * 1024 + 11 * 16 * 1024     # one file's (above), and 1 MiB
+    assert peak < bound, (peak, bound)
+    assert [r.packets for r in results] == [n, n] and paths.matched == 1
+    assert sorted(s.point for r in paths.connections[0].resets for s in r.seen) == ["a", "b"]
 
 
 def test_the_progress_bar_shows_on_a_terminal_only_and_only_after_the_delay() -> None:
