@@ -1,33 +1,60 @@
 """Which of the package's modules run compiled, and the one rule that keeps a stale copy from running.
 
-`setup.py` compiles the explain engine with Cython where it can (`pip install -e .`), leaving each
-compiled module beside its .py, where Python's import prefers it. A checkout edited or updated since
-would then run the old code: `SourceFirst` loads a module from its .py wherever that is newer than
-its compiled copy, and everywhere when RSTLAB_PURE is set (to compare the two, or to profile the
-Python). `orchestrator/__init__.py` installs it before any other module of the package is imported.
+`setup.py` compiles the explain engine with Cython where it can (`pip install .` or `-e .`), leaving
+each compiled module beside its .py, where Python's import prefers it, and records the SHA-256 of
+each source it compiled in `compiled.json` beside this file. A checkout edited or updated since would
+run the old code: `SourceFirst` loads a module from its .py wherever the .py is not the source its
+compiled copy was built from, and everywhere when RSTLAB_PURE is set (to compare the two, or to
+profile the Python). `orchestrator/__init__.py` installs it before any other module of the package
+is imported.
 """
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from importlib.abc import MetaPathFinder
+from collections.abc import Mapping, Sequence
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
 from importlib.util import spec_from_file_location
 from types import ModuleType
 
-__all__ = ["PURE_VARIABLE", "SourceFirst", "compiled_modules", "install", "source_of"]
+__all__ = ["PURE_VARIABLE", "RECORD", "SourceFirst", "compiled_modules", "install", "source_digest", "source_of"]
 
 PURE_VARIABLE = "RSTLAB_PURE"
 PACKAGE = __name__.rpartition(".")[0]
+RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compiled.json")   # module -> its source's digest
 
 
-class SourceFirst(MetaPathFinder):
-    """Finds this package's modules that have a compiled copy; gives the .py's spec where that copy must not
-    run (older than the .py, or `pure`), and leaves every other module to the usual finders."""
+def source_digest(path: str) -> str:
+    """The SHA-256 of a source file, as the build records it (hashlib and json are imported when first
+    needed: a command that imports no compiled module does not pay for them)."""
+    import hashlib
 
-    def __init__(self, pure: bool) -> None:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class SourceFirst:
+    """An import finder (ahead of the usual ones) for this package's modules that have a compiled copy: gives
+    the .py's spec where that copy must not run (built from another source, or `pure`), and leaves every other
+    module to the usual finders. `built`: module name -> digest of the source compiled (by default read from
+    `RECORD` when first needed)."""
+
+    def __init__(self, pure: bool, built: Mapping[str, str] | None = None) -> None:
         self.pure = pure
+        self._built = built
+
+    @property
+    def built(self) -> Mapping[str, str]:
+        if self._built is None:
+            import json
+
+            try:
+                with open(RECORD, encoding="utf-8") as f:
+                    self._built = json.load(f)
+            except (OSError, ValueError):
+                self._built = {}      # nothing compiled, or a record unreadable: no compiled copy is trusted
+        assert self._built is not None
+        return self._built
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
         if not fullname.startswith(PACKAGE + ".") or not path:
@@ -35,18 +62,12 @@ class SourceFirst(MetaPathFinder):
         leaf = fullname.rpartition(".")[2]
         for folder in path:
             source = os.path.join(folder, leaf + ".py")
-            try:
-                source_time = os.stat(source).st_mtime_ns
-            except OSError:
+            if not os.path.exists(source):
                 continue
-            for suffix in EXTENSION_SUFFIXES:
-                try:
-                    built_time = os.stat(os.path.join(folder, leaf + suffix)).st_mtime_ns
-                except OSError:
-                    continue
-                if self.pure or source_time > built_time:
-                    return spec_from_file_location(fullname, source)
+            if not any(os.path.exists(os.path.join(folder, leaf + suffix)) for suffix in EXTENSION_SUFFIXES):
                 return None
+            if self.pure or self.built.get(fullname) != source_digest(source):
+                return spec_from_file_location(fullname, source)
             return None
         return None
 
