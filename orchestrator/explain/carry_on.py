@@ -25,7 +25,7 @@ part does not show are the connection's, and so is its Zeek conn.log row.
 Apart from its neighbours: RSTs that answer segments still in flight, a
 firewall's later RSTs for a flow it saw closed, a flood of 1,333 RSTs and
 nothing else (w25) show no carry-on, and stay notes of one verdict
-(`verdict.answer_segments`, `origin.later_forged`). A flood the connection
+(`verdict.answered_segments`, `origin.later_forged`). A flood the connection
 survives, the same RST again and again (one sender, flags and TTL, as a blind
 injector sends them), carried on past each time, is one incident too: a repeat
 of the part's first RST joins it when the connection carried on past it as

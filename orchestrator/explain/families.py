@@ -122,6 +122,11 @@ def _abort_sentence(f: Facts, ids: list[str], clauses: tuple[tuple[str, str], ..
                 "with the connection still queued, or the application accepted it and closed it "
                 + ("with the data unread" if n else "abortively") + more
                 + "; the wire looks the same in every case.")
+    if f.y_data_acked == 0 and not f.handshake:      # what it received before the capture began is not in it
+        return (f"{x} reset the connection instead of closing it with FIN, and the capture, which starts "
+                "mid-connection, holds no data it received: it closed with data still unread from before, or it "
+                "aborted on purpose (SO_LINGER {1, 0})" + more + "; each sends this same RST, and the peer sees "
+                "ECONNRESET.")
     if f.y_data_acked == 0:
         return (f"{x} reset the connection instead of closing it with FIN, with nothing left to read: it "
                 "aborted on purpose (SO_LINGER {1, 0})" + more + "; each sends this same RST, and the peer "

@@ -97,8 +97,12 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         forged = later_forged(f)
         if resets == len(conn.pk):
             notes.append(f"{more}, and the capture holds nothing else of this connection")
-        elif not forged and answer_segments(conn.pk, conn.rst_pos):
-            notes.append(f"{more} (answers to segments still on their way)")
+        elif not forged and (answered := answered_segments(conn.pk, conn.rst_pos)):
+            if all(p.is_syn and not p.has_ack for p in answered):
+                notes.append(f"{more}, each answering the SYN sent again: the client retried the connect it was "
+                             "refused, as Windows does (twice, 0.5 s apart), where Linux fails it at once")
+            else:
+                notes.append(f"{more} (answers to segments still on their way)")
         else:
             notes.append(more)        # forged on the path, or crafted by the sender: other notes say which
         notes += forged
@@ -133,15 +137,17 @@ def port_side(sender: tuple[str, int], peer: tuple[str, int]) -> str | None:
     return None if mine == theirs else "server" if mine else "client"
 
 
-def answer_segments(pk: list[Packet], first: int) -> bool:
-    """Whether each RST after the one at `first` answers a segment: the last packet before it that is not
-    a RST is its sender's peer's (a segment still on its way when the first RST left). A RST that follows
-    its own sender's segment (a scanner's crafted one, a copy) answers nothing this capture holds."""
+def answered_segments(pk: list[Packet], first: int) -> list[Packet]:
+    """The segment each RST after the one at `first` answers: the last packet before it that is not a RST,
+    its sender's peer's (a segment still on its way when the first RST left, or one sent again). Empty when
+    one follows its own sender's segment (a scanner's crafted one, a copy): it answers nothing this capture holds."""
+    answered: list[Packet] = []
     for j in range(first + 1, len(pk)):
         rst = pk[j]
         if not rst.is_rst:
             continue
         before = next((pk[k] for k in range(j - 1, -1, -1) if not pk[k].is_rst), None)
         if before is None or (before.sport == rst.sport and before.src == rst.src):
-            return False
-    return True
+            return []
+        answered.append(before)
+    return answered

@@ -155,3 +155,24 @@ def test_a_later_rst_forged_on_the_path_is_not_said_to_answer_a_segment() -> Non
     es = [e for e in _explained("w18.pcap")
           if any("later RST in" in n for n in e.notes)]
     assert es and all(later_rst_note(e).endswith("followed the first") for e in es)
+
+
+def test_rsts_to_a_connect_retried_after_its_refusal_say_so() -> None:
+    """w02: a SYN refused three times, 0.5 s apart, with the same ISN: the later RSTs answer the SYN sent again
+    (Windows retries a refused connect), not segments still on their way."""
+    (e,) = _explained("w02.pcapng")
+    assert e.cause == AMBIGUOUS and e.resets == 3
+    assert any(n.startswith("2 more RSTs followed the first, each answering the SYN sent again") for n in e.notes), e.notes
+    assert not any("still on their way" in n for n in e.notes)
+
+
+def test_an_abort_in_a_capture_that_starts_mid_connection_does_not_claim_nothing_was_unread() -> None:
+    """w18's first connection: the capture begins mid-connection and holds no data the client received, so
+    unread-data-close stays a candidate (what came before may be unread); the sentence names it, not
+    'nothing left to read'."""
+    e = next(e for e in _explained("w18.pcap") if e.rst_from == "192.168.2.16:1576")
+    assert "unread-data-close" in {c.cause for c in e.candidates}
+    assert "nothing left to read" not in e.sentence
+    assert "starts mid-connection, holds no data it received: it closed with data still unread" in e.sentence
+    unread = next(c for c in e.candidates if c.cause == "unread-data-close")
+    assert "had received no data from 75.126.130.163:80 in this capture" in unread.why

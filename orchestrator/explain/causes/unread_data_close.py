@@ -28,7 +28,10 @@ def check(f: Facts, ctx: Context) -> Finding | None:
     if n == 0 and f.handshake:
         return None
     first = server_never_sent(f) or f.y_unanswered > 0 or not f.handshake
-    why = (f"{f.x_text} had received {n} bytes from {f.y_text}"
+    received = (f"had received {n} bytes from {f.y_text}" if n else
+                f"had received no data from {f.y_text} in this capture, which starts mid-connection (what came before "
+                "it may be unread)")
+    why = (f"{f.x_text} {received}"
            + (f", {f.y_unanswered} of them after it last sent anything" if f.y_unanswered else "")
            + "; closing with unread data sends RST instead of FIN")
     found = Finding(ID, why, TELL, rank=0 if first else 3)
