@@ -3,6 +3,7 @@ findings become an `Explanation`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Protocol
 
 from ..capture import Packet, format_packet
@@ -99,8 +100,11 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
             notes.append(f"{more}, and the capture holds nothing else of this connection")
         elif not forged and (answered := answered_segments(conn.pk, conn.rst_pos)):
             if all(p.is_syn and not p.has_ack for p in answered):
-                notes.append(f"{more}, each answering the SYN sent again: the client retried the connect it was "
-                             "refused, as Windows does (twice, 0.5 s apart), where Linux fails it at once")
+                gaps = sorted(q.time - p.time for p, q in pairwise([conn.pk[0], *answered]))
+                notes.append(f"{more}, each answering the SYN sent again ({len(answered)} time"
+                             f"{'s' if len(answered) > 1 else ''}, about {secs(gaps[len(gaps) // 2])} apart): the "
+                             "client retried the connect it was refused, as Windows does (twice, 0.5 s apart), where "
+                             "Linux fails it at once")
             else:
                 notes.append(f"{more} (answers to segments still on their way)")
         else:

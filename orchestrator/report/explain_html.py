@@ -97,7 +97,7 @@ def _packet_table(e: Explanation, t0: float) -> str:
             + (f'<p class="muted">… {more} more packets (explain --conn {escape(e.endpoints[0])} '
                "prints the connection)</p>" if more > 0 else "")
             + (f'<p class="muted">{gone:,} packets of this long connection\'s middle were not kept (counted and '
-               "summed as they were read: its first and last packets before its first RST are)</p>" if gone else ""))
+               "summed as they were read: its first and last packets, and those right after each RST, are)</p>" if gone else ""))
 
 
 def _incident(inc: Incident, index: int, number: int, t0: float) -> str:
