@@ -103,6 +103,12 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
     other_numbering: dict[tuple[Any, ...], list[_Open]] = {}
     nat: dict[tuple[Any, ...], list[_Open]] = {}
     translated_at: dict[int, str] = {}
+    # per journey (by id of its sightings' list, kept alive in `every`): the (point, direction) pairs and the
+    # points it was seen at, and the index entries it has (one each: a journey seen again under the same key is
+    # not listed twice, so a burst of one segment repeated, a RST loop, costs its live copies once each)
+    marks: dict[int, set[tuple[str, str | None]]] = {}
+    at_points: dict[int, set[str]] = {}
+    listed: set[tuple[int, int, tuple[Any, ...]]] = set()
 
     def live(index: dict[tuple[Any, ...], list[_Open]], key: tuple[Any, ...], t: float, window: float) -> list[_Open]:
         found = [j for j in index.get(key, ()) if t - j[1][-1].t < window]
@@ -112,16 +118,23 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
             index.pop(key, None)
         return found
 
+    def enlist(index: dict[tuple[Any, ...], list[_Open]], key: tuple[Any, ...], j: _Open) -> None:
+        entry = (id(index), id(j[1]), key)
+        if entry not in listed:
+            listed.add(entry)
+            index.setdefault(key, []).append(j)
+
     def register(j: _Open) -> None:
         form, last = j[0][-1], j[1][-1]
         key, coarse = _keys(form)
-        exact.setdefault(key, []).append(j)
-        other_numbering.setdefault(coarse, []).append(j)
+        enlist(exact, key, j)
+        enlist(other_numbering, coarse, j)
         if last.direction == "in":
             nat.setdefault(_nat_key(last.point, form), []).append(j)
 
     for t, point, i, p in sightings:
-        seen = Sighting(point, i, t, p.get("dir"))
+        direction = p.get("dir")
+        seen = Sighting(point, i, t, direction)
         key, coarse = _keys(p)
         flipped = (*coarse[:-1], not coarse[-1])
         candidates = live(exact, key, t, WINDOW) + live(other_numbering, flipped, t, WINDOW)
@@ -129,24 +142,28 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
         best_gap = WINDOW
         for forms, path in candidates:
             gap = t - path[-1].t
-            if -EARLY <= gap < best_gap and _same_segment(forms[-1], p) and not any(
-                    s.point == point and (s.direction == seen.direction or seen.direction is None) for s in path):
+            if -EARLY <= gap < best_gap and (
+                    point not in at_points[id(path)] if direction is None else (point, direction) not in marks[id(path)]
+            ) and _same_segment(forms[-1], p):
                 best, best_gap = (forms, path), abs(gap)
-        if best is None and seen.direction == "out":
+        if best is None and direction == "out":
             for forms, path in live(nat, _nat_key(point, p), t, NAT_WINDOW):   # in here, out with other addresses
                 last = path[-1]
                 if (last.point == point and last.direction == "in" and t - last.t >= 0
                         and _same_segment(forms[-1], p, translated=True) and forms[-1] != p
-                        and not any(s.point == point and s.direction == "out" for s in path)):
+                        and (point, "out") not in marks[id(path)]):
                     best = (forms, path)
                     translated_at[id(path)] = point
                     break
         if best is None:
             best = ([p], [seen])
             every.append(best)
+            marks[id(best[1])], at_points[id(best[1])] = set(), set()
         else:
             best[0].append(p)
             best[1].append(seen)
+        marks[id(best[1])].add((point, direction))
+        at_points[id(best[1])].add(point)
         register(best)
     return [_journey(forms, path, set(packets), translated_at.get(id(path))) for forms, path in every]
 

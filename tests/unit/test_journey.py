@@ -130,3 +130,66 @@ def test_a_segment_translated_by_nat_at_the_router_is_one_journey() -> None:
 def test_every_reference_scenario_ladder_is_valid_mermaid_across_points() -> None:
     for path in sorted((ROOT / "captures/reference").glob("*/result.json")):
         assert_valid_mermaid(pages.mermaid(build_ladder(json.loads(path.read_text()))))
+
+
+def _scanned(packets: dict[str, list[dict[str, Any]]]) -> list[tuple[tuple[str, int], ...]]:
+    """The matching rule of match_journeys's docstring, applied by scanning every journey so far: the oracle
+    its indexes must agree with. A sighting joins the journey of the same segment (addresses, ports, flags,
+    numbers, length) last seen closest before it within WINDOW, at a point and direction it was not seen at
+    before (the first such journey on a tie); failing that, one that came into this point and leaves it
+    translated within NAT_WINDOW."""
+    from orchestrator.report.journey import NAT_WINDOW, WINDOW, _same_segment
+
+    sightings = sorted(((float(p["t"]), point, i, p) for point, records in packets.items()
+                        for i, p in enumerate(records)), key=lambda s: (s[0], s[1], s[2]))
+    every: list[tuple[list[dict[str, Any]], list[tuple[str, int, float, str | None]]]] = []
+    for t, point, i, p in sightings:
+        d = p.get("dir")
+        best = None
+        best_gap = WINDOW
+        for forms, path in every:
+            gap = t - path[-1][2]
+            if gap < best_gap and _same_segment(forms[-1], p) and not any(
+                    s[0] == point and (s[3] == d or d is None) for s in path):
+                best, best_gap = (forms, path), gap
+        if best is None and d == "out":
+            for forms, path in every:
+                last = path[-1]
+                if (last[0] == point and last[3] == "in" and 0 <= t - last[2] < NAT_WINDOW
+                        and _same_segment(forms[-1], p, translated=True) and forms[-1] != p
+                        and not any(s[0] == point and s[3] == "out" for s in path)):
+                    best = (forms, path)
+                    break
+        if best is None:
+            best = ([p], [])
+            every.append(best)
+        else:
+            best[0].append(p)
+        best[1].append((point, i, t, d))
+    return [tuple((s[0], s[1]) for s in path) for _forms, path in every]
+
+
+def test_matching_agrees_with_a_scan_of_every_journey_on_bursts_of_one_segment() -> None:
+    """Indexed and listed once per key, journeys are matched as a scan of all of them matches them: random
+    captures at three points, thick with one segment repeated (a RST loop, copies at the same instant, the
+    same numbers raw and relative, NAT at the router)."""
+    import random
+
+    rng = random.Random(17)
+    for _ in range(150):
+        packets: dict[str, list[dict[str, Any]]] = {"client": [], "router": [], "server": []}
+        t = 0.0
+        for _n in range(rng.randint(1, 60)):
+            t += rng.choice((0.0, 0.0, 0.00001, 0.0002, 0.003, 0.06))
+            point = rng.choice(("client", "router", "server"))
+            src, dst = rng.choice((("client", "server"), ("server", "client")))
+            p = seg(t, src, dst, rng.choice(("R.", "R", ".")), rng.choice(("in", "out", "out", None)),
+                    rng.choice((0, 1)), rng.choice((1, None)))
+            p["relative"] = rng.random() < 0.8
+            if rng.random() < 0.1:
+                p["sport"] = 61000            # translated at the router
+            packets[point].append(p)
+        for point in packets:
+            packets[point].sort(key=lambda p: p["t"])
+        got = [tuple((s.point, s.index) for s in j.sightings) for j in match_journeys(packets)]
+        assert got == _scanned(packets), packets
