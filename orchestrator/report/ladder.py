@@ -207,9 +207,14 @@ def _event_note(e: Mapping[str, Any]) -> Note | None:
 
 def _gap_note(g: Mapping[str, Any], over: tuple[str, ...]) -> Note:
     """A note for segments let go before they were drawn: a long connection's middle (explain keeps its head
-    and its tail before the first RST, facts.Connection.elide)."""
-    return Note("omitted", f"… {int(g['count']):,} segments of a long connection not kept ({float(g['t']):.3f}–"
-                           f"{float(g['t_last']):.3f} s): counted and summed, not drawn", over, float(g["t"]))
+    and its tail before the first RST, facts.Connection.elide), or one `held` but left out of the drawing
+    (connection_ladder.drawn_from)."""
+    span = f"({float(g['t']):.3f}–{float(g['t_last']):.3f} s)"
+    if g.get("held"):
+        return Note("omitted", f"… {int(g['count']):,} segments not drawn {span}: a connection this long is drawn "
+                               "from its beginning, its first RST and its end", over, float(g["t"]))
+    return Note("omitted", f"… {int(g['count']):,} segments of a long connection not kept {span}: counted and "
+                           "summed, not drawn", over, float(g["t"]))
 
 
 def _segment_arrow(p: Mapping[str, Any], n: int, ports: bool) -> Arrow:
@@ -329,8 +334,13 @@ def build_ladder(doc: Mapping[str, Any], point: str | None = None, max_arrows: i
     # 1. segments into arrows: long runs of plain segments collapsed
     arrows: list[Arrow] = []
     source: dict[int, Mapping[str, Any]] = {}          # arrow id -> its segment record (for the RST note)
-    numbers = [1]
+    numbers = [1]                  # each segment's number on the wire, counting those the document does not hold
+    gone = sorted((float(g["t"]), int(g["count"])) for g in doc.get("gaps", []))
+    at = 0
     for p in packets:
+        while at < len(gone) and gone[at][0] < float(p["t"]):
+            numbers[-1] += gone[at][1]
+            at += 1
         numbers.append(numbers[-1] + 1 + int(p["retx"]))
     i = 0
     while i < len(packets):

@@ -213,3 +213,64 @@ def test_a_connection_that_cannot_be_cut_back_is_not_tried_at_every_packet(tmp_p
     [e] = explain_file(path).explanations
     assert e.packets == 20_000 and e.elided == ()
     assert looks <= (20_000 - facts.LONG_HEAD) // facts.LONG_TAIL + 1, looks
+
+
+def _flood(path: Path, resets: int, loop: bool) -> int:
+    """One connection opened, a request, then `resets` RSTs from the client: bare ones with the sequence number
+    walking (a RST storm), or, with `loop`, RST/ACKs each answered by the server's ACK (two boxes answering each
+    other). explain holds such a connection whole: every packet is a RST or right after one."""
+    t = 1_700_000_000.0
+    records: list[bytes] = []
+
+    def emit(frame: bytes) -> None:
+        nonlocal t
+        t += 0.0001
+        records.append(_record(t, frame[:4] + (len(records) & 0xFFFF).to_bytes(2, "big") + frame[6:]))
+
+    emit(_segment(CLIENT, SERVER, 40000, 80, 1000, 0, SYN))
+    emit(_segment(SERVER, CLIENT, 80, 40000, 5000, 1001, SYN | ACK))
+    emit(_segment(CLIENT, SERVER, 40000, 80, 1001, 5001, ACK))
+    emit(_segment(CLIENT, SERVER, 40000, 80, 1001, 5001, PSH | ACK, 100))
+    for k in range(resets):
+        if loop:
+            emit(_segment(CLIENT, SERVER, 40000, 80, 1101, 5001, RST | ACK))
+            emit(_segment(SERVER, CLIENT, 80, 40000, 5001, 1101, ACK))
+        else:
+            emit(_segment(CLIENT, SERVER, 40000, 80, 1101 + k, 0, RST))
+    return _raw_pcap(path, records)
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_flood_of_resets_is_drawn_from_its_beginning_its_first_rst_and_its_end(tmp_path: Path, loop: bool,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection of more than LADDER_MAX segments is drawn from its ends and its first RST: the same arrows
+    as from all of them, every segment counted, the ones left out in one note, and the segments after it
+    numbered as they are on the wire."""
+    from orchestrator.report import connection_ladder as cl
+    from orchestrator.report.ladder import Arrow, Note
+
+    path = tmp_path / "flood.pcap"
+    frames = _flood(path, 1_500, loop)
+    e = explain_file(path).explanations[0]
+    assert len(e.segments) == frames, "held whole: every packet is a RST or right after one"
+    whole = cl.connection_ladder(e, 0.0, "flood", 12)
+    monkeypatch.setattr(cl, "LADDER_MAX", 400)
+    monkeypatch.setattr(cl, "LADDER_EDGE", 100)
+    monkeypatch.setattr(cl, "LADDER_AROUND", 20)
+    shown, left = cl.drawn_from(e.segments)
+    assert len(shown) == 200, "the first 100 (the first RST among them) and the last 100"
+    assert [n for n, _, _ in left] == [frames - 200] and left[0][1] is e.segments[100]
+    late = [e.segments[3]] * 600 + list(e.segments[4:])        # a first RST after 600 segments
+    shown, left = cl.drawn_from(late)
+    assert shown[100:141] == late[580:621] and shown[120] is late[600] and len(shown) == 241
+    assert [n for n, _, _ in left] == [480, len(late) - 721]
+    thin = cl.connection_ladder(e, 0.0, "flood", 12)
+    assert (thin.total, thin.drawn) == (whole.total, whole.drawn) and thin.total == frames
+
+    def arrows(ladder: cl.Ladder) -> list[tuple[float, str]]:
+        return [(r.t, r.label) for r in ladder.rows if isinstance(r, Arrow)]
+
+    assert arrows(thin) == arrows(whole)
+    notes = [r.text for r in thin.rows if isinstance(r, Note) and r.kind == "omitted"]
+    assert f"… {frames - 200:,} segments not drawn" in " ".join(notes)
+    assert f"(segments {frames - 99}–" in notes[-1], "numbered on the wire, not in the drawing"
