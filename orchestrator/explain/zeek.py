@@ -173,6 +173,9 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     return row.row()
 
 
+_LETTER = {c: ord(c) for c in "shfrqiSHFRQI"}     # the history letters of SYN, FIN and RST (update_history)
+
+
 class ZeekRow:
     """One connection's conn.log row, fed its packets in capture order, in one batch or several (a long
     connection's middle is fed before it is let go: `facts.Connection.elide`)."""
@@ -182,12 +185,12 @@ class ZeekRow:
     def __init__(self, first: Packet) -> None:
         (self.o_src, self.o_sport), _, flipped = zeek_ends(first)
         self.orig, self.resp = _Endpoint(), _Endpoint()
-        self.history: list[str] = ["^"] if flipped else []
+        self.history = bytearray(b"^" if flipped else b"")    # a byte a letter: a flood of RSTs adds one each
 
     def row(self) -> tuple[str, str]:
         """(conn_state, history) of the packets fed so far."""
         orig, resp = self.orig, self.resp
-        text = "".join(self.history)
+        text = self.history.decode("ascii")
         return conn_state(orig.state, resp.state, orig.size_is_zero(resp), resp.size_is_zero(orig), text), text
 
     def feed(self, packets: Iterable[Packet]) -> None:
@@ -199,6 +202,7 @@ class ZeekRow:
         shapes = _SHAPES
         o_src, o_sport, orig, resp = self.o_src, self.o_sport, self.orig, self.resp
         add = self.history.append
+        letter = _LETTER
         try:
             for p in packets:
                 is_orig = p.sport == o_sport and p.src == o_src
@@ -226,22 +230,22 @@ class ZeekRow:
                 if several:
                     if code not in me.once:
                         me.once.add(code)
-                        add(code.upper() if is_orig else code)
+                        add(letter[code.upper() if is_orig else code])
                 elif code:
                     kind, at = ("s", base) if syn else ("f", (base + length) & SEQ_MOD) if fin else ("r", base)
                     if me.marks.get(kind) != at:
-                        add(code.upper() if is_orig else code)
+                        add(letter[code.upper() if is_orig else code])
                     me.marks[kind] = at
                 elif length:
                     if "d" not in me.once:
                         me.once.add("d")
-                        add("D" if is_orig else "d")
+                        add(68 if is_orig else 100)             # D, d
                 elif ack and "a" not in me.once:
                     me.once.add("a")
-                    add("A" if is_orig else "a")
+                    add(65 if is_orig else 97)              # A, a
                 # update_window: a zero window, unless with a RST, after the sender's RST or after the peer's FIN
                 if p.window == 0 and not rst and peer.state != CLOSED and state != RESET and _logarithmic(me, "w"):
-                    add("W" if is_orig else "w")
+                    add(87 if is_orig else 119)             # W, w
                 if fin:
                     me.fin_cnt += 1
                 # the acknowledgement: it starts a silent peer's sequence space, else advances what the peer had
@@ -267,7 +271,7 @@ class ZeekRow:
                         me.last_wraps += 1
                     me.last = past
                 elif state != RESET and length and _logarithmic(me, "t"):
-                    add("T" if is_orig else "t")
+                    add(84 if is_orig else 116)             # T, t
                 # the state machine, for the sender
                 if rst:
                     if state != CLOSED or peer.state != CLOSED:     # UpdateClosedState: a RST after both FINs changes nothing
@@ -290,7 +294,7 @@ class ZeekRow:
                             peer.set(ESTABLISHED)
                             o_src, o_sport = p.src, p.sport
                             orig, resp = resp, orig
-                            add("^")
+                            add(94)                         # ^
                     elif state == INACTIVE:
                         me.set(SYN_ACK_SENT if ack else SYN_SENT)
                     elif state == PARTIAL and not ack and peer.state == INACTIVE:   # UpdateEstablishedState
