@@ -7,9 +7,10 @@ keeps the packets of those connections only, and as each one ends turns it
 into `Facts`; a reset is classified once no reset still to come can change
 its verdict (a listener's batch within BATCH_WINDOW, a refusal before it),
 and its packets are let go. A connection that runs long keeps only its first
-packets, those right after its latest RST, its last ones and its SYNs, FINs and
-RSTs; its middle is fed to its Zeek row and counted and summed as it goes
-(`facts.Connection.elide`). Progress is reported as data: `progress(done,
+packets, those right after its latest RST (but a RST that repeats the one
+before with nothing new between: a flood's), its last ones and its SYNs and
+FINs; its middle is fed to its Zeek row and counted and summed as it goes, its
+RSTs by sender and TTL (`facts.Connection.elide`). Progress is reported as data: `progress(done,
 total)` in bytes of both passes, a chunk of the file at a time, for the
 command layer to show.
 """

@@ -62,8 +62,8 @@ class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
     __slots__ = ("carried_on", "client", "client_isn", "cut_at", "earlier", "elided", "fed", "first_rst", "folder",
-                 "forwarded", "held", "last_rst", "later", "no_copies", "number", "pk", "raw", "resets", "rst_pos",
-                 "server", "server_isn", "whole", "zeek")
+                 "forwarded", "fresh", "held", "last_rst", "later", "latest_rst", "no_copies", "number", "pk", "raw",
+                 "resets", "rst_pos", "scanned", "server", "server_isn", "whole", "zeek")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -84,10 +84,14 @@ class Connection:
         self.whole: list[Packet] | None = None   # a part: the whole connection's packets (one Zeek conn.log row)
         # a long connection (`elide`): what its let-go middle before its first RST left, and its middles after a
         # RST; its conn.log row fed so far, how many of raw that row has been fed, the folder its packets pass at
-        # arrival when copies may come, and where its latest RST is in raw
+        # arrival when copies may come; in raw, the RST the packets after which are kept (`_follow`), the latest
+        # RST, whether new sequence space came since, and how far raw has been followed
         self.elided: Elided | None = None
         self.later: list[Elided] = []
         self.last_rst = -1
+        self.latest_rst = -1
+        self.fresh = False
+        self.scanned = 0
         self.zeek: ZeekRow | None = None
         self.fed = 0
         self.folder: CopyFolder | None = None
@@ -117,8 +121,6 @@ class Connection:
                 return
             if len(folder.seen) > LONG_FOLD:
                 folder.prune(p.time - COPY_WINDOW)
-        if p.is_rst:
-            self.last_rst = len(self.raw)
         self.raw.append(p)
 
     def gone(self) -> list[Elided]:
@@ -127,8 +129,9 @@ class Connection:
 
     def elide(self, stray: bool = False) -> None:
         """Let go of the packets of a long connection between its first LONG_HEAD (and the LONG_AFTER_RST after its
-        latest RST) and its last LONG_TAIL, so that its memory stays bounded however long it runs: its SYNs and
-        FINs stay, and the others are fed to its conn.log row and counted and summed per sender first (`elided`
+        latest RST that is no repeat: `_follow`) and its last LONG_TAIL, so that its memory stays bounded however
+        long it runs, a flood of RSTs too: its SYNs and FINs stay, and the others are fed to its conn.log row and
+        counted and summed per sender (its RSTs by sender and TTL) first (`elided`
         before its first RST, `later` after one: what a reset incident's facts read, `carry_on.parts`). From
         the first call on, its copies are folded at arrival (`arrive`). A `stray` (a connection without a RST
         kept for a segment that may be out of window) is not cut once that segment is found (`stray_at`): it is
@@ -141,8 +144,8 @@ class Connection:
                 raw = [p for p in raw if folder.keep(p) == KEPT]
                 self.forwarded = folder.forwarded
                 self.no_copies = True
-                self.last_rst = max((i for i, p in enumerate(raw) if p.is_rst), default=-1)
             self.zeek = ZeekRow(raw[0])
+        self._follow(raw)
         rst = self.last_rst
         head, cut = LONG_HEAD if rst < 0 else max(LONG_HEAD, rst + LONG_AFTER_RST), len(raw) - LONG_TAIL
         if cut <= head:
@@ -164,6 +167,31 @@ class Connection:
         self.raw = raw[:head] + kept + raw[cut:]
         self.fed = head + len(kept)
         self.cut_at = len(self.raw) + LONG_TAIL
+        if self.latest_rst >= cut:
+            self.latest_rst -= cut - self.fed
+        elif self.latest_rst >= head:        # let go: new sequence space from here on is kept after the middle
+            self.latest_rst = self.fed - 1
+        self.scanned = len(self.raw)
+
+    def _follow(self, raw: list[Packet]) -> None:
+        """Move `last_rst` over the packets not followed yet: to each RST with new sequence space (data, a SYN or a
+        FIN) before it since the RST before it, or after it. Those are where a connection may carry on past its
+        RST (carry_on.py): a RST that repeats the one before with nothing new between, and what follows it until
+        something new, cannot, so a flood of RSTs on one connection is let go like any long middle."""
+        anchor, latest, fresh = self.last_rst, self.latest_rst, self.fresh
+        kinds = FLAG_KIND
+        for i in range(self.scanned, len(raw)):
+            p = raw[i]
+            kind = kinds[p.flags]
+            if kind & KIND_RST:
+                if fresh or anchor < 0:
+                    anchor = i
+                latest, fresh = i, False
+            elif p.length or kind & (KIND_SYN | KIND_FIN):
+                fresh = True
+                if latest > anchor:
+                    anchor = latest
+        self.last_rst, self.latest_rst, self.fresh, self.scanned = anchor, latest, fresh, len(raw)
 
     def part(self, start: int, end: int, earlier: Packet | None = None) -> Connection:
         """The prepared packets pk[start:end] as a connection of their own (one reset incident,
@@ -179,6 +207,7 @@ class Connection:
                     part.elided = gone
                 else:
                     part.later.append(gone)
+        part.resets += sum(gone.resets for gone in part.gone())
         if part.client is None:
             part.client, part.server = self.client, self.server
         if part.client_isn is None:
@@ -206,6 +235,8 @@ class Connection:
                 if self.first_rst is None:
                     self.first_rst = p
                     self.rst_pos = i
+        if self.whole is None:            # a part adds the middles that fall within it (`part`)
+            self.resets += sum(gone.resets for gone in self.gone())
 
     @property
     def has_reset(self) -> bool:
@@ -238,9 +269,11 @@ class Sent:
 
 class Elided:
     """A middle of a long connection let go (`Connection.elide`), before its first RST or since a later one: how
-    many packets, where they were (after which kept packet, how many), and per sender what they sent."""
+    many packets, where they were (after which kept packet, how many), per sender what they sent, and the RSTs
+    among them (a flood's repeats): how many, per sender how many with each TTL, and their looks (sender, ACK
+    flag and sequence number) up to two."""
 
-    __slots__ = ("after", "count", "first", "gaps", "last_time", "sent", "talker")
+    __slots__ = ("after", "count", "first", "gaps", "last_time", "resets", "rst_looks", "rst_ttls", "sent", "talker")
 
     def __init__(self, after: int = -1) -> None:
         self.after = after                  # the index of the RST it follows (-1: before the first)
@@ -251,6 +284,9 @@ class Elided:
         self.gaps: list[list[float]] = []
         self.sent: dict[Addr, Sent] = {}
         self.talker: Addr | None = None     # the sender of the latest data in the middle
+        self.resets = 0
+        self.rst_ttls: dict[Addr, dict[int | None, int]] = {}
+        self.rst_looks: set[tuple[Addr, bool, int]] = set()
 
     def take(self, raw: list[Packet], head: int, cut: int, forwarded: set[int]) -> list[Packet]:
         """Let go of raw[head:cut] but its SYNs and FINs (returned, to keep), counting and summing the rest."""
@@ -274,6 +310,12 @@ class Elided:
                 kept.append(p)
                 anchor = p.index
                 continue
+            if kind & KIND_RST:
+                self.resets += 1
+                ttls = self.rst_ttls.setdefault(key, {})
+                ttls[p.ttl] = ttls.get(p.ttl, 0) + 1
+                if len(self.rst_looks) < 2:
+                    self.rst_looks.add((key, bool(kind & KIND_ACK), p.seq))
             if gap is None or gap[0] != anchor:
                 if gap is not None and last is not None:
                     gap[3] = last

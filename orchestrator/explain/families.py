@@ -140,13 +140,16 @@ def repeated_resets(f: Facts) -> str:
     """For a connection of nothing but one sender's bare RSTs, all with one seq: what their repetition
     says (each answers the same segment, seq = its ack, which the peer keeps sending), or ''."""
     pk = f.conn.pk
-    if len(pk) < 3 or any(not p.is_rst or p.has_ack or (p.src, p.sport) != f.x or p.seq != f.rst.seq for p in pk):
+    gone = f.conn.gone()        # a long flood's middle let go (facts.Elided): RSTs all, of one look
+    count = len(pk) + sum(g.count for g in gone)
+    if count < 3 or any(not p.is_rst or p.has_ack or (p.src, p.sport) != f.x or p.seq != f.rst.seq for p in pk) \
+            or any(g.resets != g.count or g.rst_looks != {(f.x, False, f.rst.seq)} for g in gone):
         return ""
     span = pk[-1].time - pk[0].time
-    gap = sorted(q.time - p.time for p, q in pairwise(pk))[(len(pk) - 1) // 2]     # the median
+    gap = sorted(q.time - p.time for p, q in pairwise(pk))[(len(pk) - 1) // 2]     # the median (of those held)
     over = secs(span) + (f" ({span / 3600:.1f} h)" if span >= 3600 else "")
     return (f"The capture holds only RSTs from {f.x_text} for this connection: the same bare RST (seq "
-            f"{f.rst.seq}) {len(pk)} times, about every {secs(gap)} over {over}. Each "
+            f"{f.rst.seq}) {count} times, about every {secs(gap)} over {over}. Each "
             f"answers the same segment of {f.y_text} (seq = its ack), which {f.y_text} keeps sending and this "
             "capture does not hold, and none of them ended the connection there (they may never reach it); "
             "nothing here tells why the connection is unknown to its sender.")

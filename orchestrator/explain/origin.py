@@ -125,6 +125,7 @@ def later_forged(f: Facts) -> list[str]:
     by a box on the path (a stateful firewall answering for a flow it saw closed). Only an end whose other
     packets all arrive with one TTL is judged, and the first RST's sender only when that RST fits it."""
     pk = f.conn.pk
+    gone = f.conn.gone()        # a flood's repeats let go (facts.Elided): counted by TTL
     notes: list[str] = []
     for end in (f.x, f.y):
         mine = [p for p in pk if (p.src, p.sport) == end]
@@ -133,11 +134,12 @@ def later_forged(f: Facts) -> list[str]:
             continue
         (ttl,) = ttls
         odd = [p for p in mine if p.is_rst and p is not f.rst and p.ttl is not None and p.ttl != ttl]
-        if odd:
+        unseen = {t: n for g in gone for t, n in g.rst_ttls.get(end, {}).items() if t is not None and t != ttl}
+        if odd or unseen:
             ids = ", ".join(f"0x{p.ip_id:04x}" for p in odd[:4] if p.ip_id is not None)
-            theirs = ", ".join(str(t) for t in sorted({p.ttl for p in odd if p.ttl is not None}))
-            n = len(odd)
-            notes.append(f"{n} later RST{'s' if n > 1 else ''} in {odd[0].src}'s name arrived with TTL {theirs}"
+            theirs = ", ".join(str(t) for t in sorted({p.ttl for p in odd if p.ttl is not None} | set(unseen)))
+            n = len(odd) + sum(unseen.values())
+            notes.append(f"{n} later RST{'s' if n > 1 else ''} in {end[0]}'s name arrived with TTL {theirs}"
                          + (f" (IP ID {ids})" if ids else "") + f", while its other packets arrive with TTL {ttl}: "
                          f"sent in its name by a box on the path")
     return notes

@@ -92,11 +92,12 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
     # the connection's conn.log row (a long one's was fed as it came)
     state, history = conn.zeek.row() if conn.zeek is not None else zeek_conn(conn.pk if conn.whole is None else conn.whole)
     resets = conn.resets
+    packets = len(conn.pk) + sum(gone.count for gone in conn.gone())
     notes = list(notes)
     if is_reset and resets > 1:
         more = f"{resets - 1} more RST{'s' if resets > 2 else ''} followed the first"
         forged = later_forged(f)
-        if resets == len(conn.pk):
+        if resets == packets:
             notes.append(f"{more}, and the capture holds nothing else of this connection")
         elif not forged and (answered := answered_segments(conn.pk, conn.rst_pos)):
             if all(p.is_syn and not p.has_ack for p in answered):
@@ -128,7 +129,7 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         candidates=tuple(Candidate(c.cause, c.why, c.tell) for c in candidates),
         evidence=tuple(ev), notes=tuple(notes),
         start=conn.pk[0].time, rst_time=f.rst.time if is_reset else None,
-        packets=len(conn.pk) + sum(gone.count for gone in conn.gone()), resets=resets,
+        packets=packets, resets=resets,
         conn_state=state, history=history, forged=tuple(f.forged), outlived=conn.carried_on is not None,
         elided=tuple((int(n), t, t_last) for gone in conn.gone() for _, n, t, t_last in gone.gaps),
         segments=tuple(conn.pk))
