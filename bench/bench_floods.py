@@ -9,12 +9,12 @@ packets after its handshake and request:
 * loop: RST/ACKs from the client, each answered by the server's ACK (two
   stateful boxes answering each other).
 
-Every packet of such a connection is a RST or right after one, so explain holds
-it whole (`facts.Connection.elide` keeps the packets after each RST): memory
-grows with the flood. The terminal draws its ladder from its beginning, its
-first RST and its end (`report/connection_ladder.drawn_from`), and matches each
-segment's sightings once per key (`report/journey.match_journeys`), so drawing
-it takes about what reading it takes.
+Every packet of such a connection is a RST or right after one. explain lets a
+flood's repeats go like any long middle, counted (`facts.Connection.elide`,
+`_follow`), so memory stays flat; the terminal draws its ladder from its
+beginning, its first RST and its end (`report/connection_ladder.drawn_from`),
+and matches each segment's sightings once per key
+(`report/journey.match_journeys`).
 
     python bench/bench_floods.py [--packets 200000] [--shape storm|loop|both]
 """
