@@ -289,7 +289,8 @@ class Elided:
         self.rst_looks: set[tuple[Addr, bool, int]] = set()
 
     def take(self, raw: list[Packet], head: int, cut: int, forwarded: set[int]) -> list[Packet]:
-        """Let go of raw[head:cut] but its SYNs and FINs (returned, to keep), counting and summing the rest."""
+        """Let go of raw[head:cut] but its SYNs and FINs (returned, to keep), counting and summing the rest (its RSTs
+        counted only)."""
         kept: list[Packet] = []
         kinds = FLAG_KIND
         sent = self.sent
@@ -300,7 +301,7 @@ class Elided:
         for p in raw[head:cut]:
             kind = kinds[p.flags]
             key = (p.src, p.sport)
-            n = p.length
+            n = 0 if kind & KIND_RST else p.length     # a RST's payload is no sequence space
             if n and key != talker:
                 talker = key
                 for other, peer in sent.items():
@@ -310,12 +311,6 @@ class Elided:
                 kept.append(p)
                 anchor = p.index
                 continue
-            if kind & KIND_RST:
-                self.resets += 1
-                ttls = self.rst_ttls.setdefault(key, {})
-                ttls[p.ttl] = ttls.get(p.ttl, 0) + 1
-                if len(self.rst_looks) < 2:
-                    self.rst_looks.add((key, bool(kind & KIND_ACK), p.seq))
             if gap is None or gap[0] != anchor:
                 if gap is not None and last is not None:
                     gap[3] = last
@@ -325,6 +320,13 @@ class Elided:
                     self.first = p.index
             gap[1] += 1
             last = p.time
+            if kind & KIND_RST:        # a flood's repeat (`Connection._follow`): counted, its numbers not summed
+                self.resets += 1
+                ttls = self.rst_ttls.setdefault(key, {})
+                ttls[p.ttl] = ttls.get(p.ttl, 0) + 1
+                if len(self.rst_looks) < 2:
+                    self.rst_looks.add((key, bool(kind & KIND_ACK), p.seq))
+                continue
             s = sent.get(key)
             if s is None:
                 s = sent[key] = Sent()

@@ -220,7 +220,8 @@ def _flood(path: Path, resets: int, loop: bool = False, shape: str = "", ids: bo
     walking (a RST storm), or, with `loop`, RST/ACKs each answered by the server's ACK (two boxes answering each
     other). `shape` "injected": the client's RST/ACK, then bare RSTs "from" the server with TTL 250 where its
     packets come with 64 (a box on the path answering for a flow it saw closed); "lonely": nothing but the
-    same bare RST from the server, again and again (w25). Each frame has an IP ID of its own (the same one twice
+    same bare RST from the server, again and again (w25); "text": RST/ACKs from the server, each with 20 bytes of
+    text (a stack's diagnostic), after the client's request. Each frame has an IP ID of its own (the same one twice
     within 5 ms is a mirror port's copy), or, without `ids`, 0 (DF set, no ID)."""
     t = 1_700_000_000.0
     records: list[bytes] = []
@@ -245,6 +246,8 @@ def _flood(path: Path, resets: int, loop: bool = False, shape: str = "", ids: bo
     for k in range(resets):
         if shape == "injected":
             emit(_segment(SERVER, CLIENT, 80, 40000, 5001 + k, 0, RST), 250)
+        elif shape == "text":
+            emit(_segment(SERVER, CLIENT, 80, 40000, 5001, 1101, RST | ACK, 20))
         elif loop:
             emit(_segment(CLIENT, SERVER, 40000, 80, 1101, 5001, RST | ACK))
             emit(_segment(SERVER, CLIENT, 80, 40000, 5001, 1101, ACK))
@@ -253,7 +256,8 @@ def _flood(path: Path, resets: int, loop: bool = False, shape: str = "", ids: bo
     return _raw_pcap(path, records)
 
 
-FLOODS = {"storm": (False, ""), "loop": (True, ""), "injected": (False, "injected"), "lonely": (False, "lonely")}
+FLOODS = {"storm": (False, ""), "loop": (True, ""), "injected": (False, "injected"), "lonely": (False, "lonely"),
+          "text": (False, "text")}
 
 
 @pytest.mark.parametrize("flood", list(FLOODS))
