@@ -247,13 +247,14 @@ def _second_pass(survey: Survey, local: frozenset[str], packets: Numbered,
             c.no_copies = no_copies
             if survey.opened_by_twin(conn):
                 ctx.opened.setdefault((p.src, p.sport), []).append(c)
+                c.pins = list(survey.twin_times((p.src, p.sport)))
         if c.folder is None and not p.is_rst:
             c.raw.append(p)
         else:
             c.arrive(p)
             if conn not in open_resets and p.is_rst:
                 open_resets[conn] = p.time
-        if len(c.raw) >= c.cut_at and not c.held and not survey.opened_by_twin(conn):
+        if len(c.raw) >= c.cut_at and not c.held:
             c.elide(not survey.explained(conn))     # a long connection: its middle is let go
         if p.index == last_index[conn]:
             del buffers[conn]

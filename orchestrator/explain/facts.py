@@ -21,7 +21,7 @@ side X and its peer Y, and which wire family the RST belongs to:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -62,8 +62,8 @@ class Connection:
     """One connection: its packets (forwarding copies folded) and what they say."""
 
     __slots__ = ("carried_on", "client", "client_isn", "cut_at", "earlier", "elided", "fed", "first_rst", "folder",
-                 "forwarded", "fresh", "held", "last_rst", "later", "latest_rst", "no_copies", "number", "pk", "raw",
-                 "resets", "rst_pos", "scanned", "server", "server_isn", "whole", "zeek")
+                 "forwarded", "fresh", "held", "last_rst", "later", "latest_rst", "no_copies", "number", "pinned", "pins",
+                 "pk", "raw", "resets", "rst_pos", "scanned", "server", "server_isn", "whole", "zeek")
 
     def __init__(self, raw: list[Packet], number: int = 0) -> None:
         self.raw = raw
@@ -96,6 +96,11 @@ class Connection:
         self.fed = 0
         self.folder: CopyFolder | None = None
         self.held = False                    # never cut back (elide): a stray whose segment is found
+        # a connection a twin end opened (conntrack-invalid-unnat reads its numbers): the times of that end's bare
+        # RSTs on connections never opened (survey.twin_times), those not reached yet, and the spans kept before
+        # the ones reached: the LONG_TAIL packets before each, where the segment a stray carries the numbers of is
+        self.pins: list[float] = []
+        self.pinned: list[tuple[float, float]] = []
         self.cut_at = LONG_HEAD + 2 * LONG_TAIL   # the length of raw at which `elide` looks again
 
     def prepare(self) -> None:
@@ -146,6 +151,7 @@ class Connection:
                 self.no_copies = True
             self.zeek = ZeekRow(raw[0])
         self._follow(raw)
+        self._pin(raw)
         rst = self.last_rst
         head, cut = LONG_HEAD if rst < 0 else max(LONG_HEAD, rst + LONG_AFTER_RST), len(raw) - LONG_TAIL
         if cut <= head:
@@ -163,7 +169,7 @@ class Connection:
                 self.later.append(Elided(after))
             gone = self.later[-1]
         self.zeek.feed(raw[self.fed:cut])
-        kept = gone.take(raw, head, cut, self.forwarded)
+        kept = gone.take(raw, head, cut, self.forwarded, self.pinned)
         self.raw = raw[:head] + kept + raw[cut:]
         self.fed = head + len(kept)
         self.cut_at = len(self.raw) + LONG_TAIL
@@ -172,6 +178,13 @@ class Connection:
         elif self.latest_rst >= head:        # let go: new sequence space from here on is kept after the middle
             self.latest_rst = self.fed - 1
         self.scanned = len(self.raw)
+
+    def _pin(self, raw: list[Packet]) -> None:
+        """Keep the LONG_TAIL packets before each of `pins` that raw has reached (they are its tail until then)."""
+        while self.pins and raw[-1].time >= self.pins[0]:
+            t = self.pins.pop(0)
+            at = next((i for i in range(len(raw) - 1, -1, -1) if raw[i].time < t), -1) + 1
+            self.pinned.append((raw[max(at - LONG_TAIL, 0)].time, t))
 
     def _follow(self, raw: list[Packet]) -> None:
         """Move `last_rst` over the packets not followed yet: to each RST with new sequence space (data, a SYN or a
@@ -288,9 +301,10 @@ class Elided:
         self.rst_ttls: dict[Addr, dict[int | None, int]] = {}
         self.rst_looks: set[tuple[Addr, bool, int]] = set()
 
-    def take(self, raw: list[Packet], head: int, cut: int, forwarded: set[int]) -> list[Packet]:
-        """Let go of raw[head:cut] but its SYNs and FINs (returned, to keep), counting and summing the rest (its RSTs
-        counted only)."""
+    def take(self, raw: list[Packet], head: int, cut: int, forwarded: set[int],
+             spans: Sequence[tuple[float, float]] = ()) -> list[Packet]:
+        """Let go of raw[head:cut] but its SYNs and FINs and the packets within `spans` (from, to: times)
+        (returned, to keep), counting and summing the rest (its RSTs counted only)."""
         kept: list[Packet] = []
         kinds = FLAG_KIND
         sent = self.sent
@@ -307,7 +321,7 @@ class Elided:
                 for other, peer in sent.items():
                     if other != key:
                         peer.since_peer = 0           # the peer's data came after it
-            if kind & (KIND_SYN | KIND_FIN):
+            if kind & (KIND_SYN | KIND_FIN) or (spans and any(lo <= p.time < hi for lo, hi in spans)):
                 kept.append(p)
                 anchor = p.index
                 continue

@@ -158,7 +158,9 @@ class Survey:
         self._first_sport = array("H")        # per connection: source port of its first packet
         self._first_src: dict[int, str] = {}  # the first packet's source, where sport == dport
         self._high = (array("q"), array("q"))  # per connection and side: highest sequence end so far
-        self._bare_unopened: set[tuple[int, str, int]] = set()   # bare RSTs before any SYN: conn, sender (once)
+        # bare RSTs before any SYN: (conn, sender) -> the time of its first
+        self._bare_unopened: dict[tuple[int, str, int], float] = {}
+        self._twin_times: dict[tuple[str, int], list[float]] | None = None
         # per connection seen one way so far: (look, count), or {look: count} once it has two looks
         self._pending: dict[int, tuple[_Look, int] | dict[_Look, int]] = {}
         self._folder = CopyFolder()            # one for all connections, keyed by connection
@@ -206,7 +208,7 @@ class Survey:
                     if p.ip_id:
                         id_runs.add(t, conn, p.index, p.ip_id, src)
                     if kind & KIND_BARE_RST and not old & _SYN:
-                        self._bare_unopened.add((conn, src, sport))
+                        self._bare_unopened.setdefault((conn, src, sport), t)
                 side = sport != first_sport[conn] or (conn in first_src and src != first_src[conn])
                 if side and not bits & _BOTH_WAYS:
                     bits |= _BOTH_WAYS
@@ -312,6 +314,17 @@ class Survey:
         connections such an end opened itself are where conntrack-invalid-unnat looks for the
         numbers the stray segment carries."""
         return {(src, sport) for conn, src, sport in self._bare_unopened if not self.flags[conn] & _SYN}
+
+    def twin_times(self, end: tuple[str, int]) -> list[float]:
+        """When `end` (a twin end) sent its bare RSTs on connections never seen opened, in order: the first of
+        each such connection. A connection `end` opened keeps what precedes each (`facts.Connection.elide`)."""
+        if self._twin_times is None:
+            times: dict[tuple[str, int], list[float]] = {}
+            for (conn, src, sport), t in self._bare_unopened.items():
+                if not self.flags[conn] & _SYN:
+                    times.setdefault((src, sport), []).append(t)
+            self._twin_times = {key: sorted(ts) for key, ts in times.items()}
+        return self._twin_times.get(end, [])
 
     def mark_opened(self, conn: int) -> None:
         """A connection a twin end opened: the second pass keeps it for `Context.opened_by`."""

@@ -337,3 +337,76 @@ def test_a_flood_of_resets_is_drawn_from_its_beginning_its_first_rst_and_its_end
     notes = [r.text for r in thin.rows if isinstance(r, Note) and r.kind == "omitted"]
     assert f"… {frames - 200:,} segments not drawn" in " ".join(notes)
     assert f"(segments {frames - 99}–" in notes[-1], "numbered on the wire, not in the drawing"
+
+
+VIP, BACKEND = 0x0A000003, 0x0A000004
+
+
+def _unnat(path: Path, segments: int, after: int = 0) -> int:
+    """At the client, through a NAT to a backend (10.0.0.3:80 is 10.0.0.4:8080): a download of `segments` answers
+    of 1,000 bytes, then one of the backend's segments arrives un-NATed (from 10.0.0.4:8080, 2^30 bytes beyond,
+    acknowledging the client's next byte: conntrack marked it INVALID), the client's bare RST answers it, and
+    the client's next request to the service address draws the backend's RST through NAT
+    (conntrack-invalid-unnat, the Kubernetes reset of large downloads). `after`: answers that still come
+    between the client's RST and its request (as if that RST had not taken)."""
+    t = 1_700_000_000.0
+    records: list[bytes] = []
+
+    def emit(frame: bytes, dt: float = 0.0005) -> None:
+        nonlocal t
+        t += dt
+        records.append(_record(t, frame))
+
+    c, s = 1_000, 5_000_000
+    emit(_segment(CLIENT, VIP, 40000, 80, c, 0, SYN))
+    emit(_segment(VIP, CLIENT, 80, 40000, s, c + 1, SYN | ACK))
+    emit(_segment(CLIENT, VIP, 40000, 80, c + 1, s + 1, ACK))
+    emit(_segment(CLIENT, VIP, 40000, 80, c + 1, s + 1, PSH | ACK, 200))
+    c, s = c + 201, s + 1
+    for k in range(segments):
+        emit(_segment(VIP, CLIENT, 80, 40000, s, c, ACK, 1000))
+        s += 1000
+        if k % 2:
+            emit(_segment(CLIENT, VIP, 40000, 80, c, s, ACK))
+    emit(_segment(BACKEND, CLIENT, 8080, 40000, s + (1 << 30), c, PSH | ACK, 100), 0.01)
+    emit(_segment(CLIENT, BACKEND, 40000, 8080, c, 0, RST))
+    for k in range(after):
+        emit(_segment(VIP, CLIENT, 80, 40000, s, c, ACK, 1000))
+        s += 1000
+        if k % 2:
+            emit(_segment(CLIENT, VIP, 40000, 80, c, s, ACK))
+    emit(_segment(CLIENT, VIP, 40000, 80, c, s, PSH | ACK, 100), 1.0)
+    emit(_segment(VIP, CLIENT, 80, 40000, s, 0, RST))
+    return _raw_pcap(path, records)
+
+
+@pytest.mark.parametrize("after", [0, 6_000])
+def test_a_long_download_a_stray_reset_reads_as_it_reads_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   after: int) -> None:
+    """The connection the client's port opened is cut back like any long one, but for the packets before the
+    client's RST to the stray (the numbers the stray carries are there, and the stray is classified only a
+    second later, when the download may have gone on): both verdicts, the stray's and the service
+    connection's, are the ones given with every packet held."""
+    path = tmp_path / "unnat.pcap"
+    _unnat(path, 8_000, after)
+    monkeypatch.setattr(facts, "LONG_HEAD", 10**9)
+    whole, kept_whole = _verdicts(path)
+    monkeypatch.setattr(facts, "LONG_HEAD", 100)
+    monkeypatch.setattr(facts, "LONG_TAIL", 200)
+    cut, let_go = _verdicts(path)
+    assert (kept_whole, let_go > 10_000) == (0, True)
+    assert cut == whole
+    assert [v["cause"] for v in cut] == ["conntrack-invalid-unnat", "conntrack-invalid-unnat"], cut
+    sentences = " ".join(str(v["explanation"]) for v in cut)
+    assert "without reverse NAT, 2^30 bytes beyond that connection's sequence space (out of window)" in sentences
+    assert "was already dead" in sentences
+
+
+def test_memory_does_not_grow_with_the_download_a_stray_came_in(tmp_path: Path) -> None:
+    """20,000 and 200,000 segments before the stray: the peak grows by less than 10 MB (held whole, as a
+    connection a twin end opened was, 144 MB more)."""
+    short, long = tmp_path / "short.pcap", tmp_path / "long.pcap"
+    _unnat(short, 20_000)
+    _unnat(long, 200_000)
+    small, big = _peak(short), _peak(long)
+    assert big - small < 10 * 1024, (small, big)
