@@ -17,10 +17,10 @@ from orchestrator.report.explain_html import explain_page
 from tests.unit.test_stream import _raw_pcap, _record, _segment
 
 SYN, ACK, PSH, RST, FIN = 0x02, 0x10, 0x08, 0x04, 0x01
-CLIENT, SERVER = 0x0A000001, 0x0A000002
+CLIENT, SERVER, BACKEND = 0x0A000001, 0x0A000002, 0x0A000004
 
 
-def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: bool = False) -> int:
+def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: bool = False, after: int = 0) -> int:
     """A raw-IP pcap of one download: a handshake, a 200-byte request, `segments` answers of 1,000 bytes each
     acknowledged every second one, then `ending`: `abort` (the client resets it with everything read),
     `retransmission` (the client falls silent, the server sends its next segment 14 times and then resets:
@@ -29,9 +29,13 @@ def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: b
     answers it with a duplicate ACK; then both close with FINs: no RST at all), `stray-first` (the same
     before the answers), `close` (FINs only), `injected` (a bare RST "from" the server far outside its
     sequence space before the answers, which the client drops and the download carries on past, and the
-    client's reset at the end). `copies`: each frame twice (a mirror port). `drops`: every
-    5,000th segment follows 100 the capture missed (a jump of 100,000 bytes, as a capture that drops frames
-    shows). Returns the frames written."""
+    client's reset at the end), `unnat` (the server is a NATed service address, 10.0.0.4:8080 its backend: one
+    of the backend's segments arrives un-NATed, from 10.0.0.4:8080, 2^30 bytes beyond and acknowledging the
+    client's next byte, as conntrack marked it INVALID; the client's bare RST answers it, and its next request to
+    the service address draws the backend's RST through NAT: conntrack-invalid-unnat, the Kubernetes reset of
+    large downloads; `after` answers still come between the client's RST and its request, as if that RST had
+    not taken). `copies`: each frame twice (a mirror port). `drops`: every 5,000th segment follows 100 the
+    capture missed (a jump of 100,000 bytes, as a capture that drops frames shows). Returns the frames written."""
     t = 1_700_000_000.0
     records: list[bytes] = []
 
@@ -54,18 +58,28 @@ def _long(path: Path, segments: int, ending: str, copies: bool = False, drops: b
         emit(_segment(SERVER, CLIENT, 80, 40000, s + (1 << 30), c, PSH | ACK, 100), 0.01)
         emit(_segment(CLIENT, SERVER, 40000, 80, c, s, ACK))
 
+    def answers(n: int) -> None:
+        nonlocal s
+        for k in range(n):
+            if drops and k % 5000 == 4999:
+                s += 100_000
+            emit(_segment(SERVER, CLIENT, 80, 40000, s, c, ACK, 1000))
+            s += 1000
+            if k % 2:
+                emit(_segment(CLIENT, SERVER, 40000, 80, c, s, ACK))
+
     if ending == "stray-first":
         stray()
     elif ending == "injected":
         emit(_segment(SERVER, CLIENT, 80, 40000, s + (1 << 31), 0, RST), 0.01)
-    for k in range(segments):
-        if drops and k % 5000 == 4999:
-            s += 100_000
-        emit(_segment(SERVER, CLIENT, 80, 40000, s, c, ACK, 1000))
-        s += 1000
-        if k % 2:
-            emit(_segment(CLIENT, SERVER, 40000, 80, c, s, ACK))
-    if ending in ("abort", "injected"):
+    answers(segments)
+    if ending == "unnat":
+        emit(_segment(BACKEND, CLIENT, 8080, 40000, s + (1 << 30), c, PSH | ACK, 100), 0.01)
+        emit(_segment(CLIENT, BACKEND, 40000, 8080, c, 0, RST))
+        answers(after)
+        emit(_segment(CLIENT, SERVER, 40000, 80, c, s, PSH | ACK, 100), 1.0)
+        emit(_segment(SERVER, CLIENT, 80, 40000, s, 0, RST))
+    elif ending in ("abort", "injected"):
         emit(_segment(CLIENT, SERVER, 40000, 80, c, s, RST | ACK), 0.01)
     elif ending == "retransmission":
         gap = 0.3
@@ -339,47 +353,6 @@ def test_a_flood_of_resets_is_drawn_from_its_beginning_its_first_rst_and_its_end
     assert f"(segments {frames - 99}–" in notes[-1], "numbered on the wire, not in the drawing"
 
 
-VIP, BACKEND = 0x0A000003, 0x0A000004
-
-
-def _unnat(path: Path, segments: int, after: int = 0) -> int:
-    """At the client, through a NAT to a backend (10.0.0.3:80 is 10.0.0.4:8080): a download of `segments` answers
-    of 1,000 bytes, then one of the backend's segments arrives un-NATed (from 10.0.0.4:8080, 2^30 bytes beyond,
-    acknowledging the client's next byte: conntrack marked it INVALID), the client's bare RST answers it, and
-    the client's next request to the service address draws the backend's RST through NAT
-    (conntrack-invalid-unnat, the Kubernetes reset of large downloads). `after`: answers that still come
-    between the client's RST and its request (as if that RST had not taken)."""
-    t = 1_700_000_000.0
-    records: list[bytes] = []
-
-    def emit(frame: bytes, dt: float = 0.0005) -> None:
-        nonlocal t
-        t += dt
-        records.append(_record(t, frame))
-
-    c, s = 1_000, 5_000_000
-    emit(_segment(CLIENT, VIP, 40000, 80, c, 0, SYN))
-    emit(_segment(VIP, CLIENT, 80, 40000, s, c + 1, SYN | ACK))
-    emit(_segment(CLIENT, VIP, 40000, 80, c + 1, s + 1, ACK))
-    emit(_segment(CLIENT, VIP, 40000, 80, c + 1, s + 1, PSH | ACK, 200))
-    c, s = c + 201, s + 1
-    for k in range(segments):
-        emit(_segment(VIP, CLIENT, 80, 40000, s, c, ACK, 1000))
-        s += 1000
-        if k % 2:
-            emit(_segment(CLIENT, VIP, 40000, 80, c, s, ACK))
-    emit(_segment(BACKEND, CLIENT, 8080, 40000, s + (1 << 30), c, PSH | ACK, 100), 0.01)
-    emit(_segment(CLIENT, BACKEND, 40000, 8080, c, 0, RST))
-    for k in range(after):
-        emit(_segment(VIP, CLIENT, 80, 40000, s, c, ACK, 1000))
-        s += 1000
-        if k % 2:
-            emit(_segment(CLIENT, VIP, 40000, 80, c, s, ACK))
-    emit(_segment(CLIENT, VIP, 40000, 80, c, s, PSH | ACK, 100), 1.0)
-    emit(_segment(VIP, CLIENT, 80, 40000, s, 0, RST))
-    return _raw_pcap(path, records)
-
-
 @pytest.mark.parametrize("after", [0, 6_000])
 def test_a_long_download_a_stray_reset_reads_as_it_reads_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    after: int) -> None:
@@ -388,7 +361,7 @@ def test_a_long_download_a_stray_reset_reads_as_it_reads_held_whole(tmp_path: Pa
     second later, when the download may have gone on): both verdicts, the stray's and the service
     connection's, are the ones given with every packet held."""
     path = tmp_path / "unnat.pcap"
-    _unnat(path, 8_000, after)
+    _long(path, 8_000, "unnat", after=after)
     monkeypatch.setattr(facts, "LONG_HEAD", 10**9)
     whole, kept_whole = _verdicts(path)
     monkeypatch.setattr(facts, "LONG_HEAD", 100)
@@ -406,7 +379,7 @@ def test_memory_does_not_grow_with_the_download_a_stray_came_in(tmp_path: Path) 
     """20,000 and 200,000 segments before the stray: the peak grows by less than 10 MB (held whole, as a
     connection a twin end opened was, 144 MB more)."""
     short, long = tmp_path / "short.pcap", tmp_path / "long.pcap"
-    _unnat(short, 20_000)
-    _unnat(long, 200_000)
+    _long(short, 20_000, "unnat")
+    _long(long, 200_000, "unnat")
     small, big = _peak(short), _peak(long)
     assert big - small < 10 * 1024, (small, big)
