@@ -18,10 +18,11 @@ from .ladder import Ladder, build_ladder
 __all__ = ["CAPTURE_POINT", "LADDER_MAX", "connection_doc", "connection_ladder", "drawn_from"]
 
 CAPTURE_POINT = "capture"
-# A connection with more segments than LADDER_MAX (a flood of RSTs, which explain holds whole) is drawn from its
-# first LADDER_EDGE, those within LADDER_AROUND of its first RST, and its last LADDER_EDGE; the rest is one note.
-# A ladder draws a dozen or thirty arrows, so nothing drawn changes: only the time to find them. Well above
-# what explain holds of any other long connection (facts.Connection.elide).
+# A connection with more segments than LADDER_MAX (one explain holds whole: a stray once its out-of-window segment
+# is found, `facts.Connection.held`) is drawn from its first LADDER_EDGE, those within LADDER_AROUND of its first
+# RST, and its last LADDER_EDGE; the rest is one note. A ladder draws a dozen or thirty arrows, so nothing drawn
+# changes: only the time to find them. Well above what explain holds of a long connection it cuts back
+# (facts.Connection.elide).
 LADDER_MAX = 6000
 LADDER_EDGE = 1000
 LADDER_AROUND = 200
