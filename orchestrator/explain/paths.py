@@ -115,6 +115,7 @@ def rst_paths(points: Sequence[Point], hosts: Sequence[Hosting] | None = None) -
     names = [p.name for p in points]
     found: list[PathConnection] = []
     per_point: list[dict[int, RstPath]] = [{} for _ in points]
+    resets_of: dict[int, dict[SegmentKey, list[Packet]]] = {}    # id(connection) -> its RSTs by segment key
     for g in groups:
         view = _View(g, points, hosts)
         if len(view.order) < 2:
@@ -126,8 +127,14 @@ def rst_paths(points: Sequence[Point], hosts: Sequence[Hosting] | None = None) -
             for i, cluster in passage.items():
                 for p, n in cluster:
                     per_point[i][p.index] = path
-                    for q in n.conn.raw:      # the forwarded copy of it that the connection folded away
-                        if q.is_rst and segment_key(q) == segment_key(p) and not copies_apart(p, q):
+                    same = resets_of.get(id(n.conn))
+                    if same is None:          # once a connection: a flood's RSTs are not each a scan of it
+                        same = resets_of[id(n.conn)] = {}
+                        for q in n.conn.raw:
+                            if q.is_rst:
+                                same.setdefault(segment_key(q), []).append(q)
+                    for q in same.get(segment_key(p), ()):     # the forwarded copy the connection folded away
+                        if not copies_apart(p, q):
                             per_point[i].setdefault(q.index, path)
         legs = tuple(f"{names[n.point]}: {endpoint(*_first_end(n, 'client'))} > "
                      f"{endpoint(*_first_end(n, 'server'))}" for n in sorted(g.nodes, key=view.rank_node))
@@ -165,6 +172,10 @@ class _View:
         self.given = [p.addresses for p in points]
         self.hosts = hosts
         self.ends = {role: {end_of(n, role) for n in g.nodes} - {None} for role in ("client", "server")}
+        # what `_at` and `_forwards` found, per point (and role): each scans the connections' packets, and every
+        # RST of the group asks again (a flood's thousands)
+        self._at_known: dict[tuple[int, str | None], bool] = {}
+        self._forwards_known: dict[int, bool] = {}
         placed = [i for i in range(len(points)) if i not in self.legs and
                   any(self._at(i, role) for role in ("client", "server"))]
         self.order = sorted([*self.legs, *placed], key=self._rank)
@@ -188,9 +199,23 @@ class _View:
         """Point i is the capture of the host at the `role` end: it owns that end's address there."""
         if role is None:
             return False
-        if i in self.legs:
-            return any(self._sends_as(i, n, role) for n in self.legs[i])
-        return any(e is not None and e[0] in self.given[i] for e in self.ends[role])
+        known = self._at_known.get((i, role))
+        if known is None:
+            if i in self.legs:
+                known = any(self._sends_as(i, n, role) for n in self.legs[i])
+            else:
+                known = any(e is not None and e[0] in self.given[i] for e in self.ends[role])
+            self._at_known[(i, role)] = known
+        return known
+
+    def _forwards(self, i: int) -> bool:
+        """Point i's host forwarded packets of the group's connections."""
+        known = self._forwards_known.get(i)
+        if known is None:
+            known = self._forwards_known[i] = any(
+                n.conn.forwarded or any(p.index in self.hosts[i].forwarded for p in n.conn.raw)
+                for n in self.legs.get(i, ()))
+        return known
 
     def _sends_as(self, i: int, n: Node, role: str) -> bool:
         """Point i's host is the leg's `role` end: it owns the address and forwarded none of its packets."""
@@ -277,8 +302,7 @@ class _View:
         own, transit = self.hosts[i].own, self.hosts[i].transit
         if self._at(i, side) or (side is None and addr in own):
             return name, False, f"it left {name}'s host, {host} itself, not forwarded: {host}'s own TCP sent it"
-        forwards = any(n.conn.forwarded or any(p.index in self.hosts[i].forwarded for p in n.conn.raw)
-                       for n in self.legs.get(i, ())) or addr in transit
+        forwards = self._forwards(i) or addr in transit
         if forwards:
             return name, True, (f"it left {name}'s host, which forwards the connection's other packets, in "
                                 f"{host}'s name: forged by {name}")

@@ -471,3 +471,29 @@ def test_the_files_read_a_chunk_at_a_time_explain_as_the_points_read_whole(scena
                (b.path, b.packets, b.other, b.connections, b.t0, b.end, b.notes)
         assert list(a.json_lines()) == list(b.json_lines())
         assert [e.segments for e in a.explanations] == [e.segments for e in b.explanations]
+
+
+def test_a_flood_of_resets_seen_at_two_points_costs_each_point_one_look(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following 3,000 RSTs of one connection across two points asks once per point and role whether the point
+    is that end's host, and indexes each connection's RSTs once: asked per RST, each question scanned the
+    connection's packets, and two copies of a 20,000-RST storm took 284 s (now 2 s)."""
+    from orchestrator.explain import correlate, paths
+    from orchestrator.explain.multi import explain_point_files
+    from tests.unit.test_explain_long import _flood
+
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    _flood(a, 3_000)
+    shutil.copy(a, b)
+    asked: list[int] = []
+    sends_as = paths._View._sends_as
+    monkeypatch.setattr(paths._View, "_sends_as", lambda self, i, n, role: asked.append(i) or sends_as(self, i, n, role))
+    keyed: list[int] = []
+    key_of = correlate.segment_key
+    monkeypatch.setattr(paths, "segment_key", lambda p: keyed.append(1) or key_of(p))
+    found, results = explain_point_files([str(a), str(b)], ["a", "b"], [frozenset(), frozenset()])
+    (conn,) = found.connections
+    assert len(conn.resets) == 3_000 and conn.points == ("a", "b")
+    assert len(asked) <= 2 * 2 * 2, "a point and a role once each (a leg or two per point)"
+    assert len(keyed) <= 3 * 2 * 3_004, "each RST keyed for its passage, and each connection's RSTs once"
+    assert [e.cause for r in results for e in r.explanations] == [results[0].explanations[0].cause] * 2
