@@ -173,7 +173,7 @@ def zeek_conn(packets: Sequence[Packet]) -> tuple[str, str]:
     return row.row()
 
 
-_LETTER = {c: ord(c) for c in "shfrqiSHFRQI"}     # the history letters of SYN, FIN and RST (update_history)
+_LETTER = {c: ord(c) for c in "shfrqidawt^SHFRQIDAWT"}     # each history letter, as the byte ZeekRow keeps
 
 
 class ZeekRow:
@@ -239,13 +239,13 @@ class ZeekRow:
                 elif length:
                     if "d" not in me.once:
                         me.once.add("d")
-                        add(68 if is_orig else 100)             # D, d
+                        add(letter["D" if is_orig else "d"])
                 elif ack and "a" not in me.once:
                     me.once.add("a")
-                    add(65 if is_orig else 97)              # A, a
+                    add(letter["A" if is_orig else "a"])
                 # update_window: a zero window, unless with a RST, after the sender's RST or after the peer's FIN
                 if p.window == 0 and not rst and peer.state != CLOSED and state != RESET and _logarithmic(me, "w"):
-                    add(87 if is_orig else 119)             # W, w
+                    add(letter["W" if is_orig else "w"])
                 if fin:
                     me.fin_cnt += 1
                 # the acknowledgement: it starts a silent peer's sequence space, else advances what the peer had
@@ -271,7 +271,7 @@ class ZeekRow:
                         me.last_wraps += 1
                     me.last = past
                 elif state != RESET and length and _logarithmic(me, "t"):
-                    add(84 if is_orig else 116)             # T, t
+                    add(letter["T" if is_orig else "t"])
                 # the state machine, for the sender
                 if rst:
                     if state != CLOSED or peer.state != CLOSED:     # UpdateClosedState: a RST after both FINs changes nothing
@@ -294,7 +294,7 @@ class ZeekRow:
                             peer.set(ESTABLISHED)
                             o_src, o_sport = p.src, p.sport
                             orig, resp = resp, orig
-                            add(94)                         # ^
+                            add(letter["^"])
                     elif state == INACTIVE:
                         me.set(SYN_ACK_SENT if ack else SYN_SENT)
                     elif state == PARTIAL and not ack and peer.state == INACTIVE:   # UpdateEstablishedState

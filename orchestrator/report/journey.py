@@ -103,11 +103,10 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
     other_numbering: dict[tuple[Any, ...], list[_Open]] = {}
     nat: dict[tuple[Any, ...], list[_Open]] = {}
     translated_at: dict[int, str] = {}
-    # per journey (by id of its sightings' list, kept alive in `every`): the (point, direction) pairs and the
-    # points it was seen at, and the index entries it has (one each: a journey seen again under the same key is
-    # not listed twice, so a burst of one segment repeated, a RST loop, costs its live copies once each)
+    # per journey (by id of its sightings' list, kept alive in `every`): the (point, direction) pairs it was seen
+    # at, and the index entries it has (one each: a journey seen again under the same key is not listed twice, so
+    # a burst of one segment repeated, a RST loop, costs its live copies once each)
     marks: dict[int, set[tuple[str, str | None]]] = {}
-    at_points: dict[int, set[str]] = {}
     listed: set[tuple[int, int, tuple[Any, ...]]] = set()
 
     def live(index: dict[tuple[Any, ...], list[_Open]], key: tuple[Any, ...], t: float, window: float) -> list[_Open]:
@@ -143,7 +142,8 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
         for forms, path in candidates:
             gap = t - path[-1].t
             if -EARLY <= gap < best_gap and (
-                    point not in at_points[id(path)] if direction is None else (point, direction) not in marks[id(path)]
+                    all(at != point for at, _ in marks[id(path)]) if direction is None
+                    else (point, direction) not in marks[id(path)]
             ) and _same_segment(forms[-1], p):
                 best, best_gap = (forms, path), abs(gap)
         if best is None and direction == "out":
@@ -158,12 +158,11 @@ def match_journeys(packets: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[J
         if best is None:
             best = ([p], [seen])
             every.append(best)
-            marks[id(best[1])], at_points[id(best[1])] = set(), set()
+            marks[id(best[1])] = set()
         else:
             best[0].append(p)
             best[1].append(seen)
         marks[id(best[1])].add((point, direction))
-        at_points[id(best[1])].add(point)
         register(best)
     return [_journey(forms, path, set(packets), translated_at.get(id(path))) for forms, path in every]
 
