@@ -20,6 +20,7 @@ from .analysis import Surveyed, explain_capture, explain_surveyed, survey_file
 from .correlate import Hosting, SegmentKey, hosting_of, segment_key
 from .paths import Paths, Point, rst_paths
 from .result import AMBIGUOUS, SILENT_DROP, UNKNOWN, CaptureExplanation, Explanation
+from .survey import RESETS
 from .synpath import follow_syns
 
 __all__ = ["explain_point_files", "explain_points", "settle"]
@@ -42,9 +43,11 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
     holding a RST (at any point), not every packet. Raises CaptureError for a file that is not a capture.
 
     1. Each file's survey and its frames' connection numbers (`analysis.survey_file`).
-    2. The segments of every connection that holds a RST, at any point.
+    2. The segments of every connection that holds a RST, and the sequence numbers of every connection of SYNs
+       only (an unanswered SYN's), at any point.
     3. Each file whole again: its connections that share one of those segments, what its host did
-       (`correlate.hosting_of`) and its SYNs (`synpath`).
+       (`correlate.hosting_of`) and its SYNs with one of those numbers (`synpath`: where an unanswered SYN was
+       last seen; the others, a SYN a connection, would be held for nothing).
     4. The packets of its connections worth explaining or sharing such a segment: a `Point` that
        `rst_paths` correlates as it would the whole file; each point is then explained from its survey.
 
@@ -64,8 +67,14 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
             firsts.append(survey_file(name, shifted(done)))
             done += size
         rst_keys: set[SegmentKey] = set()
+        isns: set[int] = set()
         for first, size in zip(firsts, sizes, strict=True):
-            rst_keys.update(segment_key(p) for _, p in _read(first, first.survey.reset_mask(), shifted(done)))
+            followed = first.survey.followed()
+            for conn, p in _read(first, followed, shifted(done)):
+                if followed[conn] == RESETS:
+                    rst_keys.add(segment_key(p))
+                else:
+                    isns.add(p.seq)
             done += size
         hosts: list[Hosting] = []
         syns: list[list[Packet]] = []
@@ -73,8 +82,8 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
         for first, own, size in zip(firsts, addresses, sizes, strict=True):
             shares = first.survey.wanted()          # worth explaining, or (marked as read) sharing a RST's segment
             syns.append([])
-            hosts.append(hosting_of(_sharing(_read(first, None, shifted(done)), rst_keys, shares, syns[-1]), own,
-                                    rst_keys))
+            hosts.append(hosting_of(_sharing(_read(first, None, shifted(done)), rst_keys, shares, isns, syns[-1]),
+                                    own, rst_keys))
             wanted.append(shares)
             done += size
         kept: list[list[tuple[int, Packet]]] = []
@@ -84,7 +93,7 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
     finally:
         for first in firsts:
             first.close()
-    del rst_keys
+    del rst_keys, isns
     points = [Point(name, [p for _, p in packets], own) for name, packets, own in zip(names, kept, addresses, strict=True)]
     paths = rst_paths(points, hosts)
     if progress is not None:
@@ -107,14 +116,14 @@ def _read(first: Surveyed, wanted: bytearray | None, progress: Callable[[int], N
         yield from reader
 
 
-def _sharing(packets: Iterator[tuple[int, Packet]], keys: set[SegmentKey], shares: bytearray,
+def _sharing(packets: Iterator[tuple[int, Packet]], keys: set[SegmentKey], shares: bytearray, isns: set[int],
              syns: list[Packet]) -> Iterator[Packet]:
-    """The packets, passed on; marks in `shares` the connections with a segment in `keys`, and keeps the SYNs
-    without ACK in `syns`."""
+    """The packets, passed on; marks in `shares` the connections with a segment in `keys`, and keeps in `syns`
+    the SYNs without ACK whose sequence number is in `isns`."""
     for conn, p in packets:
         if not shares[conn] and segment_key(p) in keys:
             shares[conn] = 1
-        if p.is_syn and not p.has_ack:
+        if p.is_syn and not p.has_ack and p.seq in isns:
             syns.append(p)
         yield p
 

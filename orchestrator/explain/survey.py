@@ -35,13 +35,14 @@ from ..capture import (
 from ..encap import IcmpError
 from .facts import COPY_WINDOW, FORWARDED, KEPT, CopyFolder
 
-__all__ = ["ID_SHARED_CHAIN", "ID_SHARED_STEP", "ID_SHARED_WINDOW", "IdRuns", "Profile", "Survey"]
+__all__ = ["ID_SHARED_CHAIN", "ID_SHARED_STEP", "ID_SHARED_WINDOW", "RESETS", "SYNS", "IdRuns", "Profile", "Survey"]
 
 ID_SHARED_WINDOW = 2.0    # s: RSTs this close whose IP IDs follow each other may share a counter
 ID_SHARED_STEP = 4        # at most this many IDs apart
 ID_SHARED_CHAIN = 3       # a chain of at least this many RSTs from two or more sources is a shared counter
 ID_CHAIN_MAX = 64         # a chain is followed back at most this many RSTs
 ID_REORDER = 2.0          # s: RSTs are taken in time order within this much of the latest time seen
+RESETS, SYNS = 1, 2       # Survey.followed: a connection holding a RST; one holding only SYNs (and SYN/ACKs)
 
 # bits of Survey.flags, per connection: its packets' kinds OR-ed (capture.KIND_CONN: a RST; a packet other than a
 # first SYN; a SYN of any kind; a packet without SYN; a first SYN (no ACK)) and survey's own in the bits the
@@ -296,9 +297,13 @@ class Survey:
         return bytearray(1 if b & (_RST | _STRAY | _OPENED) or not b & _MORE_THAN_SYNS
                          or b & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN else 0 for b in self.flags)
 
-    def reset_mask(self) -> bytearray:
-        """Per connection, 1 when it holds a RST."""
-        return bytearray(1 if b & _RST else 0 for b in self.flags)
+    def followed(self) -> bytearray:
+        """Per connection, what several capture points follow of it across them: RESETS when it holds a RST (its
+        segments), SYNS when it holds no RST and only SYNs, or SYNs and SYN/ACKs (an unanswered SYN's sequence
+        number), else 0."""
+        half_open = _MORE_THAN_SYNS | _FIRST_SYN
+        return bytearray(RESETS if b & _RST else SYNS if not b & _MORE_THAN_SYNS or b & _HALF_OPEN_MASK == half_open
+                         else 0 for b in self.flags)
 
     def explained(self, conn: int) -> bool:
         """The connection holds a RST, or only SYNs, or only SYNs and SYN/ACKs (a handshake never

@@ -27,7 +27,8 @@ def follow_syns(results: Sequence[CaptureExplanation], points: Sequence[Point],
                 hosts: Sequence[Hosting] | None = None,
                 point_syns: Sequence[Iterable[Packet]] | None = None) -> list[CaptureExplanation]:
     """Each point's unanswered SYNs, with where along the path the SYN was last seen. `hosts` and `point_syns`
-    (each point's SYNs without ACK): found as the files were read, where `points` hold only some packets."""
+    (each point's SYNs without ACK, or at least those with an unanswered SYN's sequence number): found as the files
+    were read, where `points` hold only some packets."""
     if len(points) < 2 or not any(e.cause == SILENT_DROP for r in results for e in r.explanations):
         return list(results)
     if hosts is None:

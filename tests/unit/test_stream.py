@@ -6,6 +6,7 @@ import io
 import struct
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -171,3 +172,44 @@ def test_the_progress_bar_shows_on_a_terminal_only_and_only_after_the_delay() ->
     with ReadingProgress(Console(file=plain, force_terminal=False), "big.pcap", delay=0.0) as show:
         show(50, 100)
     assert plain.getvalue() == ""
+
+
+def test_several_points_keep_only_the_syns_an_unanswered_one_may_be(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two captures of 3,000 answered connections and one SYN never answered, sent three times: `explain a.pcap
+    b.pcap` follows the unanswered SYN across the points as the points held whole do, keeping of the 3,003 SYNs of
+    each file only its three (kept all, two captures of two million packets took 345 MB, now 117 MB)."""
+    from orchestrator.explain import multi
+    from orchestrator.explain.paths import Point
+
+    client, server = 0x0A000001, 0x0A000002
+    records: list[bytes] = []
+    t = 1_700_000_000.0
+    for port in range(20000, 23000):
+        c, s = port * 1000, port * 7000
+        for frame in (_segment(client, server, port, 80, c, 0, SYN), _segment(server, client, 80, port, s, c + 1, SYN | ACK),
+                      _segment(client, server, port, 80, c + 1, s + 1, ACK)):
+            t += 0.001
+            records.append(_record(t, frame))
+    for gap in (0.0, 1.0, 2.0):
+        t += gap
+        records.append(_record(t, _segment(client, server, 30000, 80, 777, 0, SYN)))
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    _raw_pcap(a, records)
+    b.write_bytes(a.read_bytes())
+    kept: list[list[int]] = []
+    follow = multi.follow_syns
+
+    def counting(results: Any, points: Any, hosts: Any, syns: list[list[Any]]) -> Any:
+        kept.extend([p.seq for p in found] for found in syns)
+        return follow(results, points, hosts, syns)
+
+    monkeypatch.setattr(multi, "follow_syns", counting)
+    _, streamed = multi.explain_point_files([str(a), str(b)], ["a", "b"], [frozenset(), frozenset()])
+    assert kept == [[777] * 3, [777] * 3]
+    monkeypatch.undo()
+    captures = [read_capture(a), read_capture(b)]
+    _, whole = multi.explain_points(captures, [Point(n, c.packets) for n, c in zip("ab", captures, strict=True)])
+    drops = [[e for e in r.explanations if e.cause == "silent-drop"] for r in streamed]
+    assert [len(d) for d in drops] == [1, 1]
+    assert "Across the capture points, the SYN was seen at a, b" in drops[0][0].sentence
+    assert drops == [[e for e in r.explanations if e.cause == "silent-drop"] for r in whole]
