@@ -326,14 +326,18 @@ class PacketReader:
     Tunnels are unwrapped: a packet's addresses are the innermost ones.
 
     `log`: write each frame's connection number there. `known`: a log of the same file (an earlier
-    reader's): its frames are not decoded unless `wanted`, and the connections are its own."""
+    reader's): its frames are not decoded unless `wanted`, and the connections are its own. `relative`
+    False (with `known`): the packets' relative numbers are not worked out (None), for a reader that
+    needs only what the wire carries."""
 
     def __init__(self, source: BinaryIO | bytes, name: str, wanted: bytearray | None = None,
-                 log: ConnectionLog | None = None, known: ConnectionLog | None = None) -> None:
+                 log: ConnectionLog | None = None, known: ConnectionLog | None = None, relative: bool = True) -> None:
+        assert relative or known is not None, "without a log, the connections are numbered by relative numbers"
         self.frames = FrameReader(source, name, SUPPORTED_LINKTYPES)
         self.wanted = wanted     # per connection number: 0 skips its packets (they are counted, not built)
         self.log = log
         self.known = known
+        self.relative = relative
         self.other = 0
         self.icmp: list[IcmpError] = []
 
@@ -362,7 +366,8 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
     known_conn = -1
     logged = 0                                        # frames whose numbers are in the log or the block
     addrs: dict[bytes, tuple[str, str]] = {}   # 8 (IPv4) or 32 (IPv6) bytes -> texts
-    track = ConnectionTracker().segment
+    track = ConnectionTracker().segment if counts.relative else None
+    rel_seq = rel_ack = None
     ntoa = socket.inet_ntoa
     u16, sll2_hdr, ip4_tcp = _u16, _sll2_hdr, _ip4_tcp
     flag_str = _FLAG_STR
@@ -450,7 +455,8 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
             if length < 0:
                 length = 0
 
-        conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
+        if track is not None:
+            conn, rel_seq, rel_ack = track(src, sport, dst, dport, fl, seq, ack)
         if known is not None:
             conn = known_conn        # the tracker saw only the wanted connections' packets
         elif wanted is not None and not wanted[conn]:

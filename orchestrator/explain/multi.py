@@ -70,7 +70,7 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
         isns: set[int] = set()
         for first, size in zip(firsts, sizes, strict=True):
             followed = first.survey.followed()
-            for conn, p in _read(first, followed, shifted(done)):
+            for conn, p in _read(first, followed, shifted(done), relative=False):
                 if followed[conn] == RESETS:
                     rst_keys.add(segment_key(p))
                 else:
@@ -82,8 +82,8 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
         for first, own, size in zip(firsts, addresses, sizes, strict=True):
             shares = first.survey.wanted()          # worth explaining, or (marked as read) sharing a RST's segment
             syns.append([])
-            hosts.append(hosting_of(_sharing(_read(first, None, shifted(done)), rst_keys, shares, isns, syns[-1]),
-                                    own, rst_keys))
+            every = _read(first, None, shifted(done), relative=False)
+            hosts.append(hosting_of(_sharing(every, rst_keys, shares, isns, syns[-1]), own, rst_keys))
             wanted.append(shares)
             done += size
         kept: list[list[tuple[int, Packet]]] = []
@@ -107,10 +107,12 @@ def explain_point_files(files: Sequence[str], names: Sequence[str], addresses: S
     return paths, follow_syns(settle(results, names), points, hosts, syns)
 
 
-def _read(first: Surveyed, wanted: bytearray | None, progress: Callable[[int], None] | None) -> Iterator[tuple[int, Packet]]:
-    """The file's packets of the `wanted` connections (all with None), numbered as its survey numbered them."""
+def _read(first: Surveyed, wanted: bytearray | None, progress: Callable[[int], None] | None,
+          relative: bool = True) -> Iterator[tuple[int, Packet]]:
+    """The file's packets of the `wanted` connections (all with None), numbered as its survey numbered them
+    (`relative` False: without relative numbers, for what is matched by the numbers on the wire)."""
     with open_capture(first.name) as f:
-        reader = PacketReader(f, first.name, wanted=wanted, known=first.log)
+        reader = PacketReader(f, first.name, wanted=wanted, known=first.log, relative=relative)
         if progress is not None:
             reader.frames.on_chunk = progress
         yield from reader

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from orchestrator.capture import ConnectionLog, read_capture
+from orchestrator.capture import ConnectionLog, PacketReader, open_capture, read_capture
 from orchestrator.cli import main
 from orchestrator.explain import Explanation, explain_capture, explain_file, incidents
-from orchestrator.explain.analysis import FEW_COLLECTIONS, few_collections
+from orchestrator.explain.analysis import FEW_COLLECTIONS, few_collections, survey_file
 from orchestrator.explain.incidents import involves
 from orchestrator.explain.multi import explain_points
 from orchestrator.explain.paths import Point
@@ -162,6 +162,23 @@ def test_the_second_pass_decodes_the_frames_the_first_one_numbered(monkeypatch: 
     assert len(CAPTURES) > 100
     for path in CAPTURES:
         assert explain_file(path) == explain_capture(read_capture(path)), path
+
+
+def test_a_reader_without_relative_numbers_gives_the_same_packets_less_those() -> None:
+    """`PacketReader(relative=False)` (what several points match by: the numbers on the wire) reads every frame a
+    known log numbered, with the same connection numbers and packets, only without relative numbers."""
+    relative = 0
+    for path in CAPTURES:
+        first = survey_file(str(path))
+        try:
+            with open_capture(str(path)) as f, open_capture(str(path)) as g:
+                held = list(PacketReader(f, str(path), known=first.log))
+                bare = list(PacketReader(g, str(path), known=first.log, relative=False))
+        finally:
+            first.close()
+        assert [(c, p._replace(rel_seq=None, rel_ack=None)) for c, p in held] == bare, path
+        relative += sum(p.rel_seq is not None for _, p in held)
+    assert relative > 10_000
 
 
 def test_a_selection_of_a_spilled_store_reads_as_the_same_selection_held(tmp_path: Path) -> None:
