@@ -30,8 +30,17 @@ from itertools import repeat
 from typing import BinaryIO, NamedTuple
 
 from .connections import SEQ_MOD, ConnectionTracker
+from .encap import (
+    BSD_AF_INET6,
+    LT_PKTAP,
+    IcmpError,
+    icmp_error,
+    link_layer,
+    pktap_direction,
+    unwrap_ethertype,
+    unwrap_ip,
+)
 from .encap import LINKTYPES as _SLOW_LINKTYPES
-from .encap import IcmpError, icmp_error, link_layer, unwrap_ethertype, unwrap_ip
 from .errors import CaptureError
 from .pcapfile import Frame, FrameReader
 
@@ -84,7 +93,6 @@ _TUNNELS = frozenset((4, 41, 47, 17))          # IP-in-IP, IPv6-in-IPv4, GRE, UD
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 _ETH_IP4, _ETH_IP6 = 0x0800, 0x86DD
 _IP6_EXT = frozenset((0, 43, 60, 44, 51))   # hop-by-hop, routing, dstopts, fragment, AH
-_BSD_AF_INET6 = frozenset((10, 24, 28, 30))   # Linux, NetBSD/OpenBSD, FreeBSD, macOS
 # Linux packet types 0..4: to us, broadcast, multicast, to another host (a frame
 # the bridge flooded to us: not addressed to this host), sent by us.
 _DIRECTION = ("in", "in", "in", "other", "out")
@@ -428,10 +436,12 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
             fam = data[off:off + 4]
             family = int.from_bytes(fam, "big") if lt == 108 else (
                 int.from_bytes(fam, "little") if fam[0] else int.from_bytes(fam, "big"))
-            etype = _ETH_IP4 if family == 2 else _ETH_IP6 if family in _BSD_AF_INET6 else 0
+            etype = _ETH_IP4 if family == 2 else _ETH_IP6 if family in BSD_AF_INET6 else 0
             p = off + 4
         else:
             p, etype = link_layer(data, off, end, lt)
+            if lt == LT_PKTAP:
+                direction = pktap_direction(data, off)
         if etype == 0x0800 and p + 40 <= end:
             # the fast path: IPv4 without options, not a fragment, TCP with a header of 20 bytes or more
             vihl, total, ip_id, frag, ttl, proto, key, sport, dport, seq, ack, offflags, window = ip4_tcp(data, p)

@@ -18,16 +18,21 @@ import socket
 import struct
 from typing import NamedTuple
 
-__all__ = ["LINKTYPES", "IcmpError", "icmp_error", "link_layer", "unwrap_ethertype", "unwrap_ip"]
+__all__ = ["BSD_AF_INET6", "LINKTYPES", "LT_PKTAP", "IcmpError", "icmp_error", "link_layer", "pktap_direction",
+           "unwrap_ethertype", "unwrap_ip"]
 
 ETH_IP4, ETH_IP6 = 0x0800, 0x86DD
 _u16 = struct.Struct(">H").unpack_from
+_u32 = struct.Struct(">I").unpack_from
 
 # link types (tcpdump.org/linktypes.html) read here
 LT_PPP, LT_FDDI, LT_PPP_HDLC, LT_C_HDLC, LT_IEEE802_11, LT_RADIOTAP, LT_NFLOG = 9, 10, 50, 104, 105, 127, 239
 LT_PPP_ETHER = 51
+LT_ATM_RFC1483, LT_ENC, LT_PFLOG, LT_PRISM, LT_AVS, LT_PPI, LT_ERF, LT_IPNET, LT_PKTAP = (
+    100, 109, 117, 119, 163, 192, 197, 226, 258)
 LINKTYPES = frozenset((LT_PPP, LT_FDDI, LT_PPP_HDLC, LT_PPP_ETHER, LT_C_HDLC, LT_IEEE802_11,
-                       LT_RADIOTAP, LT_NFLOG))
+                       LT_RADIOTAP, LT_NFLOG, LT_ATM_RFC1483, LT_ENC, LT_PFLOG, LT_PRISM, LT_AVS, LT_PPI,
+                       LT_ERF, LT_IPNET, LT_PKTAP))
 
 _PPP_PROTO = {0x0021: ETH_IP4, 0x0057: ETH_IP6}
 _VLAN = frozenset((0x8100, 0x88A8, 0x9100))
@@ -98,6 +103,91 @@ def _nflog(data: bytes, p: int, end: int) -> tuple[int, int]:
     return p, 0
 
 
+def _by_version(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """An IP packet at p, IPv4 or IPv6 as its first nibble says."""
+    if p >= end:
+        return p, 0
+    v = data[p] >> 4
+    return p, ETH_IP4 if v == 4 else ETH_IP6 if v == 6 else 0
+
+
+BSD_AF_INET6 = frozenset((10, 24, 28, 30))      # AF_INET6 of Linux, NetBSD/OpenBSD, FreeBSD, macOS
+_IPNET_FAMILY = {2: ETH_IP4, 26: ETH_IP6}       # Solaris ipnet's IPH_AF_INET, IPH_AF_INET6
+_ERF_ETHERNET = frozenset((2, 11, 16, 20))      # ERF record types of Ethernet: ETH, COLOR_ETH, DSM_COLOR_ETH,
+_ERF_IP = {22: ETH_IP4, 23: ETH_IP6}            # COLOR_HASH_ETH (two bytes of padding first); IPV4, IPV6
+_PTH_TYPE_PACKET, _PTH_DIR_IN, _PTH_DIR_OUT = 1, 0x1, 0x2
+
+
+def _carried(data: bytes, p: int, end: int, dlt: int) -> tuple[int, int]:
+    """A frame of link type `dlt` at p: what PKTAP and PPI headers wrap (Ethernet, BSD loopback, raw IP, or
+    another link type read here)."""
+    if dlt == 1:
+        return _ethernet(data, p, end)
+    if dlt in (0, 108):                            # the address family in 4 bytes of either order: the IP
+        return _by_version(data, p + 4, end)       # version decides
+    if dlt in (12, 101, 228, 229):
+        return _by_version(data, p, end)
+    if dlt in LINKTYPES and dlt not in (LT_PKTAP, LT_PPI):     # not a wrapper in a wrapper
+        return link_layer(data, p, end, dlt)
+    return p, 0
+
+
+def _pktap(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """Apple's PKTAP (`tcpdump -i pktap` on macOS): a little-endian header (its length, record type, the link type
+    of the frame after it), then that frame."""
+    if p + 40 > end:
+        return p, 0
+    length, kind, dlt = struct.unpack_from("<III", data, p)
+    if kind != _PTH_TYPE_PACKET or length < 40:
+        return p, 0
+    return _carried(data, p + length, end, dlt)
+
+
+def pktap_direction(data: bytes, p: int) -> str | None:
+    """The direction a PKTAP header records (its flags: PTH_FLAG_DIR_IN, _OUT), as Linux cooked headers say it."""
+    if len(data) < p + 40:
+        return None
+    (flags,) = struct.unpack_from("<I", data, p + 36)
+    return "in" if flags & _PTH_DIR_IN else "out" if flags & _PTH_DIR_OUT else None
+
+
+def _pflog(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """A BSD pf log record (`tcpdump -i pflog0`): the header's length in its first byte (padded to 4 bytes), the
+    address family in its second, then the packet."""
+    if p + 2 > end:
+        return p, 0
+    length, af = data[p], data[p + 1]
+    q = p + ((length + 3) & ~3)
+    return (q, ETH_IP4) if af == 2 else (q, ETH_IP6) if af in BSD_AF_INET6 else (q, 0)
+
+
+def _erf(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """An Endace ERF record: 16 bytes of header, extension headers of 8 bytes while the type's top bit says so,
+    then an Ethernet frame (two bytes of padding first) or an IP packet."""
+    if p + 16 > end:
+        return p, 0
+    kind = data[p + 8]
+    q = p + 16
+    more = kind & 0x80
+    while more and q + 8 <= end:
+        more = data[q] & 0x80
+        q += 8
+    kind &= 0x7F
+    if kind in _ERF_ETHERNET:
+        return _ethernet(data, q + 2, end)
+    return (q, _ERF_IP[kind]) if kind in _ERF_IP else (q, 0)
+
+
+def _prism(data: bytes, p: int, end: int) -> tuple[int, int]:
+    """802.11 after a Prism monitor header (its length little-endian at 4), or after an AVS header (big-endian
+    magic 0x8021100x, its length at 4), as drivers write either under the Prism link type."""
+    if p + 8 > end:
+        return p, 0
+    if _u32(data, p)[0] & 0xFFFFFFF0 == 0x80211000:
+        return _ieee80211(data, p + _u32(data, p + 4)[0], end)
+    return _ieee80211(data, p + struct.unpack_from("<I", data, p + 4)[0], end)
+
+
 def link_layer(data: bytes, off: int, end: int, lt: int) -> tuple[int, int]:
     """(offset, ethertype) of what a frame of a slow-path link type carries."""
     if lt == LT_FDDI:
@@ -117,6 +207,25 @@ def link_layer(data: bytes, off: int, end: int, lt: int) -> tuple[int, int]:
         return _ieee80211(data, off + rlen, end)
     if lt == LT_NFLOG:
         return _nflog(data, off, end)
+    if lt == LT_PKTAP:
+        return _pktap(data, off, end)
+    if lt == LT_PFLOG:
+        return _pflog(data, off, end)
+    if lt == LT_ERF:
+        return _erf(data, off, end)
+    if lt == LT_PPI:                               # version, flags, length (LE), then the link type (LE)
+        if off + 8 > end:
+            return off, 0
+        length, dlt = struct.unpack_from("<HI", data, off + 2)
+        return _carried(data, off + length, end, dlt) if length >= 8 else (off, 0)
+    if lt in (LT_PRISM, LT_AVS):
+        return _prism(data, off, end)
+    if lt == LT_IPNET:                             # Solaris ipnet: 24 bytes, the address family second
+        return (off + 24, _IPNET_FAMILY.get(data[off + 1], 0)) if off + 24 <= end else (off, 0)
+    if lt == LT_ENC:                               # OpenBSD enc: family (host order), SPI, flags; then IP
+        return _by_version(data, off + 12, end)
+    if lt == LT_ATM_RFC1483:
+        return _llc_snap(data, off, end)
     return off, 0
 
 

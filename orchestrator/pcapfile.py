@@ -56,7 +56,8 @@ def _unsupported(name: str, linktype: int) -> CaptureError:
     return CaptureError(
         f"{name}: unsupported link type {linktype} "
         "(supported: Ethernet, raw IP, Linux cooked SLL/SLL2, BSD loopback, FDDI, PPP, "
-        "Cisco HDLC, 802.11, radiotap, NFLOG)")
+        "Cisco HDLC, 802.11, radiotap, Prism, AVS, PPI, NFLOG, pflog, enc, Apple PKTAP, Solaris ipnet, "
+        "Endace ERF, ATM RFC 1483)")
 
 
 class FrameReader:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import socket
 import struct
+from pathlib import Path
 
 import pytest
 
 from orchestrator.capture import parse_capture_bytes
+from tests import oracles
 from tests.unit.test_capture import ACK, RST, SYN, _eth, _ip4, _ip6, _pcap, _tcp
 
 SEG = _tcp(40000, 80, 1000, 0, SYN)
@@ -40,6 +42,26 @@ def _wlan(l3: bytes, qos: bool = True) -> bytes:
     return hdr + SNAP + b"\x08\x00" + l3
 
 
+def _pktap(dlt: int, frame: bytes, flags: int = 0) -> bytes:
+    """Apple's PKTAP header (little-endian: length, record type 1, link type, interface name, flags) and a frame."""
+    head = struct.pack("<III", 108, 1, dlt) + b"en0".ljust(24, b"\0") + struct.pack("<I", flags)
+    return head.ljust(108, b"\0") + frame
+
+
+def _pflog(af: int, packet: bytes, length: int = 61) -> bytes:
+    """A pf log header (its length, address family, action, reason, interface...), padded to 4 bytes."""
+    head = struct.pack("BBBB", length, af, 0, 0) + b"pflog0".ljust(16, b"\0")
+    return head.ljust((length + 3) & ~3, b"\0") + packet
+
+
+def _erf(kind: int, payload: bytes, extensions: int = 0) -> bytes:
+    """An ERF record: timestamp, type (top bit: extension headers follow), flags, record and wire lengths."""
+    ext = b"".join(bytes([0x80 * (i < extensions - 1) | 3]) + b"\0" * 7 for i in range(extensions))
+    return (struct.pack("<Q", 0) + struct.pack(">BBHHH", kind | 0x80 * bool(ext), 4, 16 + len(ext) + len(payload),
+                                                 0, len(payload)) + ext + payload)
+
+
+INNER6 = _ip6("2001:db8::1", "2001:db8::2", SEG)
 INNER_ADDRS = ("192.168.1.10", "192.168.1.20", 40000, "S")
 
 FRAMES = {
@@ -69,6 +91,29 @@ FRAMES = {
     "radiotap": (struct.pack("<BBHI", 0, 0, 8, 0) + _wlan(INNER), 127),
     "NFLOG": (struct.pack("<BBH", 2, 0, 0) + struct.pack("<HH", 8, 1) + b"\x00" * 4
               + struct.pack("<HH", 4 + len(INNER), 9) + INNER, 239),
+    "PKTAP, Ethernet": (_pktap(1, _eth(INNER)), 258),
+    "PKTAP, loopback": (_pktap(0, struct.pack("<I", 2) + INNER), 258),
+    "PKTAP, raw IP": (_pktap(12, INNER), 258),
+    "pflog": (_pflog(2, INNER), 117),
+    "PPI, 802.11": (struct.pack("<BBHI", 0, 0, 8, 105) + _wlan(INNER, qos=False), 192),
+    "PPI, Ethernet": (struct.pack("<BBHI", 0, 0, 8, 1) + _eth(INNER), 192),
+    "Prism": (struct.pack("<II", 0x41, 144) + b"wlan0".ljust(136, b"\0") + _wlan(INNER, qos=False), 119),
+    "AVS": (struct.pack(">II", 0x80211001, 64) + b"\0" * 56 + _wlan(INNER, qos=False), 163),
+    "AVS under the Prism link type": (struct.pack(">II", 0x80211001, 64) + b"\0" * 56 + _wlan(INNER, qos=False), 119),
+    "Solaris ipnet": (struct.pack(">BBHIIIII", 1, 2, 0, len(INNER), 1, 0, 0, 0) + INNER, 226),
+    "OpenBSD enc": (struct.pack("<III", 2, 0x1234, 0) + INNER, 109),
+    "ERF, Ethernet": (_erf(2, b"\0\0" + _eth(INNER)), 197),
+    "ERF, Ethernet after two extension headers": (_erf(2, b"\0\0" + _eth(INNER), extensions=2), 197),
+    "ERF, colour Ethernet": (_erf(11, b"\0\0" + _eth(INNER)), 197),
+    "ERF, IPv4": (_erf(22, INNER), 197),
+    "ATM RFC 1483": (SNAP + b"\x08\x00" + INNER, 100),
+}
+FRAMES6 = {
+    "pflog, OpenBSD's AF_INET6": (_pflog(24, INNER6), 117),
+    "pflog, macOS's AF_INET6": (_pflog(30, INNER6), 117),
+    "Solaris ipnet": (struct.pack(">BBHIIIII", 1, 26, 0, len(INNER6), 1, 0, 0, 0) + INNER6, 226),
+    "ERF, IPv6": (_erf(23, INNER6), 197),
+    "PKTAP, raw IPv6": (_pktap(12, INNER6), 258),
 }
 
 
@@ -76,6 +121,50 @@ FRAMES = {
 def test_the_inner_segment_is_read(name: str) -> None:
     frame, linktype = FRAMES[name]
     assert _one(frame, linktype) == INNER_ADDRS
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES6))
+def test_the_inner_ipv6_segment_is_read(name: str) -> None:
+    frame, linktype = FRAMES6[name]
+    assert _one(frame, linktype) == ("2001:db8::1", "2001:db8::2", 40000, "S")
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES) + sorted(FRAMES6))
+def test_every_cut_of_a_frame_is_read_without_an_error(name: str) -> None:
+    """A frame cut anywhere (a snap length, a corrupt length field) is a packet or counted as other, never an
+    exception; a header length pointing past the frame is one too."""
+    frame, linktype = {**FRAMES, **FRAMES6}[name]
+    for cut in range(len(frame)):
+        cap = parse_capture_bytes(_pcap([frame[:cut]], linktype=linktype))
+        assert len(cap.packets) + cap.other == 1, (name, cut)
+    cap = parse_capture_bytes(_pcap([frame[:4] + b"\xff" * 8 + frame[12:]], linktype=linktype))
+    assert len(cap.packets) + cap.other == 1
+
+
+def test_pktap_gives_the_direction_it_records() -> None:
+    """PTH_FLAG_DIR_IN (1) is a packet the Mac received, PTH_FLAG_DIR_OUT (2) one it sent (Apple's libpcap writes
+    them to pcapng as inbound and outbound)."""
+    frames = [_pktap(1, _eth(INNER), flags) for flags in (1, 2, 0)]
+    cap = parse_capture_bytes(_pcap(frames, linktype=258))
+    assert [p.direction for p in cap.packets] == ["in", "out", None]
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES) + sorted(FRAMES6))
+def test_tshark_reads_each_link_type_and_encapsulation_as_we_do(tmp_path: Path, name: str) -> None:
+    """The segment tshark finds in each frame (addresses, ports, sequence number) is the one read here."""
+    frame, linktype = {**FRAMES, **FRAMES6}[name]
+    path = tmp_path / "frame.pcap"
+    path.write_bytes(_pcap([frame], linktype=linktype))
+    fields = ["ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport", "tcp.dstport", "tcp.seq_raw"]
+    cmd = ["-n", "-r", str(path), "-T", "fields", "-E", "separator=/t"]
+    for f in fields:
+        cmd += ["-e", f]
+    row = dict(zip(fields, oracles.tshark(cmd, path).strip("\n").split("\t"), strict=True))
+    (p,) = parse_capture_bytes(path.read_bytes()).packets
+    # tshark lists every IP header's addresses, the tunnel's first: the segment's are the last
+    src, dst = (row["ip.src"] or row["ipv6.src"]).split(",")[-1], (row["ip.dst"] or row["ipv6.dst"]).split(",")[-1]
+    assert (src, dst, int(row["tcp.srcport"]), int(row["tcp.dstport"]), int(row["tcp.seq_raw"])) == (
+        p.src, p.dst, p.sport, p.dport, p.seq)
 
 
 def test_ipv6_in_ipv4() -> None:
