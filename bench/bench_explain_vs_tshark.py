@@ -15,8 +15,12 @@ maximum resident memory. The mixes:
 * production-like: `--reset-share` of the connections (default 2%) end in one
   of those causes, the others close normally (the reading dominates).
 
+With `--floor`, each capture is also explained with no verdict made
+(`analysis.classify` returning nothing): the reading, the survey and each
+connection's facts, what any verdict costs on top of, printed after the table.
+
     python bench/bench_explain_vs_tshark.py [--packets 2000000] [--reset-share 0.02]
-        [--mix dense|production|both] [--keep DIR]
+        [--mix dense|production|both] [--keep DIR] [--floor]
 """
 from __future__ import annotations
 
@@ -53,6 +57,11 @@ def measure(argv: list[str]) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
+# `explain --json FILE` with no verdict made: what reading and facts cost
+_FLOOR = ("import sys\nfrom orchestrator.explain import analysis\nfrom orchestrator.cli import main\n"
+          "analysis.classify = lambda f, ctx: None\nsys.exit(main(['explain', '--json', sys.argv[1]]))")
+
+
 def _cell(r: Run) -> str:
     return f"{r.wall:6.1f} s {r.cpu:6.1f} s {r.rss:7.0f} MB"
 
@@ -64,6 +73,7 @@ def main() -> int:
                     help="share of the production-like mix's connections that reset (default 0.02)")
     ap.add_argument("--mix", choices=("dense", "production", "both"), default="both")
     ap.add_argument("--keep", help="write the captures into this folder and keep them")
+    ap.add_argument("--floor", action="store_true", help="also explain each capture with no verdict made")
     args = ap.parse_args()
     mixes: list[tuple[str, float | None]] = []
     if args.mix in ("dense", "both"):
@@ -71,6 +81,7 @@ def main() -> int:
     if args.mix in ("production", "both"):
         mixes.append((f"production-like ({args.reset_share:.0%} reset)", args.reset_share))
     rows: list[tuple[str, int, float, Run, Run]] = []
+    floors: list[tuple[str, Run]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,6 +94,8 @@ def main() -> int:
                   flush=True)
             ours = measure([sys.executable, "-m", "orchestrator", "explain", "--json", str(path)])
             theirs = measure(["tshark", "-r", str(path), "-Y", "tcp.flags.reset==1"])
+            if args.floor:
+                floors.append((label, measure([sys.executable, "-c", _FLOOR, str(path)])))
             rows.append((label, written, size, ours, theirs))
             if not args.keep:
                 path.unlink()
@@ -92,6 +105,10 @@ def main() -> int:
     for label, written, size, ours, theirs in rows:
         print(f"{label + f', {size:.0f} MB':<36} {written:>10,} {_cell(ours):>34}   {_cell(theirs):>30}   "
               f"{ours.cpu / theirs.cpu:.2f}x")
+    for (label, _written, _size, ours, theirs), (_, floor) in zip(rows, floors, strict=False):
+        verdicts = ours.cpu - floor.cpu
+        print(f"{label}: with no verdict made {_cell(floor)}, {floor.cpu / theirs.cpu:.2f}x tshark's CPU; "
+              f"the verdicts {verdicts:.1f} s CPU")
     print(f"(cpus {os.cpu_count()}, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     return 0
 
