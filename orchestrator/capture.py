@@ -441,7 +441,7 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
         else:
             p, etype = link_layer(data, off, end, lt)
             if lt == LT_PKTAP:
-                direction = pktap_direction(data, off)
+                direction = pktap_direction(data, off, end)
         if etype == 0x0800 and p + 40 <= end:
             # the fast path: IPv4 without options, not a fragment, TCP with a header of 20 bytes or more
             vihl, total, ip_id, frag, ttl, proto, key, sport, dport, seq, ack, offflags, window = ip4_tcp(data, p)

@@ -143,9 +143,9 @@ def _pktap(data: bytes, p: int, end: int) -> tuple[int, int]:
     return _carried(data, p + length, end, dlt)
 
 
-def pktap_direction(data: bytes, p: int) -> str | None:
-    """The direction a PKTAP header records (its flags: PTH_FLAG_DIR_IN, _OUT), as Linux cooked headers say it."""
-    if len(data) < p + 40:
+def pktap_direction(data: bytes, p: int, end: int) -> str | None:
+    """The direction a PKTAP header at p records (its flags: PTH_FLAG_DIR_IN, _OUT), as Linux cooked headers say it."""
+    if p + 40 > end:
         return None
     (flags,) = struct.unpack_from("<I", data, p + 36)
     return "in" if flags & _PTH_DIR_IN else "out" if flags & _PTH_DIR_OUT else None
