@@ -9,7 +9,9 @@ without options and its TCP header, the common case, in one unpack), so
 Supported: classic pcap (either byte order, micro- or nanosecond magic) and
 pcapng (any section byte order, per-interface link type and timestamp
 resolution); link types Ethernet (with VLAN tags), raw IP, Linux cooked SLL
-and SLL2, BSD loopback; IPv4 and IPv6 (extension headers walked).
+and SLL2, BSD loopback, and those `encap.link_layer` reads; IPv4 and IPv6
+(extension headers walked). A gzip, bzip2 or xz file is read as the capture
+it holds (`open_capture`); a pipe is copied to be read again (`rereadable`).
 
 Every packet keeps the IP-level facts that tell who sent it: TTL (hop limit
 for IPv6), IP ID and DF (IPv4 only), and the TCP window. Relative sequence
@@ -18,16 +20,23 @@ decides which connection a segment belongs to.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import os
+import shutil
 import socket
+import stat
 import struct
 import tempfile
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from .connections import SEQ_MOD, ConnectionTracker
 from .encap import (
@@ -68,6 +77,7 @@ __all__ = [
     "open_capture",
     "parse_capture_bytes",
     "read_capture",
+    "rereadable",
 ]
 
 # --- TCP flags, tcpdump notation --------------------------------------------
@@ -225,9 +235,52 @@ def read_capture(path: str | os.PathLike[str], progress: Callable[[int, int], No
     return Capture(name, reader.linktype, packets, reader.other, reader.truncated, tuple(reader.icmp))
 
 
+# compressed captures, read as the capture they hold (Wireshark and tshark open gzip as it is): magic -> opener
+# (each stream is closed by open_capture's `with`)
+_COMPRESSED: tuple[tuple[bytes, str, Callable[[BinaryIO], io.BufferedIOBase]], ...] = (
+    (b"\x1f\x8b", "gzip", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
+    (b"BZh", "bzip2", lambda raw: bz2.BZ2File(raw)),
+    (b"\xfd7zXZ\x00", "xz", lambda raw: lzma.LZMAFile(raw)),  # noqa: SIM115
+)
+
+
+class _Unpacked:
+    """A compressed capture file as the bytes of the capture it holds, a chunk at a time. A stream cut short
+    ends at the cut (the capture is then read as truncated, as a cut pcap is); corrupt data is a CaptureError.
+    `fileno` and `position` are the file's own: its size and how far reading has come in it (the progress)."""
+
+    def __init__(self, name: str, kind: str, raw: BinaryIO, stream: io.BufferedIOBase) -> None:
+        self.name, self.kind, self.raw, self.stream = name, kind, raw, stream
+
+    def read(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at the end), a piece at a time: a stream cut short raises EOFError at its
+        end, and what a single `read` had gathered before that would be lost with it."""
+        parts: list[bytes] = []
+        got = 0
+        try:
+            while got < n:
+                part = self.stream.read1(n - got)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+        except EOFError:                  # the compressed stream ended before its end marker: the cut
+            pass
+        except (OSError, zlib.error, lzma.LZMAError) as e:
+            raise CaptureError(f"{self.name}: corrupt {self.kind} data ({e})") from None
+        return b"".join(parts)
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def position(self) -> int:
+        return self.raw.tell()
+
+
 @contextmanager
 def open_capture(name: str) -> Iterator[BinaryIO]:
-    """Open a capture file for reading; raise CaptureError (one line) when it cannot be."""
+    """Open a capture file for reading, decompressed when it is a gzip, bzip2 or xz file; raise CaptureError
+    (one line) when it cannot be."""
     try:
         f = open(name, "rb")  # noqa: SIM115  # closed by the with below, after the errors are mapped
     except FileNotFoundError:
@@ -240,9 +293,46 @@ def open_capture(name: str) -> Iterator[BinaryIO]:
         raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
     with f:
         try:
+            head = f.peek(6)[:6]
+            for magic, kind, opener in _COMPRESSED:
+                if head.startswith(magic):
+                    with opener(f) as stream:
+                        yield cast(BinaryIO, _Unpacked(name, kind, f, stream))   # read as files are: read, fileno
+                    return
             yield f
         except OSError as e:
             raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
+
+
+def _not_a_pipe(name: str) -> bool:
+    """A regular file, or one that cannot be looked at (opening it says why it cannot be read)."""
+    try:
+        return stat.S_ISREG(os.stat(name).st_mode)
+    except OSError:
+        return True
+
+
+@contextmanager
+def rereadable(name: str, stdin: BinaryIO | None = None) -> Iterator[str]:
+    """A path to read the capture `name` from as many times as needed: the file itself, or, for `-` (standard
+    input, `stdin`) or a pipe (`<(zcat x.pcap.gz)`, /dev/stdin), a temporary copy of it, made a chunk at a time
+    and removed afterwards."""
+    if name != "-" and _not_a_pipe(name):
+        yield name
+        return
+    with tempfile.TemporaryDirectory(prefix="rstlab-input-") as folder:
+        copy = os.path.join(folder, "capture")
+        try:
+            with open(copy, "wb") as out:
+                if name == "-":
+                    assert stdin is not None, "`-` needs the standard input to read"
+                    shutil.copyfileobj(stdin, out, 1 << 20)
+                else:
+                    with open(name, "rb") as source:
+                        shutil.copyfileobj(source, out, 1 << 20)
+        except OSError as e:
+            raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
+        yield copy
 
 
 def capture_size(name: str) -> int:

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .errors import BadInput, ExitStatus, LabError
+from .errors import BadInput, CaptureError, ExitStatus, LabError
 from .paths import IMAGES_DIR, PROJECT_DIR
 
 if TYPE_CHECKING:   # `list` imports neither rich nor the model: they are loaded where used
@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--step-summary", action="store_true",
                     help="print the verdicts and failed checks as Markdown (for $GITHUB_STEP_SUMMARY)")
     ex = sub.add_parser("explain", help="tell which RST cause each reset in a capture matches, with the evidence")
-    ex.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng files, from the lab or anywhere")
+    ex.add_argument("files", nargs="+", metavar="FILE",
+                    help="pcap or pcapng files (gzip, bzip2 or xz too), from the lab or anywhere; - reads one piped in")
     ex.add_argument("--json", action="store_true", help="machine-readable list of connections")
     ex.add_argument("--at", action="append", default=[], metavar="[FILE=]ADDRESS",
                     help="an address of the host the capture was taken on (repeatable): tells whether a RST "
@@ -338,13 +339,30 @@ def _capture_hosts(files: Sequence[str], at: Sequence[str]) -> tuple[list[str], 
 
 
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+    from contextlib import ExitStack
+
+    from .capture import rereadable
     from .explain.analysis import few_collections
 
-    with few_collections():          # explaining makes no reference cycles: the collector would only scan
-        return _explain(args, ctx)
+    if len(set(args.files)) != len(args.files):
+        raise BadInput("a capture file is given twice", "give each capture point's file once")
+    if "-" in args.files and sys.stdin.isatty():
+        raise BadInput("explain -: standard input is a terminal, not a capture",
+                       "pipe one in, e.g. tcpdump -w - | python -m orchestrator explain -")
+    with few_collections(), ExitStack() as inputs:   # explaining makes no reference cycles: the collector would only scan
+        # each file is read more than once: a pipe or standard input is copied to a temporary file first
+        read = [inputs.enter_context(rereadable(name, sys.stdin.buffer if name == "-" else None)) for name in args.files]
+        try:
+            return _explain(args, ctx, read)
+        except CaptureError as exc:            # said of the file as the user named it
+            message = exc.message
+            for path, name in zip(read, args.files, strict=True):
+                message = message.replace(path, name)
+            raise CaptureError(message, exc.hint) from None
 
 
-def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
+def _explain(args: argparse.Namespace, ctx: Context, read: list[str]) -> ExitStatus:
+    """`explain`: `read[i]` is where `args.files[i]` is read from (the file, or a copy of a pipe)."""
     from dataclasses import replace
 
     from .explain import Explanation, explain_file
@@ -354,8 +372,6 @@ def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     local, own = _capture_hosts(args.files, args.at)
     if args.annotate and len(args.files) != 1:
         raise BadInput("--annotate takes one capture file", "explain the files one at a time to annotate each")
-    if len(set(args.files)) != len(args.files):
-        raise BadInput("a capture file is given twice", "give each capture point's file once")
     conn, host = _endpoint_arg(args.conn), _address_arg("--host", args.host)
     paths = None                     # every file is explained before anything prints
     from .report.reading import ReadingProgress
@@ -370,13 +386,14 @@ def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
             if lab is not None and not own[i]:
                 own[i] = [lab[1]]
         with ReadingProgress(_stderr(ctx.err), f"{len(args.files)} capture points") as show:
-            paths, results = explain_point_files(args.files, point_names(args.files),
+            paths, results = explain_point_files(read, point_names(args.files),
                                                  [frozenset(local + own[i]) for i in range(len(args.files))], show)
     else:
         selected = conn is not None or host is not None
         with ReadingProgress(_stderr(ctx.err), args.files[0]) as show:     # --json alone reads only the records
-            results = [explain_file(args.files[0], local, progress=show, segments=args.every or selected,
+            results = [explain_file(read[0], local, progress=show, segments=args.every or selected,
                                     json=args.json, verdicts=not args.json or bool(selected or args.html or args.annotate))]
+    results = [replace(r, path=name) if r.path != name else r for r, name in zip(results, args.files, strict=True)]
     selection = " ".join(f"{flag} {value}" for flag, value in (("--conn", conn), ("--host", host)) if value)
 
     def chosen(e: Explanation) -> bool:
@@ -395,7 +412,7 @@ def _explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
         from .report.annotate import annotate
 
         try:
-            n = annotate(results[0], args.files[0], args.annotate)
+            n = annotate(results[0], read[0], args.annotate)
         except OSError as exc:
             raise BadInput(f"--annotate {args.annotate}: {exc.strerror or exc}",
                            "give a writable path for the annotated pcapng") from None

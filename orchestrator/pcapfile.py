@@ -86,6 +86,8 @@ class FrameReader:
             except (OSError, AttributeError, ValueError):
                 self.total = 0
         self.done = 0                   # bytes before the current chunk
+        # how far into the file reading has come, where the file is not the capture's bytes (a compressed one)
+        self._position: Callable[[], int] | None = getattr(source, "position", None)
         self.on_chunk: Callable[[int], None] | None = None
         self.truncated = False
         self.linktype = -1              # of the file (pcapng: of its first interface, once read)
@@ -127,7 +129,7 @@ class FrameReader:
             rest += more
         self._buf = rest
         if self.on_chunk is not None:
-            self.on_chunk(self.done)
+            self.on_chunk(self.done if self._position is None else self._position())
         return rest, 0
 
     def _pcap_frames(self, order: str, div: int, limit: int) -> Iterator[Frame]:

@@ -11,6 +11,7 @@ import os
 
 import dpkt  # type: ignore[import-untyped]  # dpkt ships no type information
 
+from ..capture import open_capture
 from ..explain import AMBIGUOUS, CaptureExplanation
 from ..pcapfile import FrameReader
 
@@ -44,13 +45,13 @@ def annotate(result: CaptureExplanation, source: str, target: str | os.PathLike[
     The source is read twice, a chunk at a time (its link types first), never whole."""
     notes = comments(result)
     order: dict[int, int] = {}                  # link type -> interface id
-    with open(source, "rb") as f:
+    with open_capture(source) as f:
         for _ts, lt, _buf, _off, _caplen in FrameReader(f, source, ANY_LINKTYPE):
             order.setdefault(lt, len(order))
     idbs = [dpkt.pcapng.InterfaceDescriptionBlockLE(snaplen=0x40000, linktype=lt) for lt in order] or [
         dpkt.pcapng.InterfaceDescriptionBlockLE(snaplen=0x40000, linktype=1)]
     written = 0
-    with open(target, "wb") as out, open(source, "rb") as f:
+    with open(target, "wb") as out, open_capture(source) as f:
         writer = dpkt.pcapng.Writer(out, idb=idbs)
         for number, (ts, lt, data, off, caplen) in enumerate(FrameReader(f, source, ANY_LINKTYPE), 1):
             opts = []
