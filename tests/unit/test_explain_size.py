@@ -17,7 +17,7 @@ from rich.console import Console
 
 from orchestrator.capture import ConnectionLog, PacketReader, open_capture, read_capture
 from orchestrator.cli import main
-from orchestrator.explain import Explanation, explain_capture, explain_file, incidents
+from orchestrator.explain import Explanation, explain_capture, explain_file, incidents, store
 from orchestrator.explain.analysis import FEW_COLLECTIONS, few_collections, survey_file
 from orchestrator.explain.incidents import involves
 from orchestrator.explain.multi import explain_points
@@ -101,6 +101,26 @@ def test_spilled_verdicts_read_back_as_they_were(tmp_path: Path) -> None:
             b.cause, b.client, b.server, b.count, b.ports(), b.span(), b.meaning(), b.example)
         assert list(a.connections) == list(b.connections) and a.connections[:3] == b.connections[:3]
     assert spilled.explanations[-1] == held.explanations[-1] and spilled.explanations[5:9] == held.explanations[5:9]
+
+
+@pytest.mark.parametrize("ahead", [1, 700, 1 << 20])
+def test_spilled_records_are_written_in_batches_and_read_back_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       ahead: int) -> None:
+    """A store gathers its spilled records up to WRITE_AHEAD bytes before writing them: each record is read back
+    as it came, with the store still open too (a read moves the file's position; the next write goes at its
+    end all the same), and once sealed."""
+    monkeypatch.setattr(store, "WRITE_AHEAD", ahead)
+    path = tmp_path / "c.pcap"
+    _capture(path, 400)
+    every = list(explain_file(path).explanations)
+    spilled = Explanations(spill_after=7)
+    for n, e in enumerate(every[:100]):
+        spilled.add(n, e)
+    assert spilled.spilled and spilled.arrival(99) == every[99] and spilled.arrival(50) == every[50]
+    for n, e in enumerate(every[100:], 100):
+        spilled.add(n, e)
+    spilled.seal()
+    assert list(spilled) == every and spilled.arrival(3) == every[3]
 
 
 def test_json_and_counts_of_a_spilled_store_decode_no_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
