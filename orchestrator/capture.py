@@ -304,12 +304,14 @@ def open_capture(name: str) -> Iterator[BinaryIO]:
             raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
 
 
-def _not_a_pipe(name: str) -> bool:
-    """A regular file, or one that cannot be looked at (opening it says why it cannot be read)."""
+def _a_pipe(name: str) -> bool:
+    """A pipe or a socket: what can be read only once (a file that cannot be looked at is not: opening it says
+    why it cannot be read; nor is a device, which may never end)."""
     try:
-        return stat.S_ISREG(os.stat(name).st_mode)
+        mode = os.stat(name).st_mode
     except OSError:
-        return True
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 @contextmanager
@@ -317,7 +319,7 @@ def rereadable(name: str, stdin: BinaryIO | None = None) -> Iterator[str]:
     """A path to read the capture `name` from as many times as needed: the file itself, or, for `-` (standard
     input, `stdin`) or a pipe (`<(zcat x.pcap.gz)`, /dev/stdin), a temporary copy of it, made a chunk at a time
     and removed afterwards."""
-    if name != "-" and _not_a_pipe(name):
+    if name != "-" and not _a_pipe(name):
         yield name
         return
     with tempfile.TemporaryDirectory(prefix="rstlab-input-") as folder:

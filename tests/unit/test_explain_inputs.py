@@ -149,3 +149,9 @@ def test_a_compressed_capture_is_annotated(tmp_path: Path) -> None:
     proc = run_main("explain", str(packed), "--annotate", str(out))
     assert proc.returncode == 0, proc.stderr
     assert read_capture(out).packets == read_capture(CAPTURE).packets
+
+
+def test_a_device_is_read_where_it_is_not_copied() -> None:
+    """Only a pipe or a socket is copied first: a device (which may never end) is read in place, and /dev/zero is
+    no capture at once."""
+    assert_one_line_error(run_main("explain", "/dev/zero"), 2, "/dev/zero: not a pcap or pcapng file")
