@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from orchestrator.capture import read_capture
-from orchestrator.cli import main
 from orchestrator.explain import explain_file
 from tests.conftest import ROOT
 from tests.unit.test_cli import assert_one_line_error, run_main
@@ -140,7 +139,6 @@ def test_standard_input_at_a_terminal_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(sys, "stdin", Terminal())
     proc = run_main("explain", "-")
     assert_one_line_error(proc, 2, "standard input is a terminal")
-    assert main is not None
 
 
 def test_a_compressed_capture_is_annotated(tmp_path: Path) -> None:
