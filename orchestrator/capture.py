@@ -25,7 +25,6 @@ import gzip
 import io
 import lzma
 import os
-import shutil
 import socket
 import stat
 import struct
@@ -33,7 +32,7 @@ import tempfile
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from typing import BinaryIO, NamedTuple, cast
@@ -315,23 +314,29 @@ def _a_pipe(name: str) -> bool:
 
 
 @contextmanager
-def rereadable(name: str, stdin: BinaryIO | None = None) -> Iterator[str]:
+def rereadable(name: str, stdin: BinaryIO | None = None,
+               progress: Callable[[int], None] | None = None) -> Iterator[str]:
     """A path to read the capture `name` from as many times as needed: the file itself, or, for `-` (standard
     input, `stdin`) or a pipe (`<(zcat x.pcap.gz)`, /dev/stdin), a temporary copy of it, made a chunk at a time
-    and removed afterwards."""
+    (`progress(bytes copied)` after each) and removed afterwards."""
     if name != "-" and not _a_pipe(name):
         yield name
         return
     with tempfile.TemporaryDirectory(prefix="rstlab-input-") as folder:
         copy = os.path.join(folder, "capture")
         try:
-            with open(copy, "wb") as out:
+            with open(copy, "wb") as out, ExitStack() as opened:
                 if name == "-":
                     assert stdin is not None, "`-` needs the standard input to read"
-                    shutil.copyfileobj(stdin, out, 1 << 20)
+                    source = stdin
                 else:
-                    with open(name, "rb") as source:
-                        shutil.copyfileobj(source, out, 1 << 20)
+                    source = opened.enter_context(open(name, "rb"))
+                copied = 0
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+                    copied += len(chunk)
+                    if progress is not None:
+                        progress(copied)
         except OSError as e:
             raise CaptureError(f"{name}: cannot read ({e.strerror or e})") from None
         yield copy

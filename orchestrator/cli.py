@@ -343,6 +343,7 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
 
     from .capture import rereadable
     from .explain.analysis import few_collections
+    from .report.reading import ReadingProgress
 
     if len(set(args.files)) != len(args.files):
         raise BadInput("a capture file is given twice", "give each capture point's file once")
@@ -351,7 +352,11 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
                        "pipe one in, e.g. tcpdump -w - | python -m orchestrator explain -")
     with few_collections(), ExitStack() as inputs:   # explaining makes no reference cycles: the collector would only scan
         # each file is read more than once: a pipe or standard input is copied to a temporary file first
-        read = [inputs.enter_context(rereadable(name, sys.stdin.buffer if name == "-" else None)) for name in args.files]
+        read: list[str] = []
+        for name in args.files:
+            with ReadingProgress(_stderr(ctx.err), "standard input" if name == "-" else name, doing="copying") as show:
+                read.append(inputs.enter_context(rereadable(name, sys.stdin.buffer if name == "-" else None,
+                                                            lambda done: show(done, 0))))
         try:
             return _explain(args, ctx, read)
         except CaptureError as exc:            # said of the file as the user named it

@@ -18,12 +18,14 @@ __all__ = ["ReadingProgress"]
 
 
 class ReadingProgress:
-    """`with ReadingProgress(console, name) as show: explain_file(path, progress=show)`."""
+    """`with ReadingProgress(console, name) as show: explain_file(path, progress=show)`. A total of 0 is not known
+    (what comes through a pipe, as it is copied): the bar then counts the bytes done."""
 
     def __init__(self, console: Console, name: str, delay: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, doing: str = "explaining") -> None:
         self.console = console
         self.name = name
+        self.doing = doing
         self.delay = delay
         self.clock = clock
         self.started = 0.0
@@ -36,7 +38,7 @@ class ReadingProgress:
 
     def update(self, done: int, total: int) -> None:
         """Take one report from the analysis: bytes done of bytes in all (both passes)."""
-        if not self.console.is_terminal or total <= 0:
+        if not self.console.is_terminal or total < 0:
             return
         if self.bar is None:
             if self.clock() - self.started < self.delay:
@@ -44,9 +46,9 @@ class ReadingProgress:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                 TimeRemainingColumn(), console=self.console, transient=True)
             self.bar.start()
-            self.task = self.bar.add_task(f"explaining {self.name}", total=total)
+            self.task = self.bar.add_task(f"{self.doing} {self.name}", total=total or None)
         assert self.task is not None
-        self.bar.update(self.task, completed=done, total=total)
+        self.bar.update(self.task, completed=done, total=total or None)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

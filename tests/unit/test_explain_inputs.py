@@ -153,3 +153,27 @@ def test_a_device_is_read_where_it_is_not_copied() -> None:
     """Only a pipe or a socket is copied first: a device (which may never end) is read in place, and /dev/zero is
     no capture at once."""
     assert_one_line_error(run_main("explain", "/dev/zero"), 2, "/dev/zero: not a pcap or pcapng file")
+
+
+def test_what_comes_through_a_pipe_is_copied_with_its_progress(tmp_path: Path) -> None:
+    """The copy reports the bytes copied after each chunk; the bar, its total unknown, counts them on a terminal
+    (after its delay, as a file's does)."""
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.capture import rereadable
+    from orchestrator.report.reading import ReadingProgress
+
+    data = (WILD / "w03.pcapng").read_bytes() * 3
+    seen: list[int] = []
+    with rereadable("-", io.BytesIO(data), seen.append) as path:
+        assert Path(path).read_bytes() == data
+    assert seen == sorted(seen) and seen[-1] == len(data) and len(seen) == -(-len(data) // (1 << 20))
+    assert not Path(path).exists()
+    screen = io.StringIO()
+    clock = iter([0.0, 2.0, 2.5]).__next__
+    with ReadingProgress(Console(file=screen, force_terminal=True, width=100), "standard input", clock=clock,
+                         doing="copying") as show:
+        show(3_000_000, 0)
+    assert "copying standard input" in screen.getvalue() and "3.0" in screen.getvalue()
