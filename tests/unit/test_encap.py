@@ -202,3 +202,40 @@ def test_icmpv6_error_quoting_tcp() -> None:
     cap = parse_capture_bytes(_pcap([frame]))
     assert cap.packets == () and cap.icmp[0].kind == "destination unreachable (port)"
     assert socket.inet_pton(socket.AF_INET6, cap.icmp[0].src)
+
+
+def _as_pktap(sll2: bytes) -> bytes:
+    """A Linux cooked (SLL2) classic pcap rewritten as a Mac's PKTAP one: each record's IP packet behind a PKTAP
+    header (raw IP), its direction from the cooked packet type (4 sent: PTH_FLAG_DIR_OUT; 3 another host's: none;
+    else received: PTH_FLAG_DIR_IN); timestamps untouched."""
+    order = "<" if sll2[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    assert struct.unpack_from(order + "I", sll2, 20)[0] == 276
+    out = [sll2[:20], struct.pack(order + "I", 258)]
+    pos = 24
+    while pos + 16 <= len(sll2):
+        sec, frac, caplen, _ = struct.unpack_from(order + "IIII", sll2, pos)
+        frame = sll2[pos + 16:pos + 16 + caplen]
+        flags = {4: 2, 3: 0}.get(frame[10], 1)
+        pktap = _pktap(12, frame[20:], flags)
+        out.append(struct.pack(order + "IIII", sec, frac, len(pktap), len(pktap)) + pktap)
+        pos += 16 + caplen
+    return b"".join(out)
+
+
+def test_a_macs_pktap_capture_is_explained_as_the_linux_cooked_one(tmp_path: Path) -> None:
+    """Every lab capture (Linux cooked, with directions), rewritten as PKTAP with the same directions, gets the
+    same verdicts: causes, sentences, evidence, notes, forged evidence and Zeek rows. Where a RST was made and
+    whether a packet was forwarded read the direction PKTAP records as they read the cooked header's."""
+    from orchestrator.explain import explain_file
+    from tests.conftest import ROOT
+
+    def seen(path: Path) -> list[tuple[object, ...]]:
+        return [(e.cause, e.sentence, tuple(v.line for v in e.evidence), e.notes, e.rst_from, e.forged,
+                 e.conn_state, e.history) for e in explain_file(path).explanations]
+
+    captures = sorted((ROOT / "captures" / "reference").glob("*/*.pcap"))
+    assert len(captures) > 40
+    for path in captures:
+        mac = tmp_path / "mac.pcap"
+        mac.write_bytes(_as_pktap(path.read_bytes()))
+        assert seen(mac) == seen(path), path
