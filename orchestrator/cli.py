@@ -345,6 +345,8 @@ def cmd_explain(args: argparse.Namespace, ctx: Context) -> ExitStatus:
     from .explain.analysis import few_collections
     from .report.reading import ReadingProgress
 
+    if args.annotate and len(args.files) != 1:
+        raise BadInput("--annotate takes one capture file", "explain the files one at a time to annotate each")
     if len(set(args.files)) != len(args.files):
         raise BadInput("a capture file is given twice", "give each capture point's file once")
     if "-" in args.files and sys.stdin.isatty():
@@ -375,8 +377,6 @@ def _explain(args: argparse.Namespace, ctx: Context, read: list[str]) -> ExitSta
     from .explain.store import chosen_of
 
     local, own = _capture_hosts(args.files, args.at)
-    if args.annotate and len(args.files) != 1:
-        raise BadInput("--annotate takes one capture file", "explain the files one at a time to annotate each")
     conn, host = _endpoint_arg(args.conn), _address_arg("--host", args.host)
     paths = None                     # every file is explained before anything prints
     from .report.reading import ReadingProgress
