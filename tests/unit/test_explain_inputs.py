@@ -177,3 +177,13 @@ def test_what_comes_through_a_pipe_is_copied_with_its_progress(tmp_path: Path) -
                          doing="copying") as show:
         show(3_000_000, 0)
     assert "copying standard input" in screen.getvalue() and "3.0" in screen.getvalue()
+
+
+@pytest.mark.parametrize(("kind", "magic"), [("zstd", b"\x28\xb5\x2f\xfd"), ("lz4", b"\x04\x22\x4d\x18")])
+def test_a_capture_compressed_in_a_format_not_read_says_how_to_read_it(tmp_path: Path, kind: str, magic: bytes) -> None:
+    """zstd and lz4 (which Python's standard library does not open) are named, with the pipe that reads them."""
+    packed = tmp_path / f"c.pcap.{kind}"
+    packed.write_bytes(magic + b"\x00" * 40)
+    proc = run_main("explain", str(packed))
+    assert_one_line_error(proc, 2, f"{packed}: {kind}-compressed, which is not read here")
+    assert f"{kind} -dc {packed} | python -m orchestrator explain -" in proc.stderr
