@@ -235,11 +235,13 @@ def read_capture(path: str | os.PathLike[str], progress: Callable[[int, int], No
 
 
 # compressed captures, read as the capture they hold (Wireshark and tshark open gzip as it is): magic -> opener
-# (each stream is closed by open_capture's `with`)
-_COMPRESSED: tuple[tuple[bytes, str, Callable[[BinaryIO], io.BufferedIOBase]], ...] = (
+# (each stream is closed by open_capture's `with`); None: one Python's standard library cannot open
+_COMPRESSED: tuple[tuple[bytes, str, Callable[[BinaryIO], io.BufferedIOBase] | None], ...] = (
     (b"\x1f\x8b", "gzip", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
     (b"BZh", "bzip2", lambda raw: bz2.BZ2File(raw)),
     (b"\xfd7zXZ\x00", "xz", lambda raw: lzma.LZMAFile(raw)),  # noqa: SIM115
+    (b"\x28\xb5\x2f\xfd", "zstd", None),
+    (b"\x04\x22\x4d\x18", "lz4", None),
 )
 
 
@@ -279,7 +281,7 @@ class _Unpacked:
 @contextmanager
 def open_capture(name: str) -> Iterator[BinaryIO]:
     """Open a capture file for reading, decompressed when it is a gzip, bzip2 or xz file; raise CaptureError
-    (one line) when it cannot be."""
+    (one line) when it cannot be (a zstd or lz4 file too: it says how to pipe it in)."""
     try:
         f = open(name, "rb")  # noqa: SIM115  # closed by the with below, after the errors are mapped
     except FileNotFoundError:
@@ -295,6 +297,10 @@ def open_capture(name: str) -> Iterator[BinaryIO]:
             head = f.peek(6)[:6]
             for magic, kind, opener in _COMPRESSED:
                 if head.startswith(magic):
+                    if opener is None:
+                        raise CaptureError(f"{name}: {kind}-compressed, which is not read here",
+                                           f"decompress it first, or pipe it in: {kind} -dc {name} | "
+                                           "python -m orchestrator explain -")
                     with opener(f) as stream:
                         yield cast(BinaryIO, _Unpacked(name, kind, f, stream))   # read as files are: read, fileno
                     return

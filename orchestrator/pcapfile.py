@@ -41,10 +41,6 @@ Frame = tuple[float, int, bytes, int, int]
 CHUNK = 1 << 20        # bytes read at a time: memory stays flat whatever the file's size
 
 
-# compressed files Python's standard library cannot open (gzip, bzip2 and xz are read: capture.open_capture)
-_UNREAD_COMPRESSION = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
-
-
 def _describe(head: bytes) -> str:
     """The first bytes of a file, as text when printable, else as hex."""
     try:
@@ -115,11 +111,6 @@ class FrameReader:
                 raise CaptureError(f"{name}: truncated pcapng section header ({len(data)} bytes)")
             self._frames = self._pcapng_frames()
         else:
-            unread = next((kind for magic, kind in _UNREAD_COMPRESSION if data.startswith(magic)), None)
-            if unread is not None:
-                raise CaptureError(f"{name}: {unread}-compressed, which is not read here",
-                                   f"decompress it first, or pipe it in: {unread} -dc {name} | python -m orchestrator "
-                                   "explain -")
             raise CaptureError(f"{name}: not a pcap or pcapng file (starts with {_describe(head)})")
 
     def __iter__(self) -> Iterator[Frame]:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+WILD = ROOT.parent / "shared" / "pcaps" / "wild"    # other people's captures (../shared), never seen before
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -56,6 +56,12 @@ _Look = tuple[str, str | None, int | None, bool | None]       # source, directio
 _FOLDER_PRUNE = 4096      # the copy folder is pruned of old segments beyond this many (or twice what it kept)
 
 
+def _syns_only(bits: int) -> bool:
+    """A connection's bits (Survey.flags) say it holds only SYNs, or only its client's SYNs and SYN/ACKs (a
+    handshake never completed): what is explained of it without a RST is an unanswered or a half-open SYN."""
+    return not bits & _MORE_THAN_SYNS or bits & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN
+
+
 @dataclass(slots=True)
 class Profile:
     """The IP-level look of one address's non-RST packets as they arrive at one capture point."""
@@ -294,22 +300,19 @@ class Survey:
     def wanted(self) -> bytearray:
         """Per connection, 1 when the second pass keeps its packets: it holds a RST, or only SYNs
         (answered by SYN/ACKs or not), or a segment that may be out of window, or a twin end opened it."""
-        return bytearray(1 if b & (_RST | _STRAY | _OPENED) or not b & _MORE_THAN_SYNS
-                         or b & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN else 0 for b in self.flags)
+        return bytearray(1 if b & (_RST | _STRAY | _OPENED) or _syns_only(b) else 0 for b in self.flags)
 
     def followed(self) -> bytearray:
         """Per connection, what several capture points follow of it across them: RESETS when it holds a RST (its
         segments), SYNS when it holds no RST and only SYNs, or SYNs and SYN/ACKs (an unanswered SYN's sequence
         number), else 0."""
-        half_open = _MORE_THAN_SYNS | _FIRST_SYN
-        return bytearray(RESETS if b & _RST else SYNS if not b & _MORE_THAN_SYNS or b & _HALF_OPEN_MASK == half_open
-                         else 0 for b in self.flags)
+        return bytearray(RESETS if b & _RST else SYNS if _syns_only(b) else 0 for b in self.flags)
 
     def explained(self, conn: int) -> bool:
         """The connection holds a RST, or only SYNs, or only SYNs and SYN/ACKs (a handshake never
         completed); else it is kept as a possible stray or twin."""
         b = self.flags[conn]
-        return bool(b & _RST or not b & _MORE_THAN_SYNS or b & _HALF_OPEN_MASK == _MORE_THAN_SYNS | _FIRST_SYN)
+        return bool(b & _RST or _syns_only(b))
 
     def opened_by_twin(self, conn: int) -> bool:
         return bool(self.flags[conn] & _OPENED)

@@ -17,10 +17,9 @@ from rich.console import Console
 
 from orchestrator.cli import main
 from orchestrator.explain import explain_file, incidents
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WILD
 from tests.integration import test_html as lab_page  # the lab's browser, DOM reader and PNG reader
 
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
 KEPT = ROOT / "captures" / "explain-screenshots"
 CAPTURES = {

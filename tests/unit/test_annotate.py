@@ -10,10 +10,9 @@ from orchestrator.capture import read_capture
 from orchestrator.explain import explain_file
 from orchestrator.report.annotate import annotate
 from tests import oracles
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WILD
 
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 
 
 def _tshark(path: Path, *args: str) -> str:

@@ -13,9 +13,7 @@ import pytest
 
 import orchestrator.explain.analysis
 from orchestrator.compiled import PURE_VARIABLE, RECORD, SourceFirst, compiled_modules, source_digest, source_of
-from tests.conftest import ROOT
-
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
+from tests.conftest import ROOT, WILD
 
 
 def _module(folder: Path, leaf: str, compiled: bool = True) -> str:

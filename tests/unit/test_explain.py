@@ -36,10 +36,10 @@ from orchestrator.explain import (
 from orchestrator.explain.causes import BY_FAMILY, CLAUSES, REGISTRY
 from orchestrator.explain.verdict import Cause
 from orchestrator.explain.zeek import zeek_conn
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WILD
 
 FIXTURES = ROOT / "tests" / "fixtures" / "explain"
-WILD_W18 = ROOT.parent / "shared" / "pcaps" / "wild" / "w18.pcap"
+WILD_W18 = WILD / "w18.pcap"
 C, S = ("10.0.0.10", 40000), ("10.0.0.70", 80)
 
 
@@ -1374,7 +1374,6 @@ def test_an_icmp_error_about_the_syn_is_reported() -> None:
 
 # --- for people: the summary first, incidents grouped (issue 22) --------------------------------
 
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 
 
 def test_a_scan_is_one_incident_named_in_the_first_lines() -> None:

@@ -17,10 +17,9 @@ import pytest
 
 from orchestrator.capture import read_capture
 from orchestrator.explain import explain_file
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WILD
 from tests.unit.test_cli import assert_one_line_error, run_main
 
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 CAPTURE = WILD / "w08.pcap"            # an abortive close, ambiguous: candidates, evidence and notes to compare
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
 

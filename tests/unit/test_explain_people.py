@@ -15,10 +15,9 @@ from rich.console import Console
 
 from orchestrator.cli import main
 from orchestrator.explain import SILENT_DROP, CaptureExplanation, explain_file, explain_packets, incidents
-from tests.conftest import ROOT
+from tests.conftest import WILD
 from tests.unit.test_explain import FIXTURES, Wire
 
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 WILD_FILES = sorted(p.name for p in WILD.glob("w*")) if WILD.is_dir() else []
 SCAN, SEVEN = WILD / "w03.pcapng", WILD / "w06.pcap"
 

@@ -15,9 +15,8 @@ from orchestrator import pcapfile
 from orchestrator.capture import read_capture
 from orchestrator.explain import explain_capture, explain_file
 from orchestrator.report.reading import ReadingProgress
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WILD
 
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 CAPTURES = sorted([*(ROOT / "tests" / "fixtures").rglob("*.pcap*"), *(ROOT / "captures" / "reference").rglob("*.pcap*"),
                    *(WILD.glob("w*") if WILD.is_dir() else [])])
 

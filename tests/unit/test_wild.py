@@ -9,9 +9,8 @@ import pytest
 from orchestrator.capture import read_capture
 from orchestrator.explain import AMBIGUOUS, Explanation, explain_capture
 from tests import oracles
-from tests.conftest import ROOT
+from tests.conftest import WILD
 
-WILD = ROOT.parent / "shared" / "pcaps" / "wild"
 FILES = sorted(p.name for p in WILD.glob("w*")) if WILD.is_dir() else []
 
 
