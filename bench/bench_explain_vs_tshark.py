@@ -18,9 +18,13 @@ maximum resident memory. The mixes:
 With `--floor`, each capture is also explained with no verdict made
 (`analysis.classify` returning nothing): the reading, the survey and each
 connection's facts, what any verdict costs on top of, printed after the table.
+With `--handoff` too, what handing each connection's facts to a second process
+would cost (pickled and unpickled as they are found, each timed): the verdicts
+could run there, beside the reading, but the first process would still read,
+find the facts and pickle them, which the line after the table compares with tshark.
 
     python bench/bench_explain_vs_tshark.py [--packets 2000000] [--reset-share 0.02]
-        [--mix dense|production|both] [--keep DIR] [--floor]
+        [--mix dense|production|both] [--keep DIR] [--floor [--handoff]]
 """
 from __future__ import annotations
 
@@ -62,6 +66,29 @@ _FLOOR = ("import sys\nfrom orchestrator.explain import analysis\nfrom orchestra
           "analysis.classify = lambda f, ctx: None\nsys.exit(main(['explain', '--json', sys.argv[1]]))")
 
 
+# `explain --json FILE`, each connection's facts pickled and unpickled as they are found; the CPU seconds of
+# each written to the file named second
+_HANDOFF = ("import pickle, sys, time\nfrom orchestrator.explain import analysis\nfrom orchestrator.cli import main\n"
+            "facts_of, spent = analysis.facts_of, [0.0, 0.0, 0]\n"
+            "def timed(part):\n"
+            "    f = facts_of(part)\n"
+            "    if f is not None:\n"
+            "        t0 = time.process_time(); data = pickle.dumps(f, pickle.HIGHEST_PROTOCOL); t1 = time.process_time()\n"
+            "        pickle.loads(data); spent[0] += t1 - t0; spent[1] += time.process_time() - t1; spent[2] += 1\n"
+            "    return f\n"
+            "analysis.facts_of = timed\nstatus = main(['explain', '--json', sys.argv[1]])\n"
+            "with open(sys.argv[2], 'w') as out:\n    out.write(' '.join(map(str, spent)))\nsys.exit(status)")
+
+
+def handoff(path: Path, folder: Path) -> tuple[float, float, int]:
+    """CPU seconds to pickle and to unpickle each connection's facts of `path`, and how many there were."""
+    figures = folder / "handoff.txt"
+    measure([sys.executable, "-c", _HANDOFF, str(path), str(figures)])
+    dumps, loads, count = figures.read_text().split()
+    figures.unlink()
+    return float(dumps), float(loads), int(count)
+
+
 def _cell(r: Run) -> str:
     return f"{r.wall:6.1f} s {r.cpu:6.1f} s {r.rss:7.0f} MB"
 
@@ -74,7 +101,11 @@ def main() -> int:
     ap.add_argument("--mix", choices=("dense", "production", "both"), default="both")
     ap.add_argument("--keep", help="write the captures into this folder and keep them")
     ap.add_argument("--floor", action="store_true", help="also explain each capture with no verdict made")
+    ap.add_argument("--handoff", action="store_true",
+                    help="with --floor: also time handing each connection's facts to a second process")
     args = ap.parse_args()
+    if args.handoff and not args.floor:
+        ap.error("--handoff needs --floor")
     mixes: list[tuple[str, float | None]] = []
     if args.mix in ("dense", "both"):
         mixes.append(("dense", None))
@@ -82,6 +113,7 @@ def main() -> int:
         mixes.append((f"production-like ({args.reset_share:.0%} reset)", args.reset_share))
     rows: list[tuple[str, int, float, Run, Run]] = []
     floors: list[tuple[str, Run]] = []
+    handoffs: list[tuple[float, float, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,6 +128,8 @@ def main() -> int:
             theirs = measure(["tshark", "-r", str(path), "-Y", "tcp.flags.reset==1"])
             if args.floor:
                 floors.append((label, measure([sys.executable, "-c", _FLOOR, str(path)])))
+            if args.handoff:
+                handoffs.append(handoff(path, folder))
             rows.append((label, written, size, ours, theirs))
             if not args.keep:
                 path.unlink()
@@ -109,6 +143,13 @@ def main() -> int:
         verdicts = ours.cpu - floor.cpu
         print(f"{label}: with no verdict made {_cell(floor)}, {floor.cpu / theirs.cpu:.2f}x tshark's CPU; "
               f"the verdicts {verdicts:.1f} s CPU")
+    for (label, _written, _size, ours, theirs), (_, floor), (dumps, loads, count) in zip(rows, floors, handoffs,
+                                                                                         strict=False):
+        first = floor.cpu + dumps
+        print(f"{label}: handing {count:,} connections' facts to a second process: pickling {dumps:.1f} s CPU, "
+              f"unpickling {loads:.1f} s; the first process alone (reading, facts, pickling) {first:.1f} s, "
+              f"{first / theirs.cpu:.2f}x tshark's CPU; the second (unpickling, verdicts) "
+              f"{loads + ours.cpu - floor.cpu:.1f} s")
     print(f"(cpus {os.cpu_count()}, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     return 0
 
