@@ -144,15 +144,19 @@ def split_of_all() -> None:
     with tempfile.TemporaryDirectory(prefix="rstlab-bench-") as tmp:
         before = (machine_busy(), process_cpu(dockerd), process_cpu(containerd), containers_cpu())
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "all", "--out", tmp], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
+        errors = Path(tmp) / "stderr.txt"      # a file, not a pipe: a child that writes much cannot block on it
+        with errors.open("wb") as sink:
+            proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "all", "--out", str(Path(tmp) / "out")],
+                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink)
+            _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)     # reaped here: Popen must not wait for it again
         wall = time.monotonic() - start
         after = (machine_busy(), process_cpu(dockerd), process_cpu(containerd), containers_cpu())
+        said = errors.read_text(errors="replace").strip()
     time.sleep(0.5)
     stream.close()
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        sys.exit(f"all failed: {proc.stderr.read().decode().strip() if proc.stderr else ''}")
+    if proc.returncode not in (0, 1):
+        sys.exit(f"all failed: {said}")
     busy, d, c = (after[i] - before[i] for i in range(3))
     inside = after[3] - before[3] if after[3] is not None and before[3] is not None else None
     mine = usage.ru_utime + usage.ru_stime

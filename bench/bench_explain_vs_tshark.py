@@ -52,12 +52,17 @@ class Run(NamedTuple):
 def measure(argv: list[str]) -> Run:
     """Wall time, CPU time and max RSS of one child process run to its end (CPU time too: the
     machine may be shared, and wall time then says little)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed (status {status})")
+    with tempfile.TemporaryFile() as errors:     # a file, not a pipe: a child that writes much cannot block on it
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)     # reaped here: Popen must not wait for it again
+        if proc.returncode != 0:
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise SystemExit(f"{' '.join(argv)} failed (exit status {proc.returncode})"
+                             + "".join(f"\n  {line}" for line in said))
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
