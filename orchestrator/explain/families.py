@@ -23,7 +23,13 @@ def abort_evidence(f: Facts, found: Finding) -> None:
     """The packets of an abortive close (`R.` where a FIN would be)."""
     x, y = f.x_text, f.y_text
     y_data = [p for p in f.ys if p.length]
-    found.add(y_data[-1] if y_data else None, f"the last data from {y}")
+    y_fin = next((p for p in f.ys if p.is_fin), None)
+    last = y_data[-1] if y_data else None
+    closed = f"; {x} is in CLOSE_WAIT from then until its RST" if f.x_fin is None else ""
+    with_fin = last is not None and last is y_fin
+    found.add(last, f"the last data from {y}" + (f", with its FIN: {y} closes{closed}" if with_fin else ""))
+    if y_fin is not None and not with_fin:
+        found.add(y_fin, f"{y} closes: FIN{closed}")
     x_acks = [p for p in f.xs if p.has_ack and y_data and p.time > y_data[-1].time]
     if x_acks:     # the first that acknowledges all of it, else the first, saying how far it goes
         covering = next((p for p in x_acks if _covers(p, y_data[-1])), None)

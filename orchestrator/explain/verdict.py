@@ -2,11 +2,13 @@
 findings become an `Explanation`."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Protocol
 
 from ..capture import Packet, format_packet
+from ..encap import IcmpError
 from .carry_on import why_not_taken
 from .context import Context
 from .facts import Facts
@@ -14,7 +16,7 @@ from .origin import later_forged
 from .result import Candidate, Evidence, Explanation, endpoint
 from .zeek import LIKELY_SERVER_PORTS, zeek_conn, zeek_ends
 
-__all__ = ["MAX_EVIDENCE", "Cause", "Finding", "explanation", "secs"]
+__all__ = ["MAX_EVIDENCE", "Cause", "Finding", "explanation", "icmp_notes", "secs"]
 
 MAX_EVIDENCE = 8
 
@@ -111,6 +113,8 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         else:
             notes.append(more)        # forged on the path, or crafted by the sender: other notes say which
         notes += forged
+    if is_reset and ctx.icmp:
+        notes += icmp_notes(ctx.icmp_about(conn), f.rst, t0)
     if conn.carried_on is not None:   # what every cause's sentence says the RST did, it did not do here
         sentence += " Here, though, the connection went on past this RST (see the notes)."
         ack, later = conn.carried_on
@@ -133,6 +137,23 @@ def explanation(f: Facts, ctx: Context, cause: str, sentence: str, candidates: l
         conn_state=state, history=history, forged=tuple(f.forged), outlived=conn.carried_on is not None,
         elided=tuple((int(n), t, t_last) for gone in conn.gone() for _, n, t, t_last in gone.gaps),
         segments=tuple(conn.pk))
+
+
+def icmp_notes(errors: Sequence[IcmpError], rst: Packet, t0: float) -> list[str]:
+    """What the ICMP errors about a reset connection's segments say, one note per sender and kind: an ICMP error
+    means the segment it quotes was dropped where it was sent from (after a RST: the path, or the host behind
+    it, no longer took the connection's segments)."""
+    by: dict[tuple[str, str], list[IcmpError]] = {}
+    for err in errors:
+        by.setdefault((err.sender, err.kind), []).append(err)
+    notes: list[str] = []
+    for (sender, kind), errs in by.items():
+        first, n = errs[0], len(errs)
+        when = (f"{secs(first.time - rst.time)} after the first RST" if first.time >= rst.time
+                else f"{secs(rst.time - first.time)} before the first RST")
+        notes.append(f"{sender} sent ICMP {kind} about {n} of this connection's segments, the first at "
+                     f"{first.time - t0:.6f} ({when}): they were dropped there, not delivered")
+    return notes
 
 
 def port_side(sender: tuple[str, int], peer: tuple[str, int]) -> str | None:

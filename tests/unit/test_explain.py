@@ -1372,8 +1372,30 @@ def test_an_icmp_error_about_the_syn_is_reported() -> None:
     assert any("ICMP destination unreachable" in n for n in result.notes)
 
 
-# --- for people: the summary first, incidents grouped (issue 22) --------------------------------
+def test_icmp_errors_about_a_reset_connection_are_one_note_per_sender_and_kind() -> None:
+    """ICMP errors quoting a reset connection's segments are noted on its verdict: one note for each sender and
+    kind, counted, the first one's time said against the first RST's."""
+    w = Wire()
+    w.send("c", "S")
+    w.send("s", "S.")
+    w.send("c", ".")
+    w.send("c", "P.", length=100)
+    w.send("s", ".")
+    rst = w.send("c", "R.", dt=0.5)
+    c, s = C, S
+    errors = (IcmpError(rst.time - 0.1, "10.0.0.254", "time exceeded", *c, *s),
+              IcmpError(rst.time + 0.02, "10.0.0.70", "destination unreachable (host prohibited)", *c, *s),
+              IcmpError(rst.time + 0.03, "10.0.0.70", "destination unreachable (host prohibited)", *s, *c))
+    (e,) = explain_capture(Capture("x.pcap", 1, tuple(w.packets), 3, False, errors)).explanations
+    t = rst.time - w.packets[0].time
+    assert [n for n in e.notes if "ICMP" in n] == [
+        f"10.0.0.254 sent ICMP time exceeded about 1 of this connection's segments, the first at {t - 0.1:.6f} "
+        "(100.0 ms before the first RST): they were dropped there, not delivered",
+        f"10.0.0.70 sent ICMP destination unreachable (host prohibited) about 2 of this connection's segments, the "
+        f"first at {t + 0.02:.6f} (20.0 ms after the first RST): they were dropped there, not delivered"]
 
+
+# --- for people: the summary first, incidents grouped (issue 22) --------------------------------
 
 
 def test_a_scan_is_one_incident_named_in_the_first_lines() -> None:

@@ -176,3 +176,44 @@ def test_an_abort_in_a_capture_that_starts_mid_connection_does_not_claim_nothing
     assert "starts mid-connection, holds no data it received: it closed with data still unread" in e.sentence
     unread = next(c for c in e.candidates if c.cause == "unread-data-close")
     assert "had received no data from 75.126.130.163:80 in this capture" in unread.why
+
+
+def test_a_segment_its_claimed_sender_answered_is_not_called_stopped_by_the_firewall() -> None:
+    """w18: the RST in 75.126.203.78's name (TTL 255 where its packets arrive with 53) came 16 s after the server
+    had acknowledged the client's FIN: the FIN got through, so the evidence does not say the firewall stopped it."""
+    (e,) = [e for e in _explained("w18.pcap") if e.cause == "firewall-reset"]
+    labels = [ev.why for ev in e.evidence]
+    assert "the segment the firewall stopped" not in labels, labels
+    assert "the last segment from 192.168.2.16:1577" in labels, labels
+    assert any(why.startswith("75.126.203.78:80 answered it, so it got through") and "16.14 s before the RST" in why
+               for why in labels), labels
+
+
+def test_the_peers_fin_before_an_abortive_close_is_evidence() -> None:
+    """w16: the server closed its idle keep-alive connection (a bare FIN, no data) and the client reset 26 s later
+    instead of closing: the FIN is among the evidence, with the client's CLOSE_WAIT."""
+    (e,) = [e for e in _explained("w16.pcap") if e.rst_from == "192.168.72.14:3257"]
+    fin = [ev for ev in e.evidence if ev.packet.flags == "F."]
+    assert [ev.why for ev in fin] == ["65.54.95.14:80 closes: FIN; 192.168.72.14:3257 is in CLOSE_WAIT from then "
+                                      "until its RST"], [ev.why for ev in e.evidence]
+
+
+def test_the_last_data_that_carried_the_peers_fin_says_so() -> None:
+    """w06: the server's last 401 bytes came with its FIN (FP.): one evidence line says both."""
+    e = next(e for e in _explained("w06.pcap") if e.client == "10.87.1.10:52238")
+    assert any(ev.packet.flags == "FP." and ev.why == "the last data from 130.211.223.103:80, with its FIN: "
+               "130.211.223.103:80 closes; 10.87.1.10:52238 is in CLOSE_WAIT from then until its RST"
+               for ev in e.evidence), [ev.why for ev in e.evidence]
+
+
+def test_icmp_errors_about_a_reset_connection_are_noted_on_its_verdict() -> None:
+    """w06: 130.211.223.103 answered four of 10.87.1.10:52300's segments after its RSTs with ICMP host prohibited
+    (the capture's notes list the first three): the connection's own verdict says so too, and one without any
+    ICMP says nothing of it."""
+    found = _explained("w06.pcap")
+    e = next(e for e in found if e.client == "10.87.1.10:52300")
+    assert ("130.211.223.103 sent ICMP destination unreachable (host prohibited) about 4 of this connection's "
+            "segments, the first at 7.298153 (31.1 ms after the first RST): they were dropped there, not delivered"
+            in e.notes), e.notes
+    other = next(e for e in found if e.client == "10.87.1.10:52238")
+    assert not any("ICMP" in n for n in other.notes)

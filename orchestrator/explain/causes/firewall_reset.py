@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..facts import Facts
-from ..verdict import Finding
+from ..verdict import Finding, secs
 
 ID = "firewall-reset"
 FAMILIES = frozenset({"refused", "late-synack", "no-socket", "abort", "lonely", "other"})
@@ -64,7 +64,13 @@ def _forged(f: Facts) -> Finding:
         what = f"refused the connection to {x} in its name"
     else:
         target = f.answered or (f.ys[-1] if f.ys else None)
-        found.add(target, "the segment the firewall stopped")
+        reply = next((p for p in reversed(f.xs) if target is not None and p.index > target.index), None)
+        if reply is None:
+            found.add(target, "the segment the firewall stopped")
+        else:             # its claimed sender answered it: nothing was stopped, the box reset the flow itself
+            found.add(target, f"the last segment from {f.y_text}")
+            found.add(reply, f"{x} answered it, so it got through; nothing more came from {x} in the "
+                             f"{secs(f.rst.time - reply.time)} before the RST")
         what = f"reset the connection with {x} in its name"
     found.add(f.rst, "the forged RST: " + f.forged[0])
     found.sentence = (f"A firewall or router between the hosts {what}: {why}. The application sees "
