@@ -40,7 +40,10 @@ from typing import BinaryIO, NamedTuple, cast
 from .connections import SEQ_MOD, ConnectionTracker
 from .encap import (
     BSD_AF_INET6,
+    LT_LOOP,
+    LT_NULL,
     LT_PKTAP,
+    LT_RAW,
     IcmpError,
     icmp_error,
     link_layer,
@@ -92,12 +95,8 @@ FLAG_BITS: Mapping[str, int] = {text: bits for bits, text in enumerate(_FLAG_STR
 
 # --- link types ---------------------------------------------------------------
 
-_LT_NULL, _LT_ETHERNET, _LT_LINUX_SLL, _LT_LINUX_SLL2 = 0, 1, 113, 276
-_LT_RAW = frozenset((12, 101, 228, 229))   # 12 = DLT_RAW on some systems
-_LT_LOOP = 108                              # OpenBSD loopback, network order
-SUPPORTED_LINKTYPES = frozenset(
-    (_LT_NULL, _LT_ETHERNET, _LT_LINUX_SLL, _LT_LINUX_SLL2, _LT_LOOP)
-) | _LT_RAW | _SLOW_LINKTYPES
+_LT_ETHERNET, _LT_LINUX_SLL, _LT_LINUX_SLL2 = 1, 113, 276
+SUPPORTED_LINKTYPES = frozenset((LT_NULL, _LT_ETHERNET, _LT_LINUX_SLL, _LT_LINUX_SLL2, LT_LOOP)) | LT_RAW | _SLOW_LINKTYPES
 _TUNNELS = frozenset((4, 41, 47, 17))          # IP-in-IP, IPv6-in-IPv4, GRE, UDP (VXLAN)
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 _ETH_IP4, _ETH_IP6 = 0x0800, 0x86DD
@@ -483,7 +482,8 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
     u16, sll2_hdr, ip4_tcp = _u16, _sll2_hdr, _ip4_tcp
     flag_str = _FLAG_STR
     new_packet = tuple.__new__            # Packet(...) less its Python-level __new__: a third cheaper
-    raw_types = _LT_RAW
+    raw_types = LT_RAW
+    loop_types = (LT_NULL, LT_LOOP)
     vlan_types = _VLAN_TYPES
     direction_of = _DIRECTION
 
@@ -532,12 +532,12 @@ def _decode(frames: Iterable[Frame], icmp: list[IcmpError], counts: PacketReader
             p = off
             v = data[p] >> 4
             etype = _ETH_IP4 if v == 4 else _ETH_IP6 if v == 6 else 0
-        elif lt == 0 or lt == 108:
+        elif lt in loop_types:
             if caplen < 4:
                 other += 1
                 continue
             fam = data[off:off + 4]
-            family = int.from_bytes(fam, "big") if lt == 108 else (
+            family = int.from_bytes(fam, "big") if lt == LT_LOOP else (
                 int.from_bytes(fam, "little") if fam[0] else int.from_bytes(fam, "big"))
             etype = _ETH_IP4 if family == 2 else _ETH_IP6 if family in BSD_AF_INET6 else 0
             p = off + 4

@@ -18,8 +18,8 @@ import socket
 import struct
 from typing import NamedTuple
 
-__all__ = ["BSD_AF_INET6", "LINKTYPES", "LT_PKTAP", "IcmpError", "icmp_error", "link_layer", "pktap_direction",
-           "unwrap_ethertype", "unwrap_ip"]
+__all__ = ["BSD_AF_INET6", "LINKTYPES", "LT_LOOP", "LT_NULL", "LT_PKTAP", "LT_RAW", "IcmpError", "icmp_error",
+           "link_layer", "pktap_direction", "unwrap_ethertype", "unwrap_ip"]
 
 ETH_IP4, ETH_IP6 = 0x0800, 0x86DD
 _u16 = struct.Struct(">H").unpack_from
@@ -28,6 +28,8 @@ _u32 = struct.Struct(">I").unpack_from
 # link types (tcpdump.org/linktypes.html) read here
 LT_PPP, LT_FDDI, LT_PPP_HDLC, LT_C_HDLC, LT_IEEE802_11, LT_RADIOTAP, LT_NFLOG = 9, 10, 50, 104, 105, 127, 239
 LT_PPP_ETHER = 51
+LT_NULL, LT_LOOP = 0, 108                       # BSD loopback: the address family, host or network order
+LT_RAW = frozenset((12, 101, 228, 229))         # raw IP (12 is DLT_RAW on some systems)
 LT_ATM_RFC1483, LT_ENC, LT_PFLOG, LT_PRISM, LT_AVS, LT_PPI, LT_ERF, LT_IPNET, LT_PKTAP = (
     100, 109, 117, 119, 163, 192, 197, 226, 258)
 LINKTYPES = frozenset((LT_PPP, LT_FDDI, LT_PPP_HDLC, LT_PPP_ETHER, LT_C_HDLC, LT_IEEE802_11,
@@ -123,9 +125,9 @@ def _carried(data: bytes, p: int, end: int, dlt: int) -> tuple[int, int]:
     another link type read here)."""
     if dlt == 1:
         return _ethernet(data, p, end)
-    if dlt in (0, 108):                            # the address family in 4 bytes of either order: the IP
+    if dlt in (LT_NULL, LT_LOOP):                  # the address family in 4 bytes of either order: the IP
         return _by_version(data, p + 4, end)       # version decides
-    if dlt in (12, 101, 228, 229):
+    if dlt in LT_RAW:
         return _by_version(data, p, end)
     if dlt in LINKTYPES and dlt not in (LT_PKTAP, LT_PPI):     # not a wrapper in a wrapper
         return link_layer(data, p, end, dlt)
